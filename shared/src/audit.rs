@@ -1,0 +1,248 @@
+//! Tamper-evident audit trail: JSONL where each line carries the hash of the
+//! previous one, so editing, removing or reordering any line breaks the chain.
+//!
+//! Line: `{"seq":N,"ts_ms":T,"prev":"<hex>","event":{...},"hash":"<hex>"}` with
+//! `hash = sha256(seq | ts_ms | prev | event-json)`. Customer ids in events must
+//! already be pseudonymized (`privacy.rs`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::envelope::now_ms;
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("audit event is not serializable: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("audit log line {line}: {reason}")]
+    Broken { line: u64, reason: String },
+}
+
+/// Where stages append audit events.
+pub trait AuditSink: Send + Sync {
+    fn append(&self, event: &serde_json::Value) -> Result<(), AuditError>;
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditLine {
+    seq: u64,
+    ts_ms: u64,
+    prev: String,
+    event: serde_json::Value,
+    hash: String,
+}
+
+fn line_hash(
+    seq: u64,
+    ts_ms: u64,
+    prev: &str,
+    event: &serde_json::Value,
+) -> Result<String, serde_json::Error> {
+    let mut hasher = Sha256::new();
+    hasher.update(seq.to_le_bytes());
+    hasher.update(ts_ms.to_le_bytes());
+    hasher.update(prev.as_bytes());
+    hasher.update(serde_json::to_vec(event)?);
+    Ok(hex::encode(hasher.finalize()))
+}
+
+struct ChainState {
+    writer: BufWriter<File>,
+    seq: u64,
+    prev: String,
+}
+
+/// A hash-chained JSONL file; appends resume the chain of an existing file.
+pub struct FileAuditLog {
+    state: Mutex<ChainState>,
+}
+
+impl FileAuditLog {
+    /// Open (or create) the log; an existing log is verified and continued.
+    pub fn open(path: &Path) -> Result<Self, AuditError> {
+        let (seq, prev) = if path.exists() {
+            let summary = verify(File::open(path)?)?;
+            (summary.lines, summary.last_hash)
+        } else {
+            (0, GENESIS.to_string())
+        };
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self {
+            state: Mutex::new(ChainState {
+                writer: BufWriter::new(file),
+                seq,
+                prev,
+            }),
+        })
+    }
+
+    /// Push buffered lines to the file.
+    pub fn flush(&self) -> Result<(), AuditError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.writer.flush()?;
+        Ok(())
+    }
+}
+
+impl AuditSink for FileAuditLog {
+    fn append(&self, event: &serde_json::Value) -> Result<(), AuditError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = state.seq + 1;
+        let ts_ms = now_ms();
+        let hash = line_hash(seq, ts_ms, &state.prev, event)?;
+        let line = AuditLine {
+            seq,
+            ts_ms,
+            prev: std::mem::take(&mut state.prev),
+            event: event.clone(),
+            hash: hash.clone(),
+        };
+        serde_json::to_writer(&mut state.writer, &line)?;
+        state.writer.write_all(b"\n")?;
+        state.seq = seq;
+        state.prev = hash;
+        Ok(())
+    }
+}
+
+impl Drop for FileAuditLog {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// Keeps events in memory (tests, dry runs).
+#[derive(Default)]
+pub struct MemoryAuditLog {
+    pub events: Mutex<Vec<serde_json::Value>>,
+}
+
+impl AuditSink for MemoryAuditLog {
+    fn append(&self, event: &serde_json::Value) -> Result<(), AuditError> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.clone());
+        Ok(())
+    }
+}
+
+/// What a successful verification saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditSummary {
+    pub lines: u64,
+    pub last_hash: String,
+}
+
+/// Check every line's hash and link; the error names the first bad line (1-based).
+pub fn verify(reader: impl Read) -> Result<AuditSummary, AuditError> {
+    let mut prev = GENESIS.to_string();
+    let mut expected_seq = 1u64;
+    for (index, line) in BufReader::new(reader).lines().enumerate() {
+        let number = index as u64 + 1;
+        let line = line?;
+        let broken = |reason: String| AuditError::Broken {
+            line: number,
+            reason,
+        };
+        let parsed: AuditLine =
+            serde_json::from_str(&line).map_err(|e| broken(format!("not an audit record: {e}")))?;
+        if parsed.seq != expected_seq {
+            return Err(broken(format!(
+                "sequence {} where {} was expected (line removed or reordered)",
+                parsed.seq, expected_seq
+            )));
+        }
+        if parsed.prev != prev {
+            return Err(broken(
+                "does not link to the previous line (line removed or reordered)".into(),
+            ));
+        }
+        let hash = line_hash(parsed.seq, parsed.ts_ms, &parsed.prev, &parsed.event)?;
+        if hash != parsed.hash {
+            return Err(broken(
+                "content does not match its hash (line edited)".into(),
+            ));
+        }
+        prev = parsed.hash;
+        expected_seq += 1;
+    }
+    Ok(AuditSummary {
+        lines: expected_seq - 1,
+        last_hash: prev,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn write_log(dir: &Path, n: u64) -> std::path::PathBuf {
+        let path = dir.join("audit.jsonl");
+        let log = FileAuditLog::open(&path).unwrap();
+        for i in 0..n {
+            log.append(&json!({"event": "safety_decision", "variant": i, "decision": "approved"}))
+                .unwrap();
+        }
+        log.flush().unwrap();
+        path
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn verify_lines(lines: &[String]) -> Result<AuditSummary, AuditError> {
+        verify(lines.join("\n").as_bytes())
+    }
+
+    #[test]
+    fn intact_log_verifies_and_reopen_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_log(dir.path(), 3);
+        assert_eq!(verify(File::open(&path).unwrap()).unwrap().lines, 3);
+        drop(FileAuditLog::open(&path).map(|log| log.append(&json!({"more": 1}))));
+        assert_eq!(verify(File::open(&path).unwrap()).unwrap().lines, 4);
+    }
+
+    #[test]
+    fn edit_removal_and_reorder_name_the_first_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = lines(&write_log(dir.path(), 5));
+
+        let mut edited = original.clone();
+        edited[2] = edited[2].replace("approved", "blocked");
+        assert!(matches!(
+            verify_lines(&edited),
+            Err(AuditError::Broken { line: 3, .. })
+        ));
+
+        let mut removed = original.clone();
+        removed.remove(1);
+        assert!(matches!(
+            verify_lines(&removed),
+            Err(AuditError::Broken { line: 2, .. })
+        ));
+
+        let mut reordered = original.clone();
+        reordered.swap(3, 4);
+        assert!(matches!(
+            verify_lines(&reordered),
+            Err(AuditError::Broken { line: 4, .. })
+        ));
+    }
+}

@@ -1,0 +1,26 @@
+//! cpo-shared: what every stage has in common.
+//!
+//! - `model`, `envelope`, `dead_letter`: the messages and their envelope;
+//! - `stage`, `runtime`, `transport`: the Stage trait and the runtime that owns
+//!   decoding, acking, retries, dead-lettering, metrics and spans;
+//! - `cache`, `audit`, `signing`, `privacy`: backends and safeguards stages share;
+//! - `config`, `metrics`, `shutdown`, `schema`: process plumbing.
+
+pub mod audit;
+pub mod cache;
+pub mod config;
+pub mod dead_letter;
+pub mod envelope;
+pub mod metrics;
+pub mod model;
+pub mod privacy;
+pub mod queues;
+pub mod runtime;
+pub mod schema;
+pub mod shutdown;
+pub mod signing;
+pub mod stage;
+pub mod transport;
+
+pub use envelope::{Envelope, SCHEMA_VERSION};
+pub use stage::{Emitter, Outgoing, Stage, StageError, StageResult};

@@ -1,0 +1,102 @@
+//! Prometheus metrics of the runtime and the shared backends. Names are static,
+//! counters end in `_total`, durations are `_seconds` histograms, and labels are
+//! bounded (stage names, outcome kinds, cache names): never ids.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub received: IntCounterVec,
+    pub succeeded: IntCounterVec,
+    pub retried: IntCounterVec,
+    pub deferred: IntCounterVec,
+    pub dead_lettered: IntCounterVec,
+    pub handle_seconds: HistogramVec,
+    pub cache_requests: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    // Registration only fails for duplicate names, which the OnceLock below rules out.
+    let _ = registry.register(Box::new(c.clone()));
+    c
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new_custom(Some("cpo".into()), None).unwrap_or_default();
+        let handle_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "stage_handle_seconds",
+                "Time a stage spent handling one message",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+            ]),
+            &["stage"],
+        )
+        .unwrap_or_else(|e| panic!("metric stage_handle_seconds: {e}"));
+        let _ = registry.register(Box::new(handle_seconds.clone()));
+        Self {
+            received: counter(
+                &registry,
+                "stage_messages_received_total",
+                "Messages a stage received",
+                &["stage"],
+            ),
+            succeeded: counter(
+                &registry,
+                "stage_messages_succeeded_total",
+                "Messages a stage handled and acked",
+                &["stage"],
+            ),
+            retried: counter(
+                &registry,
+                "stage_messages_retried_total",
+                "Messages republished for a retry",
+                &["stage"],
+            ),
+            deferred: counter(
+                &registry,
+                "stage_messages_deferred_total",
+                "Messages put back to wait for a join",
+                &["stage"],
+            ),
+            dead_lettered: counter(
+                &registry,
+                "stage_messages_dead_lettered_total",
+                "Messages sent to the dead-letter queue, by kind (blocked, permanent, undecodable, exhausted, oversized, timeout)",
+                &["stage", "kind"],
+            ),
+            cache_requests: counter(
+                &registry,
+                "cache_requests_total",
+                "Cache lookups by cache and result (hit, miss, error)",
+                &["cache", "result"],
+            ),
+            handle_seconds,
+            registry,
+        }
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}

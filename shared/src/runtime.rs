@@ -1,0 +1,390 @@
+//! The stage runtime: consume, decode, dispatch, publish, ack, retry, dead-letter.
+//!
+//! Ordering is what makes it safe: outputs are published (and confirmed by the
+//! transport) before the input is acked, so a crash at any instant leaves either
+//! the input unacked (redelivered; consumers are idempotent) or the outputs
+//! stored. Retries are new publishes with a higher attempt count and a delay,
+//! never a requeue loop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backoff::ExponentialBackoff;
+use backoff::backoff::Backoff;
+use serde::Deserialize;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::dead_letter::DeadLetterKind;
+use crate::envelope::{Envelope, EnvelopeHeader, SCHEMA_VERSION, now_ms};
+use crate::metrics::metrics;
+use crate::stage::{Emitter, Outgoing, Stage, StageError};
+use crate::transport::{Delivery, Publish, Transport, TransportError};
+
+/// Retry and flow settings of the runtime (config section `runtime`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RuntimeConfig {
+    /// Handling attempts before a transiently failing message is dead-lettered.
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub backoff_multiplier: f64,
+    /// Messages handled concurrently per input queue (also the prefetch).
+    pub concurrency: u16,
+    /// How long a message may wait for a join before it is dead-lettered.
+    pub defer_timeout_ms: u64,
+    /// Larger messages are dead-lettered unread.
+    pub max_message_bytes: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 10_000,
+            backoff_multiplier: 2.0,
+            concurrency: 1,
+            defer_timeout_ms: 120_000,
+            max_message_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Delay before attempt `attempt` (1-based retry number), from the backoff crate's
+    /// exponential policy with jitter so retries of a batch do not arrive together.
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        let mut policy = ExponentialBackoff {
+            initial_interval: Duration::from_millis(self.initial_backoff_ms),
+            max_interval: Duration::from_millis(self.max_backoff_ms),
+            multiplier: self.backoff_multiplier,
+            randomization_factor: 0.2,
+            max_elapsed_time: None,
+            ..ExponentialBackoff::default()
+        };
+        let mut delay = policy.initial_interval;
+        for _ in 0..attempt.max(1) {
+            delay = policy.next_backoff().unwrap_or(policy.max_interval);
+        }
+        delay
+    }
+}
+
+/// Runs stages on a transport until the shutdown token fires.
+#[derive(Clone)]
+pub struct Runtime {
+    transport: Arc<dyn Transport>,
+    config: RuntimeConfig,
+    shutdown: CancellationToken,
+}
+
+enum Settle {
+    Ack,
+}
+
+impl Runtime {
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        config: RuntimeConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            transport,
+            config,
+            shutdown,
+        }
+    }
+
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// Consume the stage's inputs until shutdown; in-flight messages finish first.
+    pub async fn run<S: Stage>(&self, stage: Arc<S>) -> Result<(), TransportError> {
+        let mut consumers = JoinSet::new();
+        for &queue in stage.inputs() {
+            let subscription = self
+                .transport
+                .subscribe(queue, self.config.concurrency)
+                .await?;
+            let runtime = self.clone();
+            let stage = stage.clone();
+            consumers.spawn(async move { runtime.consume(stage, queue, subscription).await });
+        }
+        while let Some(joined) = consumers.join_next().await {
+            if let Ok(Err(e)) = joined {
+                self.shutdown.cancel();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn consume<S: Stage>(
+        &self,
+        stage: Arc<S>,
+        queue: &'static str,
+        mut subscription: Box<dyn crate::transport::Subscription>,
+    ) -> Result<(), TransportError> {
+        let mut in_flight = JoinSet::new();
+        loop {
+            let next = tokio::select! {
+                // Stop taking new work; what is in flight finishes below.
+                _ = self.shutdown.cancelled() => break,
+                next = subscription.next() => next,
+            };
+            let delivery = match next {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(e)) => return Err(e),
+                None => break,
+            };
+            let runtime = self.clone();
+            let handler = stage.clone();
+            in_flight.spawn(async move { runtime.process(&*handler, queue, delivery).await });
+            // The subscription's prefetch bounds concurrency; reap finished tasks as we go.
+            while let Some(done) = in_flight.try_join_next() {
+                if let Ok(Err(e)) = done {
+                    warn!(stage = stage.name(), error = %e, "settling a message failed");
+                }
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    async fn process<S: Stage>(
+        &self,
+        stage: &S,
+        queue: &'static str,
+        delivery: Delivery,
+    ) -> Result<(), TransportError> {
+        let name = stage.name();
+        let m = metrics();
+        m.received.with_label_values(&[name]).inc();
+        let started = Instant::now();
+        let settle = self.dispatch(stage, queue, &delivery.body).await;
+        m.handle_seconds
+            .with_label_values(&[name])
+            .observe(started.elapsed().as_secs_f64());
+        match settle {
+            Ok(Settle::Ack) => delivery.acker.ack().await,
+            Err(e) => {
+                // Could not store what the message produced: hand it back so nothing is lost.
+                warn!(stage = name, error = %e, "publish failed, requeueing input");
+                delivery.acker.reject(true).await
+            }
+        }
+    }
+
+    async fn dispatch<S: Stage>(
+        &self,
+        stage: &S,
+        queue: &'static str,
+        body: &[u8],
+    ) -> Result<Settle, TransportError> {
+        let name = stage.name();
+        let dl = |kind, reason: String, attempts| DeadLetterDraft {
+            kind,
+            reason,
+            reasons: Vec::new(),
+            attempts,
+        };
+        let emitter = Emitter::new(self.transport.clone(), name, queue);
+        if body.len() > self.config.max_message_bytes {
+            let reason = format!(
+                "message of {} bytes exceeds the limit of {}",
+                body.len(),
+                self.config.max_message_bytes
+            );
+            self.dead_letter(&emitter, body, dl(DeadLetterKind::Oversized, reason, 1))
+                .await?;
+            return Ok(Settle::Ack);
+        }
+        let header: EnvelopeHeader = match serde_json::from_slice(body) {
+            Ok(h) => h,
+            Err(e) => {
+                self.dead_letter(
+                    &emitter,
+                    body,
+                    dl(
+                        DeadLetterKind::Undecodable,
+                        format!("not a JSON envelope: {e}"),
+                        1,
+                    ),
+                )
+                .await?;
+                return Ok(Settle::Ack);
+            }
+        };
+        let attempt = header.attempt.unwrap_or(0);
+        if header.version != Some(SCHEMA_VERSION) {
+            let reason = format!(
+                "unsupported schema version {:?}, expected {SCHEMA_VERSION}",
+                header.version
+            );
+            self.dead_letter(
+                &emitter,
+                body,
+                dl(DeadLetterKind::Undecodable, reason, attempt + 1),
+            )
+            .await?;
+            return Ok(Settle::Ack);
+        }
+        let envelope: Envelope<S::Input> = match serde_json::from_slice(body) {
+            Ok(env) => env,
+            Err(e) => {
+                let reason = format!("payload does not match the {queue} schema: {e}");
+                self.dead_letter(
+                    &emitter,
+                    body,
+                    dl(DeadLetterKind::Undecodable, reason, attempt + 1),
+                )
+                .await?;
+                return Ok(Settle::Ack);
+            }
+        };
+        let first_seen_ms = envelope.first_seen_ms;
+        let span = info_span!("handle", stage = name, msg_id = %envelope.id, campaign = %envelope.campaign_id, attempt);
+        let outcome = stage.handle(envelope, &emitter).instrument(span).await;
+        let m = metrics();
+        match outcome {
+            Ok(outputs) => {
+                self.publish_all(outputs).await?;
+                m.succeeded.with_label_values(&[name]).inc();
+                Ok(Settle::Ack)
+            }
+            Err(StageError::Transient(reason)) => {
+                let next_attempt = attempt + 1;
+                if next_attempt >= self.config.max_attempts {
+                    let reason = format!("gave up after {next_attempt} attempts: {reason}");
+                    self.dead_letter(
+                        &emitter,
+                        body,
+                        dl(DeadLetterKind::Exhausted, reason, next_attempt),
+                    )
+                    .await?;
+                } else {
+                    let delay = self.config.retry_delay(next_attempt);
+                    debug!(stage = name, attempt = next_attempt, delay_ms = delay.as_millis() as u64, %reason, "retrying");
+                    self.republish(queue, body, Some(next_attempt), delay)
+                        .await?;
+                    m.retried.with_label_values(&[name]).inc();
+                }
+                Ok(Settle::Ack)
+            }
+            Err(StageError::Permanent(reason)) => {
+                self.dead_letter(
+                    &emitter,
+                    body,
+                    dl(DeadLetterKind::Permanent, reason, attempt + 1),
+                )
+                .await?;
+                Ok(Settle::Ack)
+            }
+            Err(StageError::Blocked { reasons, notify }) => {
+                self.publish_all(notify).await?;
+                let mut draft = dl(
+                    DeadLetterKind::Blocked,
+                    format!("blocked by safety: {}", reasons.join("; ")),
+                    attempt + 1,
+                );
+                draft.reasons = reasons;
+                self.dead_letter(&emitter, body, draft).await?;
+                m.succeeded.with_label_values(&[name]).inc();
+                Ok(Settle::Ack)
+            }
+            Err(StageError::Defer { reason, after }) => {
+                let waited = now_ms().saturating_sub(first_seen_ms);
+                if waited > self.config.defer_timeout_ms {
+                    let reason =
+                        format!("waited {waited} ms, longer than the join timeout: {reason}");
+                    self.dead_letter(
+                        &emitter,
+                        body,
+                        dl(DeadLetterKind::Timeout, reason, attempt + 1),
+                    )
+                    .await?;
+                } else {
+                    self.republish(queue, body, None, after).await?;
+                    m.deferred.with_label_values(&[name]).inc();
+                }
+                Ok(Settle::Ack)
+            }
+        }
+    }
+
+    async fn publish_all(&self, outputs: Vec<Outgoing>) -> Result<(), TransportError> {
+        for out in outputs {
+            self.transport
+                .publish(
+                    out.queue,
+                    Publish {
+                        id: out.id,
+                        body: out.body,
+                        delay: None,
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Publish the same message again, later, optionally with a new attempt count.
+    async fn republish(
+        &self,
+        queue: &str,
+        body: &[u8],
+        attempt: Option<u32>,
+        delay: Duration,
+    ) -> Result<(), TransportError> {
+        let mut value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| TransportError::Broker(format!("re-encode: {e}")))?;
+        let id = value
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if let (Some(attempt), Some(obj)) = (attempt, value.as_object_mut()) {
+            obj.insert("attempt".into(), attempt.into());
+        }
+        let body = serde_json::to_vec(&value)
+            .map_err(|e| TransportError::Broker(format!("re-encode: {e}")))?;
+        self.transport
+            .publish(
+                queue,
+                Publish {
+                    id,
+                    body,
+                    delay: Some(delay),
+                },
+            )
+            .await
+    }
+
+    async fn dead_letter(
+        &self,
+        emitter: &Emitter,
+        body: &[u8],
+        draft: DeadLetterDraft,
+    ) -> Result<(), TransportError> {
+        emitter
+            .dead_letter(
+                body,
+                draft.kind,
+                draft.reason,
+                draft.reasons,
+                draft.attempts,
+            )
+            .await
+    }
+}
+
+struct DeadLetterDraft {
+    kind: DeadLetterKind,
+    reason: String,
+    reasons: Vec<String>,
+    attempts: u32,
+}

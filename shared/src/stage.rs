@@ -1,0 +1,217 @@
+//! The Stage trait: pure domain logic behind one async method.
+//!
+//! The runtime (`runtime.rs`) owns everything else: decoding, acking, retries,
+//! dead-lettering, metrics, spans and shutdown. A stage never sees the broker.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+use crate::dead_letter::{DeadLetter, DeadLetterKind};
+use crate::envelope::{Envelope, EnvelopeHeader, SCHEMA_VERSION, derive_id, now_ms};
+use crate::metrics::metrics;
+use crate::queues;
+use crate::transport::{Publish, Transport, TransportError};
+
+/// A message a stage wants published once its input is handled.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Logical queue name (see `queues`); the transport adds its prefix.
+    pub queue: &'static str,
+    pub id: String,
+    pub body: Vec<u8>,
+}
+
+impl Outgoing {
+    pub fn new<T: Serialize>(
+        queue: &'static str,
+        envelope: &Envelope<T>,
+    ) -> Result<Self, StageError> {
+        let body = serde_json::to_vec(envelope)
+            .map_err(|e| StageError::Permanent(format!("cannot encode output: {e}")))?;
+        Ok(Self {
+            queue,
+            id: envelope.id.clone(),
+            body,
+        })
+    }
+}
+
+/// Why a stage could not finish a message, and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// May succeed later (backend timeout, cache down): retried with backoff up to the limit.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never succeed (bad content, unknown field): dead-lettered at once.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// A safety decision, not an error: the input is dead-lettered with the reasons,
+    /// and `notify` (e.g. the blocked decision for experimentation) is still published.
+    #[error("blocked: {}", reasons.join("; "))]
+    Blocked {
+        reasons: Vec<String>,
+        notify: Vec<Outgoing>,
+    },
+    /// Not ready yet (waiting for a join): redelivered after `after`, attempt unchanged,
+    /// until `give_up_after` since first seen, then dead-lettered.
+    #[error("deferred: {reason}")]
+    Defer { reason: String, after: Duration },
+}
+
+impl StageError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StageError::Transient(_) => "transient",
+            StageError::Permanent(_) => "permanent",
+            StageError::Blocked { .. } => "blocked",
+            StageError::Defer { .. } => "deferred",
+        }
+    }
+}
+
+pub type StageResult = Result<Vec<Outgoing>, StageError>;
+
+/// One pipeline stage. Implementations are pure domain logic plus the backends
+/// (generator, screen, cache, sink) they were built with.
+pub trait Stage: Send + Sync + 'static {
+    /// Payload type of the input queue(s).
+    type Input: DeserializeOwned + Send + 'static;
+
+    /// Stage name, used for metrics labels, spans and dead letters.
+    fn name(&self) -> &'static str;
+
+    /// Logical queues this stage consumes.
+    fn inputs(&self) -> &'static [&'static str];
+
+    /// Handle one message. Returning `Ok` means: publish these, then ack the input.
+    /// Stages with large fan-out (segmentation) publish as they go through `emit`;
+    /// a redelivered input then emits again, which idempotent consumers absorb.
+    fn handle(
+        &self,
+        message: Envelope<Self::Input>,
+        emit: &Emitter,
+    ) -> impl Future<Output = StageResult> + Send;
+}
+
+/// Publishes on behalf of a stage while it handles a message. Everything it
+/// publishes is confirmed before `emit` returns.
+#[derive(Clone)]
+pub struct Emitter {
+    transport: Arc<dyn Transport>,
+    stage: &'static str,
+    queue: &'static str,
+}
+
+impl Emitter {
+    pub fn new(transport: Arc<dyn Transport>, stage: &'static str, queue: &'static str) -> Self {
+        Self {
+            transport,
+            stage,
+            queue,
+        }
+    }
+
+    /// Publish now and wait for the confirm. A transport failure is transient.
+    pub async fn emit(&self, out: Outgoing) -> Result<(), StageError> {
+        self.transport
+            .publish(
+                out.queue,
+                Publish {
+                    id: out.id,
+                    body: out.body,
+                    delay: None,
+                },
+            )
+            .await
+            .map_err(|e| StageError::Transient(format!("publish to {}: {e}", out.queue)))
+    }
+
+    /// Dead-letter one part of the input (e.g. one tampered message of a batch)
+    /// while the rest goes on. `message` is what replay would publish again.
+    pub async fn dead_letter_part(
+        &self,
+        kind: DeadLetterKind,
+        reason: String,
+        message: &serde_json::Value,
+    ) -> Result<(), StageError> {
+        let body = serde_json::to_vec(message)
+            .map_err(|e| StageError::Permanent(format!("encode dead letter: {e}")))?;
+        self.dead_letter(&body, kind, reason, Vec::new(), 1)
+            .await
+            .map_err(|e| StageError::Transient(format!("publish dead letter: {e}")))
+    }
+
+    /// Build and publish a dead letter for `body` consumed from this emitter's queue.
+    pub(crate) async fn dead_letter(
+        &self,
+        body: &[u8],
+        kind: DeadLetterKind,
+        reason: String,
+        reasons: Vec<String>,
+        attempts: u32,
+    ) -> Result<(), TransportError> {
+        let header: Option<EnvelopeHeader> = serde_json::from_slice(body).ok();
+        let message: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let id = header
+            .as_ref()
+            .and_then(|h| h.id.clone())
+            .unwrap_or_else(|| format!("raw-{}", derive_id(&[&String::from_utf8_lossy(body)])));
+        let raw = message.is_none().then(|| {
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(4096)
+                .collect::<String>()
+        });
+        let now = now_ms();
+        let letter = DeadLetter {
+            version: SCHEMA_VERSION,
+            id: id.clone(),
+            campaign_id: header.as_ref().and_then(|h| h.campaign_id.clone()),
+            stage: self.stage.to_string(),
+            queue: self.queue.to_string(),
+            kind,
+            reason,
+            reasons,
+            attempts,
+            first_seen_ms: header
+                .as_ref()
+                .and_then(|h| h.first_seen_ms)
+                .filter(|ms| *ms > 0)
+                .unwrap_or(now),
+            dead_lettered_ms: now,
+            // An oversized payload is not copied into the dead-letter queue; the reason says why.
+            message: if kind == DeadLetterKind::Oversized {
+                None
+            } else {
+                message
+            },
+            raw: if kind == DeadLetterKind::Oversized {
+                None
+            } else {
+                raw
+            },
+        };
+        warn!(stage = self.stage, queue = self.queue, kind = kind.as_str(), msg_id = %id, reason = %letter.reason, "dead-lettered");
+        metrics()
+            .dead_lettered
+            .with_label_values(&[self.stage, kind.as_str()])
+            .inc();
+        let body = serde_json::to_vec(&letter)
+            .map_err(|e| TransportError::Broker(format!("encode dead letter: {e}")))?;
+        self.transport
+            .publish(
+                queues::DEAD_LETTER,
+                Publish {
+                    id,
+                    body,
+                    delay: None,
+                },
+            )
+            .await
+    }
+}

@@ -1,0 +1,1 @@
+//! cpo experimentation stage.

@@ -1,0 +1,1 @@
+//! cpo generation stage.

@@ -1,0 +1,1 @@
+//! cpo safety stage.

@@ -1,0 +1,1 @@
+//! cpo segmentation stage.
