@@ -230,8 +230,10 @@ pub struct CustomerBatch {
 }
 
 /// Input of the experimentation stage: the audience flow and the creative flow join there.
+/// Untagged: safety publishes plain `VariantDecision`s and segmentation plain
+/// `CustomerBatch`es; their field sets are disjoint, so the shape says which it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum ExperimentInput {
     Decision(VariantDecision),
     Batch(CustomerBatch),
