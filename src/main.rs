@@ -1,1 +1,67 @@
-fn main() {}
+//! `cpo`: the Customer Personalization Orchestrator command line.
+//!
+//! `cpo run` runs every stage in one process on the in-memory transport (the
+//! embedded mode); the other commands are tools around it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cpo::commands;
+
+#[derive(Parser)]
+#[command(name = "cpo", version, about = "Customer Personalization Orchestrator")]
+struct Cli {
+    /// YAML configuration file (defaults, then this file, then CPO__SECTION__KEY variables).
+    #[arg(long, global = true, env = "CPO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline in one process on a campaign and a customer list.
+    Run(commands::run::RunArgs),
+    /// Generate synthetic customers with realistic distributions.
+    GenData(cpo_segmentation::GenDataArgs),
+    /// Screen JSONL messages with the embedded safety screen.
+    Screen(cpo_safety::ScreenArgs),
+    /// Inspect the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: commands::audit::AuditCommand,
+    },
+    /// Inspect dead letters.
+    Dlq {
+        #[command(subcommand)]
+        command: commands::dlq::DlqCommand,
+    },
+    /// Analyze an experiment: a summary file or a campaign run with its events.
+    Analyze(cpo_analysis::cli::AnalyzeArgs),
+    /// Normalize engagement events (own JSONL, SendGrid, SES via SNS, Mailgun).
+    Ingest(cpo_analysis::cli::IngestArgs),
+    /// Simulate engagement events for a run (always labelled simulated).
+    Simulate(cpo_analysis::cli::SimulateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(args, cli.config.as_deref()),
+        Command::GenData(args) => cpo_segmentation::run_gen_data(args).map(|()| 0),
+        Command::Screen(args) => cpo_safety::run_screen(args).map(|()| 0),
+        Command::Audit { command } => commands::audit::run(command),
+        Command::Dlq { command } => commands::dlq::run(command),
+        Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),
+        Command::Ingest(args) => cpo_analysis::cli::run_ingest(args).map(|()| 0),
+        Command::Simulate(args) => cpo_analysis::cli::run_simulate(args).map(|()| 0),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod privacy;
 pub mod queues;
+pub mod redis_cache;
 pub mod runtime;
 pub mod schema;
 pub mod shutdown;

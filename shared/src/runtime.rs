@@ -58,6 +58,7 @@ impl RuntimeConfig {
     /// exponential policy with jitter so retries of a batch do not arrive together.
     pub fn retry_delay(&self, attempt: u32) -> Duration {
         let mut policy = ExponentialBackoff {
+            current_interval: Duration::from_millis(self.initial_backoff_ms),
             initial_interval: Duration::from_millis(self.initial_backoff_ms),
             max_interval: Duration::from_millis(self.max_backoff_ms),
             multiplier: self.backoff_multiplier,

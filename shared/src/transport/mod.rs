@@ -5,6 +5,7 @@
 //! returns only once the message is stored (broker confirm), a delivery stays
 //! owned by the consumer until acked, and an unacked delivery is redelivered.
 
+pub mod amqp;
 pub mod memory;
 
 use std::time::Duration;

@@ -1,0 +1,37 @@
+# cpo: common tasks. `make help` lists them.
+CARGO ?= cargo
+OUT ?= out/demo
+N ?= 1000000
+
+.PHONY: help demo test lint fmt schemas bench bench-data clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+demo: ## Run the bundled campaign end to end in one process (embedded mode)
+	$(CARGO) run --release --quiet -- run --out $(OUT)
+
+test: ## All tests (unit, integration, fixtures)
+	$(CARGO) test --workspace --all-targets
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+schemas: ## Regenerate schemas/ from the Rust types
+	UPDATE_SCHEMAS=1 $(CARGO) test -p cpo-shared --test schemas
+
+bench-data: ## Generate $(N) synthetic customers into target/bench/customers.csv
+	mkdir -p target/bench
+	$(CARGO) build --release --quiet
+	./target/release/cpo gen-data --customers $(N) --seed 1 --out target/bench/customers.csv
+
+bench: bench-data ## Time `cpo run` on $(N) customers (wall time and peak memory)
+	/usr/bin/time -v ./target/release/cpo run --quiet --customers target/bench/customers.csv --out target/bench/out 2>&1 \
+		| grep -E 'campaign|customers:|messages:|Elapsed|Maximum resident'
+
+clean:
+	rm -rf out target/bench

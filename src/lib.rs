@@ -1,0 +1,6 @@
+//! The `cpo` application: the embedded pipeline and the CLI commands, as a
+//! library so integration tests can drive them with their own backends.
+
+pub mod commands;
+pub mod embedded;
+pub mod wiring;
