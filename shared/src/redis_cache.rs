@@ -1,0 +1,1 @@
+//! Redis-backed cache and dedupe store.

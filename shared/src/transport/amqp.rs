@@ -1,0 +1,1 @@
+//! AMQP transport (lapin): see design.md.
