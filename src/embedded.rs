@@ -31,9 +31,13 @@ use crate::wiring;
 
 pub struct Options {
     pub settings: Settings,
-    pub content_dir: PathBuf,
+    /// Overrides the configured corpus directory.
+    pub content_dir: Option<PathBuf>,
     pub out_dir: PathBuf,
     pub progress: bool,
+    /// Test hooks: replace the configured generator or safety screen.
+    pub generator: Option<Arc<dyn cpo_generation::Generator>>,
+    pub screen: Option<Arc<dyn cpo_safety::SafetyScreen>>,
 }
 
 /// Transport settings of the embedded mode (config section `embedded`).
@@ -113,12 +117,17 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     let token = CancellationToken::new();
     let runtime = Runtime::new(Arc::new(transport.clone()), runtime_config, token.clone());
 
+    let (signer, pseudonymizer) = wiring::keys(&options.settings, true)?;
     let backends = wiring::Backends {
         settings: &options.settings,
         cache: cache.clone(),
         audit: audit.clone(),
-        content_dir: &options.content_dir,
+        signer,
+        pseudonymizer,
+        content_dir: options.content_dir.as_deref(),
         outbox: out.join("outbox.jsonl"),
+        generator: options.generator.clone(),
+        screen: options.screen.clone(),
     };
     let mut stages = JoinSet::new();
     wiring::spawn_all(&runtime, &backends, &mut stages)?;

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args, cli.config.as_deref()),
         Command::GenData(args) => cpo_segmentation::run_gen_data(args).map(|()| 0),
-        Command::Screen(args) => cpo_safety::run_screen(args).map(|()| 0),
+        Command::Screen(args) => cpo_safety::cli::run_screen_with_config(args, cli.config.as_deref()).map(|()| 0),
         Command::Audit { command } => commands::audit::run(command),
         Command::Dlq { command } => commands::dlq::run(command),
         Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),

@@ -1,7 +1,6 @@
 //! `cpo audit verify FILE`: check the hash chain of an audit log.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;

@@ -23,9 +23,9 @@ pub struct RunArgs {
     /// Output directory (default `out/<campaign-id>/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Approved content corpus (one Markdown file per document).
-    #[arg(long, default_value = "data/content")]
-    pub content: PathBuf,
+    /// Approved content corpus (one Markdown file per document; default `retrieval.corpus_dir`, data/content).
+    #[arg(long)]
+    pub content: Option<PathBuf>,
     /// After the run, simulate engagement and write the (simulated) experiment report.
     #[arg(long)]
     pub simulate: bool,
@@ -56,6 +56,7 @@ struct CampaignFile {
 }
 
 const DEFAULT_CUSTOMERS: &str = "data/customers.csv";
+const DEMO_CONFIG: &str = "data/cpo.yaml";
 
 pub fn load_campaign(path: &Path, customers: Option<&Path>) -> anyhow::Result<CampaignRequest> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read campaign {}", path.display()))?;
@@ -87,6 +88,9 @@ pub fn load_campaign(path: &Path, customers: Option<&Path>) -> anyhow::Result<Ca
 
 pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     init_logging(args.quiet);
+    // The bundled demo settings apply when no configuration file is named.
+    let demo_config = Path::new(DEMO_CONFIG);
+    let config = config.or_else(|| demo_config.exists().then_some(demo_config));
     let settings = Settings::load(config)?;
     let campaign = load_campaign(&args.campaign, args.customers.as_deref())?;
     let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(&campaign.campaign_id));
@@ -100,6 +104,8 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         content_dir: args.content.clone(),
         out_dir: out_dir.clone(),
         progress: !args.quiet,
+        generator: None,
+        screen: None,
     };
     let report = runtime.block_on(embedded::run(campaign, options))?;
     let elapsed = started.elapsed();

@@ -1,1 +1,43 @@
-//! cpo safety stage.
+//! cpo safety stage: screens every message variant before anything can be sent.
+//!
+//! A `SafetyScreen` reports severities 0-7 for hate, violence, self-harm and
+//! sexual content plus brand-policy findings (profanity, personal data,
+//! prompt-injection remnants, unsubstantiated claims, template expressions).
+//! `verdict::evaluate` turns a report into a decision: any category at or above
+//! its threshold blocks, any finding blocks, unresolved or missing citations
+//! block, and so does every screen error, timeout or malformed report
+//! (fail-closed). `SafetyStage` signs approvals (HMAC over the content hash),
+//! appends every decision to the hash-chained audit log, and publishes the
+//! decision for experimentation; blocked variants are also dead-lettered.
+//!
+//! `EmbeddedScreen` is the offline backend: weighted lexicons over text
+//! normalized against obfuscation (NFKC, l33t, spacing, masking, elongation,
+//! look-alike letters, zero-width characters), matched on token boundaries.
+//! `cli::screen_jsonl` backs `cpo screen`.
+
+pub mod audit;
+mod citations;
+mod classify;
+pub mod cli;
+pub mod config;
+pub mod error;
+mod lexicon;
+mod markers;
+mod matcher;
+pub mod metrics;
+mod normalize;
+mod pii;
+pub mod screen;
+pub mod stage;
+pub mod verdict;
+
+pub use citations::{CitationCheck, cited_ids};
+pub use cli::{ScreenArgs, ScreenStats, run_screen, run_screen_with_config, screen_jsonl};
+pub use config::{SafetyConfig, Thresholds};
+pub use error::{SafetyError, ScreenError, ScreenIoError};
+pub use screen::{
+    EmbeddedScreen, FindingKind, HarmCategory, HarmEvidence, PolicyFinding, SafetyScreen,
+    ScreenReport, ScreenRequest,
+};
+pub use stage::SafetyStage;
+pub use verdict::{Assessment, BlockCause, Content, assess, evaluate, screen_guarded};

@@ -1,0 +1,170 @@
+//! Builds every stage from configuration and its backends. The embedded mode
+//! and the fleet workers both construct stages here, so the two modes run the
+//! same stage code with the same settings.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use cpo_shared::audit::AuditSink;
+use cpo_shared::cache::Cache;
+use cpo_shared::config::Settings;
+use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::runtime::Runtime;
+use cpo_shared::signing::Signer;
+use cpo_shared::transport::TransportError;
+use serde::Deserialize;
+use tokio::task::JoinSet;
+
+/// Secrets (config section `security`). Set them through the environment
+/// (`CPO__SECURITY__SIGNING_KEY`, `CPO__SECURITY__PSEUDONYM_KEY`) or a file the
+/// orchestrator mounts; they are never logged.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// HMAC key of safety approvals; safety and delivery must share it.
+    pub signing_key: Option<String>,
+    /// Read the signing key from this file instead.
+    pub signing_key_file: Option<PathBuf>,
+    /// Key of the customer-id pseudonyms in logs and the audit trail.
+    pub pseudonym_key: Option<String>,
+    pub pseudonym_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecurityConfig(..)")
+    }
+}
+
+fn secret(value: &Option<String>, file: &Option<PathBuf>, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    if let Some(path) = file {
+        let bytes = std::fs::read(path).with_context(|| format!("security.{name}_file: cannot read {}", path.display()))?;
+        let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
+        anyhow::ensure!(!trimmed.is_empty(), "security.{name}_file: {} is empty", path.display());
+        return Ok(Some(trimmed));
+    }
+    Ok(value.as_ref().filter(|v| !v.is_empty()).map(|v| v.as_bytes().to_vec()))
+}
+
+/// The keys of this process. `ephemeral_ok`: without configured keys, use random
+/// ones (fine when one process signs and verifies, as in the embedded mode).
+pub fn keys(settings: &Settings, ephemeral_ok: bool) -> anyhow::Result<(Signer, Pseudonymizer)> {
+    let security: SecurityConfig = settings.section("security")?;
+    let signing = secret(&security.signing_key, &security.signing_key_file, "signing_key")?;
+    let pseudonym = secret(&security.pseudonym_key, &security.pseudonym_key_file, "pseudonym_key")?;
+    let signing = match signing {
+        Some(key) => key,
+        None if ephemeral_ok => rand::random::<[u8; 32]>().to_vec(),
+        None => anyhow::bail!("security.signing_key is not set (CPO__SECURITY__SIGNING_KEY)"),
+    };
+    let pseudonym = match pseudonym {
+        Some(key) => key,
+        None if ephemeral_ok => rand::random::<[u8; 32]>().to_vec(),
+        None => anyhow::bail!("security.pseudonym_key is not set (CPO__SECURITY__PSEUDONYM_KEY)"),
+    };
+    Ok((Signer::new(signing), Pseudonymizer::new(pseudonym)))
+}
+
+/// What the stages are built with.
+pub struct Backends<'a> {
+    pub settings: &'a Settings,
+    pub cache: Arc<dyn Cache>,
+    pub audit: Arc<dyn AuditSink>,
+    pub signer: Signer,
+    pub pseudonymizer: Pseudonymizer,
+    /// Approved content corpus; overrides `retrieval.corpus_dir`.
+    pub content_dir: Option<&'a Path>,
+    /// The outbox file delivery appends to.
+    pub outbox: PathBuf,
+    /// Replace the configured generator (tests inject faulty ones).
+    pub generator: Option<Arc<dyn cpo_generation::Generator>>,
+    /// Replace the configured safety screen (tests inject failing ones).
+    pub screen: Option<Arc<dyn cpo_safety::SafetyScreen>>,
+}
+
+pub type StageTasks = JoinSet<Result<(), TransportError>>;
+
+pub fn segmentation(b: &Backends) -> anyhow::Result<cpo_segmentation::SegmentationStage> {
+    let config: cpo_segmentation::SegmentationConfig = b.settings.section("segmentation")?;
+    Ok(cpo_segmentation::SegmentationStage::new(config)?)
+}
+
+pub fn retrieval(b: &Backends) -> anyhow::Result<cpo_retrieval::RetrievalStage> {
+    let mut config: cpo_retrieval::RetrievalConfig = b.settings.section("retrieval")?;
+    if let Some(dir) = b.content_dir {
+        config.corpus_dir = dir.display().to_string();
+    }
+    cpo_retrieval::RetrievalStage::embedded(&config, b.cache.clone())
+        .with_context(|| format!("cannot load the content corpus {}", config.corpus_dir))
+}
+
+pub fn generation(b: &Backends) -> anyhow::Result<cpo_generation::GenerationStage> {
+    let config: cpo_generation::GenerationConfig = b.settings.section("generation")?;
+    let generator = match &b.generator {
+        Some(generator) => generator.clone(),
+        None => config.generator()?,
+    };
+    Ok(cpo_generation::GenerationStage::new(generator, &config))
+}
+
+pub fn safety(b: &Backends) -> anyhow::Result<cpo_safety::SafetyStage> {
+    let config: cpo_safety::SafetyConfig = b.settings.section("safety")?;
+    Ok(match &b.screen {
+        Some(screen) => cpo_safety::SafetyStage::new(screen.clone(), b.signer.clone(), b.audit.clone(), config)?,
+        None => cpo_safety::SafetyStage::embedded(b.signer.clone(), b.audit.clone(), config)?,
+    })
+}
+
+pub fn experimentation(b: &Backends) -> anyhow::Result<cpo_experimentation::ExperimentationStage> {
+    let config: cpo_experimentation::ExperimentationConfig = b.settings.section("experimentation")?;
+    Ok(cpo_experimentation::ExperimentationStage::new(config, b.cache.clone()))
+}
+
+pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
+    let config: cpo_delivery::DeliveryConfig = b.settings.section("delivery")?;
+    let sink = cpo_delivery::FileOutbox::open(&b.outbox)
+        .with_context(|| format!("cannot open the outbox {}", b.outbox.display()))?;
+    Ok(cpo_delivery::DeliveryStage::new(
+        config,
+        cpo_delivery::DeliveryBackends {
+            signer: b.signer.clone(),
+            cache: b.cache.clone(),
+            sink: Arc::new(sink),
+            audit: b.audit.clone(),
+            pseudonymizer: b.pseudonymizer.clone(),
+        },
+    ))
+}
+
+/// Build all six stages (so configuration errors surface before anything runs),
+/// then start each on the runtime.
+pub fn spawn_all(runtime: &Runtime, b: &Backends, tasks: &mut StageTasks) -> anyhow::Result<()> {
+    let segmentation = Arc::new(segmentation(b)?);
+    let retrieval = Arc::new(retrieval(b)?);
+    let generation = Arc::new(generation(b)?);
+    let safety = Arc::new(safety(b)?);
+    let experimentation = Arc::new(experimentation(b)?);
+    let delivery = Arc::new(delivery(b)?);
+    let rt = runtime.clone();
+    tasks.spawn(async move { rt.run(segmentation).await });
+    let rt = runtime.clone();
+    tasks.spawn(async move { rt.run(retrieval).await });
+    let rt = runtime.clone();
+    tasks.spawn(async move { rt.run(generation).await });
+    let rt = runtime.clone();
+    tasks.spawn(async move { rt.run(safety).await });
+    let rt = runtime.clone();
+    tasks.spawn(async move { rt.run(experimentation).await });
+    let rt = runtime.clone();
+    tasks.spawn(async move { rt.run(delivery).await });
+    Ok(())
+}
+
+/// Sort the outbox by message id so runs are byte-identical whatever the batch interleaving.
+pub fn finish_outbox(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        cpo_delivery::canonicalize_outbox(path).with_context(|| format!("cannot sort {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The generation stage: one brief in, one variant per tone plus the control
+//! variant out, and the segment's variant set on the ledger.
+
+use std::sync::Arc;
+
+use cpo_shared::envelope::derive_id;
+use cpo_shared::model::{Brief, CONTROL_ARM, LedgerEntry, Variant};
+use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult, queues};
+use tracing::info;
+
+use crate::check::check_draft;
+use crate::config::GenerationConfig;
+use crate::generator::{Draft, GenerationError, Generator, Voice};
+
+pub struct GenerationStage {
+    generator: Arc<dyn Generator>,
+    default_tones: Vec<String>,
+}
+
+impl GenerationStage {
+    pub fn new(generator: Arc<dyn Generator>, config: &GenerationConfig) -> Self {
+        Self {
+            generator,
+            default_tones: config.default_tones.clone(),
+        }
+    }
+
+    /// The treatment arms of a brief: its campaign's tones (the configured
+    /// defaults when it lists none), trimmed, without blanks or repeats.
+    pub fn tones<'a>(&'a self, brief: &'a Brief) -> Result<Vec<&'a str>, StageError> {
+        let listed = if brief.campaign.tones.iter().any(|t| !t.trim().is_empty()) {
+            &brief.campaign.tones
+        } else {
+            &self.default_tones
+        };
+        let mut tones: Vec<&str> = Vec::with_capacity(listed.len());
+        for tone in listed.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+            if tone.eq_ignore_ascii_case(CONTROL_ARM) {
+                return Err(StageError::Permanent(format!(
+                    "tone `{tone}` clashes with the control arm; rename it in the campaign"
+                )));
+            }
+            if !tones.contains(&tone) {
+                tones.push(tone);
+            }
+        }
+        Ok(tones)
+    }
+
+    async fn variant(
+        &self,
+        brief: &Brief,
+        voice: Voice<'_>,
+        variants_in_segment: u32,
+    ) -> Result<Variant, StageError> {
+        let arm = voice.arm();
+        let draft = self
+            .generator
+            .draft(brief, voice)
+            .await
+            .map_err(|e| stage_error(arm, e))?;
+        check_draft(&draft, brief).map_err(|e| stage_error(arm, e.into()))?;
+        let Draft {
+            subject,
+            body,
+            citations,
+        } = draft;
+        let campaign_id = &brief.campaign.campaign_id;
+        Ok(Variant {
+            variant_id: derive_id(&[campaign_id, &brief.segment.name, arm]),
+            campaign_id: campaign_id.clone(),
+            segment: brief.segment.name.clone(),
+            arm: arm.to_string(),
+            subject,
+            body,
+            citations,
+            snippets: brief.snippets.clone(),
+            variants_in_segment,
+            segments_total: brief.segments_total,
+            generator: self.generator.name().to_string(),
+        })
+    }
+}
+
+fn stage_error(arm: &str, error: GenerationError) -> StageError {
+    let message = format!("generating arm `{arm}`: {error}");
+    if error.is_transient() {
+        StageError::Transient(message)
+    } else {
+        StageError::Permanent(message)
+    }
+}
+
+impl Stage for GenerationStage {
+    type Input = Brief;
+
+    fn name(&self) -> &'static str {
+        "generation"
+    }
+
+    fn inputs(&self) -> &'static [&'static str] {
+        &[queues::BRIEFS]
+    }
+
+    /// Drafts every arm before publishing anything, so a failed draft leaves
+    /// no half variant set behind; a retry redoes the whole set with the same ids.
+    async fn handle(&self, message: Envelope<Brief>, _emit: &Emitter) -> StageResult {
+        let brief = &message.payload;
+        let tones = self.tones(brief)?;
+        let variants_in_segment = u32::try_from(tones.len() + 1)
+            .map_err(|_| StageError::Permanent("too many tones".into()))?;
+        let mut variants = Vec::with_capacity(tones.len() + 1);
+        for tone in &tones {
+            variants.push(
+                self.variant(brief, Voice::Tone(tone), variants_in_segment)
+                    .await?,
+            );
+        }
+        variants.push(
+            self.variant(brief, Voice::Control, variants_in_segment)
+                .await?,
+        );
+
+        let mut out = Vec::with_capacity(variants.len() + 1);
+        for variant in &variants {
+            let envelope = message.derive(variant.variant_id.clone(), variant);
+            out.push(Outgoing::new(queues::VARIANTS, &envelope)?);
+        }
+        let cited = variants.iter().filter(|v| !v.citations.is_empty()).count();
+        info!(
+            campaign_id = %brief.campaign.campaign_id,
+            segment = %brief.segment.name,
+            variants = variants.len(),
+            cited,
+            generator = self.generator.name(),
+            "generated variant set"
+        );
+        let ledger_id = derive_id(&[
+            "ledger",
+            "variants",
+            &brief.campaign.campaign_id,
+            &brief.segment.name,
+        ]);
+        let entry = LedgerEntry::Variants {
+            segment: brief.segment.name.clone(),
+            variants,
+        };
+        out.push(Outgoing::new(
+            queues::LEDGER,
+            &message.derive(ledger_id, entry),
+        )?);
+        Ok(out)
+    }
+}

@@ -1,0 +1,351 @@
+//! The OpenAI-compatible backend against a local server on 127.0.0.1 that
+//! speaks the chat-completions wire format (plain and Azure URL forms).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::sample_brief;
+use cpo_generation::{
+    GenerationConfig, GenerationError, GenerationStage, Generator, OpenAiConfig, OpenAiGenerator,
+    Voice,
+};
+use cpo_shared::transport::MemoryTransport;
+use cpo_shared::{Emitter, Envelope, Stage, StageError, queues};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// One canned answer: status, body, and how long to wait before sending it.
+#[derive(Clone)]
+struct Canned {
+    status: u16,
+    body: String,
+    delay: Duration,
+}
+
+fn canned(status: u16, body: impl Into<String>) -> Canned {
+    Canned {
+        status,
+        body: body.into(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// What the server saw of a request.
+#[derive(Debug)]
+struct Seen {
+    target: String,
+    headers: Vec<(String, String)>,
+    json: serde_json::Value,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Serve the canned answers in order, one connection each, then stop.
+async fn serve(answers: Vec<Canned>) -> (String, mpsc::UnboundedReceiver<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"));
+    let (seen_tx, seen_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for answer in answers {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let header_end = loop {
+                if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break pos + 4;
+                }
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let target = lines
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .unwrap_or_default()
+                .to_string();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < header_end + length {
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let json = serde_json::from_slice(&buf[header_end..header_end + length])
+                .unwrap_or(serde_json::Value::Null);
+            let _ = seen_tx.send(Seen {
+                target,
+                headers,
+                json,
+            });
+            tokio::time::sleep(answer.delay).await;
+            let response = format!(
+                "HTTP/1.1 {} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                answer.status,
+                answer.body.len(),
+                answer.body
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    (format!("http://{addr}"), seen_rx)
+}
+
+fn completion(content: serde_json::Value) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "test-model",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content.to_string()}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+    })
+    .to_string()
+}
+
+fn good_draft() -> serde_json::Value {
+    serde_json::json!({
+        "subject": "Spring Refresh: a first look",
+        "body": "Hi {{first_name}},\n\nWe picked this for you.\n\nOur Spring Collection brings lightweight jackets, linen shirts and breathable trainers. [doc-spring-collection] Rewards members earn 2 points for every $1 spent. [doc-rewards]\n\nTake a look: {{cta_url}}\n\nKind regards,\nThe Spring Refresh team",
+        "citations": ["doc-spring-collection", "doc-rewards"]
+    })
+}
+
+fn openai_config(base_url: &str) -> OpenAiConfig {
+    OpenAiConfig {
+        base_url: format!("{base_url}/v1"),
+        model: "test-model".into(),
+        api_key: Some("test-key".into()),
+        timeout_ms: 2_000,
+        ..Default::default()
+    }
+}
+
+fn generator(config: &OpenAiConfig) -> OpenAiGenerator {
+    OpenAiGenerator::from_config(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn sends_a_grounded_prompt_and_returns_the_checked_draft() {
+    let (url, mut seen) = serve(vec![canned(200, completion(good_draft()))]).await;
+    let generator = generator(&openai_config(&url));
+    let brief = sample_brief("High-Value Recent");
+    let draft = generator
+        .draft(&brief, Voice::Tone("urgent"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(draft.subject, "Spring Refresh: a first look");
+    assert_eq!(
+        draft.citations,
+        vec!["doc-spring-collection", "doc-rewards"]
+    );
+    assert_eq!(generator.name(), "openai:test-model");
+
+    let request = seen
+        .recv()
+        .await
+        .unwrap_or_else(|| panic!("no request seen"));
+    assert_eq!(request.target, "/v1/chat/completions");
+    assert_eq!(request.header("authorization"), Some("Bearer test-key"));
+    assert_eq!(request.json["model"], "test-model");
+    assert_eq!(request.json["response_format"]["type"], "json_object");
+    let prompt = request.json["messages"][1]["content"]
+        .as_str()
+        .unwrap_or_default();
+    for snippet in &brief.snippets {
+        assert!(
+            prompt.contains(&format!("[{}]", snippet.id)),
+            "prompt lacks {}",
+            snippet.id
+        );
+    }
+    assert!(prompt.contains("Tone: urgent") && prompt.contains("High-Value Recent"));
+}
+
+#[tokio::test]
+async fn azure_form_uses_the_deployment_url_and_api_key_header() {
+    let (url, mut seen) = serve(vec![canned(200, completion(good_draft()))]).await;
+    let config = OpenAiConfig {
+        azure_endpoint: Some(format!("{url}/")),
+        azure_deployment: Some("gpt-4o-mini-prod".into()),
+        azure_api_version: "2024-10-21".into(),
+        api_key: Some("azure-key".into()),
+        timeout_ms: 2_000,
+        ..Default::default()
+    };
+    let generator = generator(&config);
+    let brief = sample_brief("Standard");
+    let result = generator.draft(&brief, Voice::Control).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(generator.name(), "azure-openai:gpt-4o-mini-prod");
+    let request = seen
+        .recv()
+        .await
+        .unwrap_or_else(|| panic!("no request seen"));
+    assert_eq!(
+        request.target,
+        "/openai/deployments/gpt-4o-mini-prod/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(request.header("api-key"), Some("azure-key"));
+    assert_eq!(request.header("authorization"), None);
+    assert!(request.json.get("model").is_none());
+    let prompt = request.json["messages"][1]["content"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(prompt.contains("control message"));
+}
+
+#[tokio::test]
+async fn server_errors_and_rate_limits_are_transient_client_errors_are_not() {
+    for (status, transient) in [
+        (500, true),
+        (503, true),
+        (429, true),
+        (401, false),
+        (400, false),
+    ] {
+        let (url, _seen) = serve(vec![canned(status, r#"{"error":{"message":"nope"}}"#)]).await;
+        let err = generator(&openai_config(&url))
+            .draft(&sample_brief("Standard"), Voice::Tone("friendly"))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("http {status} should fail"));
+        assert_eq!(err.is_transient(), transient, "http {status}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_is_transient() {
+    let slow = Canned {
+        delay: Duration::from_secs(3),
+        ..canned(200, completion(good_draft()))
+    };
+    let (url, _seen) = serve(vec![slow]).await;
+    let config = OpenAiConfig {
+        timeout_ms: 200,
+        ..openai_config(&url)
+    };
+    let err = generator(&config)
+        .draft(&sample_brief("Standard"), Voice::Tone("urgent"))
+        .await
+        .err();
+    assert!(
+        matches!(err, Some(GenerationError::Unavailable(_))),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_answers_are_permanent() {
+    let bodies = [
+        "this is not json".to_string(),
+        r#"{"choices": []}"#.to_string(),
+        completion(serde_json::json!(
+            "Dear customer, here is some prose instead of JSON."
+        )),
+        completion(serde_json::json!({"subject": "no body"})),
+    ];
+    for body in bodies {
+        let (url, _seen) = serve(vec![canned(200, body.clone())]).await;
+        let err = generator(&openai_config(&url))
+            .draft(&sample_brief("Standard"), Voice::Tone("urgent"))
+            .await
+            .err();
+        assert!(
+            matches!(err, Some(GenerationError::Malformed(_))),
+            "{body}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn drafts_breaking_the_contract_are_permanent_violations() {
+    let mut long_subject = good_draft();
+    long_subject["subject"] =
+        serde_json::json!("A subject line that goes on and on well past sixty characters");
+    let mut invented = good_draft();
+    invented["body"] = serde_json::json!("Hi,\n\nEverything is half price. [doc-made-up]\n\nBye");
+    invented["citations"] = serde_json::json!(["doc-made-up"]);
+    let mut unknown_field = good_draft();
+    unknown_field["body"] = serde_json::json!("Hi {{email}}, see [doc-rewards]");
+    unknown_field["citations"] = serde_json::json!(["doc-rewards"]);
+    for draft in [long_subject, invented, unknown_field] {
+        let (url, _seen) = serve(vec![canned(200, completion(draft.clone()))]).await;
+        let err = generator(&openai_config(&url))
+            .draft(&sample_brief("Standard"), Voice::Tone("urgent"))
+            .await
+            .err();
+        assert!(
+            matches!(err, Some(GenerationError::Violation(_))),
+            "{draft}: {err:?}"
+        );
+        assert!(!err.is_some_and(|e| e.is_transient()));
+    }
+}
+
+#[tokio::test]
+async fn through_the_stage_a_500_is_retried_and_garbage_is_dead_lettered() {
+    let config = GenerationConfig::default();
+    for (answer, kind) in [
+        (canned(500, "{}"), "transient"),
+        (canned(200, "<html>oops</html>"), "permanent"),
+    ] {
+        let (url, _seen) = serve(vec![answer]).await;
+        let stage = GenerationStage::new(Arc::new(generator(&openai_config(&url))), &config);
+        let emitter = Emitter::new(
+            Arc::new(MemoryTransport::new(8)),
+            "generation",
+            queues::BRIEFS,
+        );
+        let brief = sample_brief("Standard");
+        let result = stage
+            .handle(Envelope::new("b", "spring-2025", brief), &emitter)
+            .await;
+        let err: Option<StageError> = result.err();
+        assert_eq!(err.map(|e| e.kind()), Some(kind));
+    }
+}
+
+#[tokio::test]
+async fn a_missing_api_key_is_a_configuration_error() {
+    if std::env::var("OPENAI_API_KEY").is_ok() {
+        return; // the environment supplies one; nothing to check here
+    }
+    let config = OpenAiConfig {
+        api_key: None,
+        ..Default::default()
+    };
+    let err = OpenAiGenerator::from_config(&config).err();
+    assert!(
+        matches!(err, Some(GenerationError::Config(ref m)) if m.contains("OPENAI_API_KEY")),
+        "{:?}",
+        err.map(|e| e.to_string())
+    );
+}

@@ -1,0 +1,243 @@
+//! Harm severities and lexicon findings from the token streams.
+//!
+//! Severity is the base weight of the strongest term per category, raised by
+//! context: a `directed` term (kill, shoot, stab, die...) gains 3 when a person
+//! or a group is within three tokens in the same sentence and 1 more when
+//! intent words precede it ("I will kill you" 7, "kill you" 6, "kill" 3).
+//! Terms inside a marketing idiom score nothing ("killer deals", "to die for").
+
+use std::collections::HashSet;
+
+use crate::error::SafetyError;
+use crate::lexicon::{ENTRIES, Effect, GROUPS, INTENT, MACROS, TARGETS};
+use crate::matcher::{Hit, Matcher};
+use crate::normalize::{Token, TokenKind, TokenStreams};
+use crate::screen::{FindingKind, HarmCategory, ScreenReport};
+
+/// How far (in tokens) a target or intent word may be from a directed term.
+const WINDOW: usize = 3;
+
+pub struct Classifier {
+    matcher: Matcher<Effect>,
+    targets: HashSet<&'static str>,
+    groups: HashSet<&'static str>,
+    intent: HashSet<&'static str>,
+}
+
+/// Who a directed term is aimed at.
+enum Target {
+    Person,
+    Group,
+}
+
+impl Classifier {
+    pub fn new() -> Result<Self, SafetyError> {
+        Ok(Self {
+            matcher: Matcher::new(ENTRIES.to_vec(), MACROS)?,
+            targets: TARGETS.iter().copied().collect(),
+            groups: GROUPS.iter().copied().collect(),
+            intent: INTENT.iter().copied().collect(),
+        })
+    }
+
+    pub fn classify(&self, streams: &TokenStreams, report: &mut ScreenReport) {
+        self.classify_stream(&streams.split, report);
+        self.classify_stream(&streams.joined, report);
+    }
+
+    fn classify_stream(&self, tokens: &[Token], report: &mut ScreenReport) {
+        let hits = self.matcher.find(tokens);
+        let mut in_idiom = vec![false; tokens.len()];
+        for hit in &hits {
+            if *self.matcher.effect(hit.entry) == Effect::Idiom {
+                in_idiom[hit.start..hit.end].fill(true);
+            }
+        }
+        let covered = |hit: &Hit| in_idiom[hit.start..hit.end].iter().all(|c| *c);
+        for hit in &hits {
+            let label = &hit.label;
+            match *self.matcher.effect(hit.entry) {
+                Effect::Harm { .. } => {
+                    if !covered(hit) {
+                        self.score_harm(tokens, hit, report);
+                    }
+                }
+                Effect::Profanity { mild } => {
+                    if !covered(hit) {
+                        let kind = if mild {
+                            FindingKind::MildProfanity
+                        } else {
+                            FindingKind::Profanity
+                        };
+                        report.find(kind, format!("'{label}'"));
+                    }
+                }
+                Effect::Claim { citable } => {
+                    if !(citable && cited_nearby(tokens, hit)) {
+                        report.find(FindingKind::UnsubstantiatedClaim, format!("'{label}'"));
+                    }
+                }
+                Effect::Injection => {
+                    report.find(FindingKind::PromptInjection, format!("'{label}'"))
+                }
+                Effect::Idiom => {}
+            }
+        }
+    }
+
+    fn score_harm(&self, tokens: &[Token], hit: &Hit, report: &mut ScreenReport) {
+        let Effect::Harm {
+            category,
+            base,
+            directed,
+        } = *self.matcher.effect(hit.entry)
+        else {
+            return;
+        };
+        let label = &hit.label;
+        let target = if directed {
+            self.target_near(tokens, hit)
+        } else {
+            None
+        };
+        let Some(target) = target else {
+            report.raise(category, base.min(7), label, None);
+            return;
+        };
+        let with_intent = self.intent_before(tokens, hit);
+        let severity = (base + 3 + u8::from(with_intent)).min(7);
+        let context = match (&target, with_intent) {
+            (Target::Group, _) => "aimed at a group",
+            (Target::Person, true) => "aimed at a person, with stated intent",
+            (Target::Person, false) => "aimed at a person",
+        };
+        report.raise(category, severity, label, Some(context));
+        if matches!(target, Target::Group) {
+            report.raise(
+                HarmCategory::Hate,
+                severity,
+                label,
+                Some("violence against a group"),
+            );
+        }
+    }
+
+    fn target_near(&self, tokens: &[Token], hit: &Hit) -> Option<Target> {
+        let sentence = tokens[hit.start].sentence;
+        let before = hit.start.saturating_sub(WINDOW)..hit.start;
+        let after = hit.end..(hit.end + WINDOW).min(tokens.len());
+        before
+            .chain(after)
+            .map(|i| &tokens[i])
+            .filter(|t| t.sentence == sentence)
+            .find_map(|t| match t.kind {
+                TokenKind::MergeField => Some(Target::Person),
+                TokenKind::Word if self.groups.contains(t.text.as_str()) => Some(Target::Group),
+                TokenKind::Word if self.targets.contains(t.text.as_str()) => Some(Target::Person),
+                _ => None,
+            })
+    }
+
+    fn intent_before(&self, tokens: &[Token], hit: &Hit) -> bool {
+        let sentence = tokens[hit.start].sentence;
+        tokens[hit.start.saturating_sub(WINDOW)..hit.start]
+            .iter()
+            .any(|t| t.sentence == sentence && self.intent.contains(t.text.as_str()))
+    }
+}
+
+/// A citation in the claim's sentence, or opening the next one ("... proven. [doc-1]").
+fn cited_nearby(tokens: &[Token], hit: &Hit) -> bool {
+    let sentence = tokens[hit.start].sentence;
+    let in_sentence = tokens
+        .iter()
+        .any(|t| t.kind == TokenKind::Citation && t.sentence == sentence);
+    in_sentence
+        || tokens[hit.end..]
+            .iter()
+            .find(|t| t.sentence != sentence)
+            .is_some_and(|t| t.kind == TokenKind::Citation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::{Tokenizer, visible_nfkc};
+
+    fn report(text: &str) -> ScreenReport {
+        let streams = Tokenizer::new().unwrap().tokenize(&visible_nfkc(text));
+        let mut report = ScreenReport::default();
+        Classifier::new().unwrap().classify(&streams, &mut report);
+        report
+    }
+
+    #[test]
+    fn the_builtin_lexicon_compiles() {
+        assert!(Classifier::new().is_ok());
+    }
+
+    #[test]
+    fn context_raises_a_threat_and_idioms_keep_marketing_low() {
+        assert_eq!(report("kill").categories.violence, 3);
+        assert_eq!(report("kill you").categories.violence, 6);
+        assert_eq!(report("I will kill you").categories.violence, 7);
+        assert_eq!(report("Killer deals for you").categories.violence, 0);
+        assert_eq!(report("the killer").categories.violence, 1);
+        assert_eq!(
+            report("A dress to die for, just for you")
+                .categories
+                .violence,
+            0
+        );
+        assert_eq!(report("We'll shoot you an email").categories.violence, 0);
+        // a target in the next sentence does not count
+        assert_eq!(report("Prices that kill. You win.").categories.violence, 3);
+        assert_eq!(report("kill {{first_name}}").categories.violence, 6);
+    }
+
+    #[test]
+    fn violence_against_a_group_is_also_hate() {
+        let r = report("kill all immigrants");
+        assert_eq!(r.categories.hate, 7);
+        assert!(r.categories.violence >= 6);
+    }
+
+    #[test]
+    fn evidence_names_the_strongest_term_and_its_context() {
+        let r = report("I will kill you");
+        let e = r
+            .evidence
+            .iter()
+            .find(|e| e.category == HarmCategory::Violence)
+            .unwrap();
+        assert_eq!((e.severity, e.term.as_str()), (7, "kill"));
+        assert_eq!(
+            e.context.as_deref(),
+            Some("aimed at a person, with stated intent")
+        );
+    }
+
+    #[test]
+    fn citable_claims_pass_with_a_citation_in_the_sentence() {
+        let kinds = |t: &str| {
+            report(t)
+                .findings
+                .iter()
+                .map(|f| f.kind)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kinds("Clinically proven to hydrate."),
+            [
+                FindingKind::UnsubstantiatedClaim,
+                FindingKind::UnsubstantiatedClaim
+            ]
+        );
+        assert!(kinds("Clinically proven to hydrate [doc-2].").is_empty());
+        assert!(kinds("Clinically proven to hydrate. [doc-2]").is_empty());
+        assert_eq!(
+            kinds("A guaranteed cure [doc-2]."),
+            [FindingKind::UnsubstantiatedClaim]
+        );
+    }
+}

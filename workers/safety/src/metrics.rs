@@ -1,0 +1,71 @@
+//! Safety metrics, registered in the process-wide registry (prefix `cpo_`).
+//! Labels are bounded: the decision and the block cause, never ids.
+
+use std::sync::OnceLock;
+
+use cpo_shared::metrics::metrics;
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
+
+use crate::verdict::Assessment;
+
+pub struct SafetyMetrics {
+    /// Decisions by `decision` (approved, blocked).
+    pub decisions: IntCounterVec,
+    /// Blocks by `cause` (hate, violence, ..., citation, screen_error); one decision may have several.
+    pub block_causes: IntCounterVec,
+    pub screen_seconds: Histogram,
+}
+
+fn counter(name: &str, help: &str, label: &str) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), &[label])
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    // Registration only fails for a duplicate name, which the OnceLock rules out.
+    let _ = metrics().registry.register(Box::new(counter.clone()));
+    counter
+}
+
+pub fn safety_metrics() -> &'static SafetyMetrics {
+    static METRICS: OnceLock<SafetyMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let screen_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "safety_screen_seconds",
+                "Time to screen and assess one variant",
+            )
+            .buckets(vec![
+                0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.05, 0.5, 5.0,
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("metric safety_screen_seconds: {e}"));
+        let _ = metrics()
+            .registry
+            .register(Box::new(screen_seconds.clone()));
+        SafetyMetrics {
+            decisions: counter(
+                "safety_decisions_total",
+                "Safety decisions by outcome",
+                "decision",
+            ),
+            block_causes: counter(
+                "safety_block_causes_total",
+                "Causes of blocked variants",
+                "cause",
+            ),
+            screen_seconds,
+        }
+    })
+}
+
+impl SafetyMetrics {
+    pub fn record(&self, assessment: &Assessment, seconds: f64) {
+        let decision = match assessment.decision {
+            cpo_shared::model::Decision::Approved => "approved",
+            cpo_shared::model::Decision::Blocked => "blocked",
+        };
+        self.decisions.with_label_values(&[decision]).inc();
+        for cause in &assessment.causes {
+            self.block_causes.with_label_values(&[cause.as_str()]).inc();
+        }
+        self.screen_seconds.observe(seconds);
+    }
+}

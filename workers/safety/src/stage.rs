@@ -1,0 +1,144 @@
+//! The safety stage: `variants` in; a signed approval or a blocked decision out.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cpo_shared::audit::AuditSink;
+use cpo_shared::envelope::derive_id;
+use cpo_shared::model::{Approval, Decision, LedgerEntry, SafetyVerdict, Variant, VariantDecision};
+use cpo_shared::signing::{Signer, content_hash};
+use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult, queues};
+use tracing::info;
+
+use crate::audit::decision_event;
+use crate::config::SafetyConfig;
+use crate::error::SafetyError;
+use crate::metrics::safety_metrics;
+use crate::screen::{EmbeddedScreen, SafetyScreen};
+use crate::verdict::{Content, evaluate};
+
+pub struct SafetyStage {
+    screen: Arc<dyn SafetyScreen>,
+    signer: Signer,
+    audit: Arc<dyn AuditSink>,
+    config: SafetyConfig,
+}
+
+impl SafetyStage {
+    /// Fails only on an invalid config (the error names the key).
+    pub fn new(
+        screen: Arc<dyn SafetyScreen>,
+        signer: Signer,
+        audit: Arc<dyn AuditSink>,
+        config: SafetyConfig,
+    ) -> Result<Self, SafetyError> {
+        config.validate()?;
+        Ok(Self {
+            screen,
+            signer,
+            audit,
+            config,
+        })
+    }
+
+    /// The stage with the embedded screen (the offline default).
+    pub fn embedded(
+        signer: Signer,
+        audit: Arc<dyn AuditSink>,
+        config: SafetyConfig,
+    ) -> Result<Self, SafetyError> {
+        let screen = Arc::new(EmbeddedScreen::new(&config)?);
+        Self::new(screen, signer, audit, config)
+    }
+}
+
+impl Stage for SafetyStage {
+    type Input = Variant;
+
+    fn name(&self) -> &'static str {
+        "safety"
+    }
+
+    fn inputs(&self) -> &'static [&'static str] {
+        &[queues::VARIANTS]
+    }
+
+    async fn handle(&self, message: Envelope<Variant>, _emit: &Emitter) -> StageResult {
+        let started = Instant::now();
+        let campaign_id = message.campaign_id;
+        let variant = message.payload;
+        let assessment = evaluate(
+            &*self.screen,
+            &Content::from_variant(&variant),
+            &self.config,
+        )
+        .await;
+        safety_metrics().record(&assessment, started.elapsed().as_secs_f64());
+
+        let hash = content_hash(
+            &variant.variant_id,
+            &variant.subject,
+            &variant.body,
+            &variant.citations,
+        );
+        let verdict = SafetyVerdict {
+            variant_id: variant.variant_id.clone(),
+            decision: assessment.decision,
+            categories: assessment.categories,
+            reasons: assessment.reasons,
+            content_hash: hash.clone(),
+            screened_by: self.screen.name().to_string(),
+        };
+        // Audited before anything is published: a decision must not go unaudited.
+        self.audit
+            .append(&decision_event(&variant, &verdict))
+            .map_err(|e| StageError::Transient(format!("audit append: {e}")))?;
+        info!(
+            variant_id = %variant.variant_id,
+            decision = ?verdict.decision,
+            reasons = verdict.reasons.len(),
+            "variant screened"
+        );
+
+        let approval = (verdict.decision == Decision::Approved).then(|| Approval {
+            signature: self.signer.sign(&hash),
+            content_hash: hash.clone(),
+        });
+        // The decision is part of the ids: a blocked variant replayed and then
+        // approved must not be deduplicated against its earlier block.
+        let decision = verdict.decision;
+        let tag = match decision {
+            Decision::Approved => "approved",
+            Decision::Blocked => "blocked",
+        };
+        let id = |kind: &str| {
+            let parts = ["safety", kind, &variant.variant_id, &hash, tag];
+            format!("{kind}-{}", derive_id(&parts))
+        };
+        let (decision_id, verdict_id) = (id("decision"), id("verdict"));
+        let reasons = verdict.reasons.clone();
+        let ledger = LedgerEntry::Verdict {
+            verdict: verdict.clone(),
+            segment: variant.segment.clone(),
+            arm: variant.arm.clone(),
+        };
+        let ledger = Envelope::new(verdict_id, campaign_id.clone(), ledger);
+        let decision_message = VariantDecision {
+            variant,
+            verdict,
+            approval,
+        };
+        let decision_message = Envelope::new(decision_id, campaign_id, decision_message);
+        let outputs = vec![
+            Outgoing::new(queues::DECISIONS, &decision_message)?,
+            Outgoing::new(queues::LEDGER, &ledger)?,
+        ];
+        match decision {
+            Decision::Approved => Ok(outputs),
+            Decision::Blocked => Err(StageError::Blocked {
+                reasons,
+                notify: outputs,
+            }),
+        }
+    }
+}
