@@ -1,1 +1,86 @@
-//! cpo delivery stage.
+//! cpo delivery stage: the last gate before a customer's inbox.
+//!
+//! It consumes `send` (one `SendBatch` per customer batch). For each message it
+//! re-checks safety's signed approval against the exact content (anything
+//! unsigned or altered is dead-lettered on its own while the rest of the batch
+//! goes on), renders the merge fields with a single-pass renderer that cannot
+//! execute template logic, skips messages already marked as sent in the shared
+//! cache, writes the rest to an `OutboxSink` (a JSONL file in the embedded
+//! mode), appends a pseudonymized `send` event per message to the audit trail,
+//! and only then marks them sent. `canonicalize_outbox` sorts a finished
+//! outbox so runs compare byte for byte.
+
+pub mod canonical;
+pub mod config;
+mod metrics;
+pub mod outbox;
+pub mod prepare;
+pub mod render;
+pub mod stage;
+pub mod verify;
+
+pub use canonical::canonicalize_outbox;
+pub use config::DeliveryConfig;
+pub use outbox::{FileOutbox, OutboxEntry, OutboxSink, SinkError};
+pub use stage::{DeliveryBackends, DeliveryStage, sent_key};
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use cpo_shared::envelope::message_id;
+    use cpo_shared::model::{
+        Approval, ApprovedTemplate, ArmAssignment, OutboundMessage, Recipient, SendBatch,
+    };
+    use cpo_shared::signing::{Signer, content_hash};
+
+    pub(crate) fn signer() -> Signer {
+        Signer::new(b"delivery-test-key".to_vec())
+    }
+
+    /// A batch of `n` valid, signed messages for customers C0..Cn.
+    pub(crate) fn batch(n: usize) -> SendBatch {
+        let citations = vec!["doc-1".to_string()];
+        let subject = "{{first_name}}, spring news".to_string();
+        let body =
+            "Hi {{ first_name }} from {{location}} ({{tier}}) [doc-1]. {{cta_url}}".to_string();
+        let hash = content_hash("v-control", &subject, &body, &citations);
+        let template = ApprovedTemplate {
+            variant_id: "v-control".into(),
+            subject,
+            body,
+            citations,
+            approval: Approval {
+                signature: signer().sign(&hash),
+                content_hash: hash,
+            },
+        };
+        SendBatch {
+            campaign_id: "camp-1".into(),
+            batch_seq: 0,
+            messages: (0..n)
+                .map(|i| {
+                    let customer_id = format!("C{i}");
+                    OutboundMessage {
+                        message_id: message_id("camp-1", &customer_id),
+                        campaign_id: "camp-1".into(),
+                        recipient: Recipient {
+                            customer_id: customer_id.clone(),
+                            email: format!("c{i}@example.com"),
+                            first_name: "Ada".into(),
+                            location: "Lyon".into(),
+                            tier: "gold".into(),
+                        },
+                        assignment: ArmAssignment {
+                            customer_id,
+                            segment: "loyal".into(),
+                            arm: "control".into(),
+                            variant_id: "v-control".into(),
+                            fallback: None,
+                        },
+                        template: template.clone(),
+                        call_to_action_url: Some("https://example.com/spring".into()),
+                    }
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Config section `delivery`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Merge values (first name, location, tier) are cut to this many characters.
+    pub max_merge_value_chars: usize,
+    /// How long a sent-marker is kept; 0 keeps it forever. A message replayed
+    /// after its marker expired would be sent again.
+    pub sent_marker_ttl_days: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_merge_value_chars: 100,
+            sent_marker_ttl_days: 30,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    pub fn sent_marker_ttl(&self) -> Option<Duration> {
+        (self.sent_marker_ttl_days > 0)
+            .then(|| Duration::from_secs(self.sent_marker_ttl_days.saturating_mul(86_400)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cpo_shared::config::Settings;
+
+    use super::*;
+
+    #[test]
+    fn section_overrides_defaults_and_names_bad_keys() {
+        let settings = Settings::from_yaml("delivery:\n  sent_marker_ttl_days: 0\n").unwrap();
+        let config: DeliveryConfig = settings.section("delivery").unwrap();
+        assert_eq!(config.sent_marker_ttl(), None);
+        assert_eq!(config.max_merge_value_chars, 100);
+        assert_eq!(
+            DeliveryConfig::default().sent_marker_ttl(),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        let bad = Settings::from_yaml("delivery:\n  max_merge_value_chars: many\n").unwrap();
+        let err = bad.section::<DeliveryConfig>("delivery").unwrap_err();
+        assert!(err.to_string().contains("max_merge_value_chars"), "{err}");
+    }
+}

@@ -1,0 +1,267 @@
+//! Where rendered messages go: the `OutboxSink` trait and the JSONL file outbox
+//! of the embedded mode. An SMTP or ESP sink implements the same trait.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One outbox line, borrowed from the batch and the rendered text. It encodes
+/// exactly like `cpo_shared::model::OutboxRecord` (a test checks it).
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry<'a> {
+    pub message_id: &'a str,
+    pub campaign_id: &'a str,
+    pub customer_id: &'a str,
+    pub segment: &'a str,
+    pub arm: &'a str,
+    pub variant_id: &'a str,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub citations: &'a [String],
+    pub fallback: Option<&'a str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("outbox io: {0}")]
+    Io(#[from] io::Error),
+    #[error("outbox record is not serializable: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Where messages are sent. `write_batch` returns once every entry is stored
+/// (or handed to the provider), and reports how many were new: a sink skips
+/// message ids it has already written, so a retried batch is harmless.
+#[async_trait]
+pub trait OutboxSink: Send + Sync {
+    async fn write_batch(&self, entries: &[OutboxEntry<'_>]) -> Result<usize, SinkError>;
+}
+
+/// The 128-bit key a written message id is remembered by: 1M ids take ~32 MB
+/// as keys where the strings would take ~100 MB. Ids of the usual
+/// `msg-<32 hex>` form map to their own bits; others to 128 bits of SHA-256.
+fn id_key(message_id: &str) -> u128 {
+    if let Some(hex) = message_id.strip_prefix("msg-")
+        && hex.len() == 32
+        && let Ok(bits) = u128::from_str_radix(hex, 16)
+    {
+        return bits;
+    }
+    let digest = Sha256::digest(message_id.as_bytes());
+    let mut head = [0u8; 16];
+    head.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(head)
+}
+
+struct OutboxState {
+    file: File,
+    /// Bytes of whole lines in the file; a failed write is cut back to it.
+    len: u64,
+    written: HashSet<u128>,
+    buffer: Vec<u8>,
+}
+
+/// Appends `OutboxRecord`s as JSON lines: one buffered write and flush per
+/// batch, and never the same message id twice within the process.
+pub struct FileOutbox {
+    path: PathBuf,
+    state: Mutex<OutboxState>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly<'a> {
+    #[serde(borrow)]
+    message_id: std::borrow::Cow<'a, str>,
+}
+
+impl FileOutbox {
+    /// A new, empty outbox (an existing file is truncated).
+    pub fn create(path: &Path) -> io::Result<Self> {
+        File::create(path)?;
+        // Append mode: after a failed write is cut back, the next one lands at the new end.
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Self::with(path, file, 0, HashSet::new()))
+    }
+
+    /// Append to an existing outbox (or create it), remembering the message ids
+    /// it already holds so a resumed run does not write them again.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let mut written = HashSet::new();
+        if path.exists() {
+            let mut reader = BufReader::new(File::open(path)?);
+            let mut line = String::new();
+            let mut number = 0u64;
+            while reader.read_line(&mut line)? > 0 {
+                number += 1;
+                if !line.trim().is_empty() {
+                    let record: IdOnly<'_> = serde_json::from_str(&line).map_err(|e| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("outbox line {number}: {e}"),
+                        )
+                    })?;
+                    written.insert(id_key(&record.message_id));
+                }
+                line.clear();
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Self::with(path, file, len, written))
+    }
+
+    fn with(path: &Path, file: File, len: u64, written: HashSet<u128>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            state: Mutex::new(OutboxState {
+                file,
+                len,
+                written,
+                buffer: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write synchronously; the file write of one batch is short, and keeping
+    /// it under the lock keeps lines of concurrent batches whole.
+    pub fn write_entries(&self, entries: &[OutboxEntry<'_>]) -> Result<usize, SinkError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = &mut *state;
+        let mut fresh = Vec::with_capacity(entries.len());
+        let result = Self::append(state, entries, &mut fresh);
+        if result.is_err() {
+            // Forget what was not stored, so a retried batch writes it.
+            for key in &fresh {
+                state.written.remove(key);
+            }
+        }
+        result
+    }
+
+    fn append(
+        state: &mut OutboxState,
+        entries: &[OutboxEntry<'_>],
+        fresh: &mut Vec<u128>,
+    ) -> Result<usize, SinkError> {
+        state.buffer.clear();
+        for entry in entries {
+            let key = id_key(entry.message_id);
+            // Claimed now so a repeat inside this batch is skipped too.
+            if !state.written.insert(key) {
+                continue;
+            }
+            fresh.push(key);
+            serde_json::to_writer(&mut state.buffer, entry)?;
+            state.buffer.push(b'\n');
+        }
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let written = state
+            .file
+            .write_all(&state.buffer)
+            .and_then(|()| state.file.flush());
+        if let Err(e) = written {
+            // A half-written batch would leave a torn line and, after the retry, duplicates.
+            let _ = state.file.set_len(state.len);
+            return Err(e.into());
+        }
+        state.len += state.buffer.len() as u64;
+        Ok(fresh.len())
+    }
+}
+
+#[async_trait]
+impl OutboxSink for FileOutbox {
+    async fn write_batch(&self, entries: &[OutboxEntry<'_>]) -> Result<usize, SinkError> {
+        self.write_entries(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cpo_shared::model::OutboxRecord;
+
+    use super::*;
+
+    fn entry<'a>(id: &'a str, cites: &'a [String]) -> OutboxEntry<'a> {
+        OutboxEntry {
+            message_id: id,
+            campaign_id: "camp-1",
+            customer_id: "C1",
+            segment: "loyal",
+            arm: "urgent",
+            variant_id: "v-loyal-control",
+            to: "ada@example.com",
+            subject: "Hi \"Ada\"",
+            body: "Line 1\nLine 2 [doc-1]",
+            citations: cites,
+            fallback: Some("urgent variant blocked: x"),
+        }
+    }
+
+    #[test]
+    fn entry_encodes_exactly_like_the_model_record() {
+        let cites = vec!["doc-1".to_string()];
+        let bytes = serde_json::to_vec(&entry("msg-1", &cites)).unwrap();
+        let record: OutboxRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(serde_json::to_vec(&record).unwrap(), bytes);
+        assert_eq!(
+            record.fallback.as_deref(),
+            Some("urgent variant blocked: x")
+        );
+    }
+
+    #[test]
+    fn ids_are_written_once_per_process_and_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.jsonl");
+        let cites = vec!["doc-1".to_string()];
+        let a = "msg-0123456789abcdef0123456789abcdef";
+        let outbox = FileOutbox::create(&path).unwrap();
+        assert_eq!(
+            outbox
+                .write_entries(&[
+                    entry(a, &cites),
+                    entry("other-id", &cites),
+                    entry(a, &cites)
+                ])
+                .unwrap(),
+            2
+        );
+        assert_eq!(outbox.write_entries(&[entry(a, &cites)]).unwrap(), 0);
+        drop(outbox);
+        let reopened = FileOutbox::open(&path).unwrap();
+        assert_eq!(
+            reopened
+                .write_entries(&[entry("other-id", &cites), entry("third", &cites)])
+                .unwrap(),
+            1
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.ends_with('\n'));
+        assert_ne!(id_key(a), id_key("msg-0123456789abcdef0123456789abcdee"));
+        assert_ne!(id_key("x"), id_key("y"));
+    }
+
+    #[test]
+    fn reopening_a_corrupt_outbox_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.jsonl");
+        std::fs::write(&path, "{\"message_id\":\"a\"}\nnot json\n").unwrap();
+        let err = FileOutbox::open(&path).err().unwrap();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+}

@@ -1,0 +1,308 @@
+//! A single-pass merge-field renderer.
+//!
+//! Templates are generated text, so nothing in them may execute: the only
+//! syntax is `{{ field }}` for four known fields; block or comment tags
+//! (`{%`, `{#`) and anything else inside `{{ }}` are errors. Merge values are
+//! inserted once and never parsed again, and are cleaned first so they cannot
+//! carry template syntax or header breaks downstream (see `clean_value`).
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// The fields a template may merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeField {
+    FirstName,
+    Location,
+    Tier,
+    CtaUrl,
+}
+
+impl MergeField {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "first_name" => Some(Self::FirstName),
+            "location" => Some(Self::Location),
+            "tier" => Some(Self::Tier),
+            "cta_url" => Some(Self::CtaUrl),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("unknown merge field `{0}` (known: first_name, location, tier, cta_url)")]
+    UnknownField(String),
+    #[error("unterminated merge field at byte {0}")]
+    Unterminated(usize),
+    #[error("template logic `{0}` is not allowed in message content")]
+    TemplateLogic(&'static str),
+    #[error("the subject contains a control character or line break")]
+    SubjectLineBreak,
+    #[error("the template uses {{{{cta_url}}}} but the campaign has no call_to_action_url")]
+    MissingCtaUrl,
+    #[error("call_to_action_url is not a plain http(s) URL")]
+    InvalidCtaUrl,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Text(Range<usize>),
+    Field(MergeField),
+}
+
+/// A subject or body split into literal text and merge fields, once per template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledText<'a> {
+    source: &'a str,
+    pieces: Vec<Piece>,
+}
+
+impl<'a> CompiledText<'a> {
+    pub fn parse(source: &'a str) -> Result<Self, RenderError> {
+        for tag in ["{%", "{#"] {
+            if source.contains(tag) {
+                return Err(RenderError::TemplateLogic(tag));
+            }
+        }
+        let mut pieces = Vec::new();
+        let mut text_start = 0;
+        while let Some(offset) = source[text_start..].find("{{") {
+            let open = text_start + offset;
+            let inner_start = open + 2;
+            let close = source[inner_start..]
+                .find("}}")
+                .map(|i| inner_start + i)
+                .ok_or(RenderError::Unterminated(open))?;
+            let name = source[inner_start..close].trim();
+            let field = MergeField::parse(name)
+                .ok_or_else(|| RenderError::UnknownField(name.chars().take(64).collect()))?;
+            if open > text_start {
+                pieces.push(Piece::Text(text_start..open));
+            }
+            pieces.push(Piece::Field(field));
+            text_start = close + 2;
+        }
+        if text_start < source.len() {
+            pieces.push(Piece::Text(text_start..source.len()));
+        }
+        Ok(Self { source, pieces })
+    }
+
+    /// A subject goes into a mail header: no line breaks or control characters.
+    pub fn parse_subject(source: &'a str) -> Result<Self, RenderError> {
+        if source.chars().any(is_unsafe_char) {
+            return Err(RenderError::SubjectLineBreak);
+        }
+        Self::parse(source)
+    }
+
+    pub fn uses(&self, field: MergeField) -> bool {
+        self.pieces.contains(&Piece::Field(field))
+    }
+
+    pub fn render(&self, values: &MergeValues<'_>) -> Result<String, RenderError> {
+        let mut out = String::with_capacity(self.source.len() + 64);
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(range) => out.push_str(&self.source[range.clone()]),
+                Piece::Field(MergeField::FirstName) => out.push_str(&values.first_name),
+                Piece::Field(MergeField::Location) => out.push_str(&values.location),
+                Piece::Field(MergeField::Tier) => out.push_str(&values.tier),
+                Piece::Field(MergeField::CtaUrl) => {
+                    out.push_str(values.cta_url.ok_or(RenderError::MissingCtaUrl)?)
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One recipient's cleaned merge values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeValues<'a> {
+    pub first_name: Cow<'a, str>,
+    pub location: Cow<'a, str>,
+    pub tier: Cow<'a, str>,
+    /// Already checked with `check_cta_url`.
+    pub cta_url: Option<&'a str>,
+}
+
+/// Control characters and the Unicode line and paragraph separators.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// A merge value made safe to insert: line breaks and tabs become spaces, other
+/// control characters are dropped, braces become parentheses (so no value can
+/// form `{{`, `{%` or `${` here or in an ESP's own template language), and the
+/// result is cut to `max_chars` characters. Clean values are borrowed as-is.
+pub fn clean_value(raw: &str, max_chars: usize) -> Cow<'_, str> {
+    let clean = raw
+        .chars()
+        .all(|c| !is_unsafe_char(c) && c != '{' && c != '}');
+    if clean && (raw.len() <= max_chars || raw.chars().count() <= max_chars) {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len().min(max_chars * 4));
+    for c in raw.chars() {
+        let mapped = match c {
+            '\r' | '\n' | '\t' | '\u{2028}' | '\u{2029}' => ' ',
+            '{' => '(',
+            '}' => ')',
+            c if c.is_control() => continue,
+            c => c,
+        };
+        out.push(mapped);
+    }
+    if let Some((cut, _)) = out.char_indices().nth(max_chars) {
+        out.truncate(cut);
+    }
+    Cow::Owned(out)
+}
+
+/// A call-to-action URL is inserted verbatim, so it must be a plain http(s)
+/// URL: printable ASCII only, none of the characters that end an attribute,
+/// a header or a template expression.
+pub fn check_cta_url(url: &str) -> Result<&str, RenderError> {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let chars_ok = url.bytes().all(|b| {
+        b.is_ascii_graphic()
+            && !matches!(b, b'{' | b'}' | b'<' | b'>' | b'"' | b'\'' | b'\\' | b'`')
+    });
+    if scheme_ok && chars_ok && url.len() <= 2048 {
+        Ok(url)
+    } else {
+        Err(RenderError::InvalidCtaUrl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn values(first_name: &str) -> MergeValues<'_> {
+        MergeValues {
+            first_name: clean_value(first_name, 64),
+            location: Cow::Borrowed("Lyon"),
+            tier: Cow::Borrowed("gold"),
+            cta_url: Some("https://example.com/go"),
+        }
+    }
+
+    #[test]
+    fn renders_fields_with_or_without_inner_whitespace() {
+        let t =
+            CompiledText::parse("Hi {{first_name}} in {{ location }}/{{  tier\t}}: {{cta_url}}!")
+                .unwrap();
+        assert_eq!(
+            t.render(&values("Ada")).unwrap(),
+            "Hi Ada in Lyon/gold: https://example.com/go!"
+        );
+        assert!(t.uses(MergeField::CtaUrl));
+        let plain = CompiledText::parse("no fields { here }").unwrap();
+        assert_eq!(plain.render(&values("x")).unwrap(), "no fields { here }");
+    }
+
+    #[test]
+    fn unknown_malformed_and_logic_templates_are_errors() {
+        assert_eq!(
+            CompiledText::parse("Dear {{ email }}").unwrap_err(),
+            RenderError::UnknownField("email".into())
+        );
+        assert_eq!(
+            CompiledText::parse("{{ first_name | upper }}").unwrap_err(),
+            RenderError::UnknownField("first_name | upper".into())
+        );
+        assert_eq!(
+            CompiledText::parse("Hi {{first_name").unwrap_err(),
+            RenderError::Unterminated(3)
+        );
+        assert_eq!(
+            CompiledText::parse("{% if true %}x{% endif %}").unwrap_err(),
+            RenderError::TemplateLogic("{%")
+        );
+        assert_eq!(
+            CompiledText::parse_subject("Hello\r\nBcc: all@example.com").unwrap_err(),
+            RenderError::SubjectLineBreak
+        );
+    }
+
+    #[test]
+    fn missing_cta_url_is_an_error_only_when_used() {
+        let mut v = values("Ada");
+        v.cta_url = None;
+        assert_eq!(
+            CompiledText::parse("go {{cta_url}}").unwrap().render(&v),
+            Err(RenderError::MissingCtaUrl)
+        );
+        assert_eq!(
+            CompiledText::parse("Hi {{first_name}}")
+                .unwrap()
+                .render(&v)
+                .unwrap(),
+            "Hi Ada"
+        );
+    }
+
+    #[test]
+    fn injected_syntax_and_line_breaks_stay_inert() {
+        let t = CompiledText::parse_subject("Hi {{first_name}}").unwrap();
+        let rendered = t
+            .render(&values(
+                "{{cta_url}}{% for x in y %}\r\nBcc: evil@example.com",
+            ))
+            .unwrap();
+        assert_eq!(
+            rendered,
+            "Hi ((cta_url))(% for x in y %)  Bcc: evil@example.com"
+        );
+        assert_eq!(clean_value("Zoë\u{0}\u{7}", 64), "Zoë");
+        assert!(matches!(clean_value("Zoë", 64), Cow::Borrowed(_)));
+        assert_eq!(clean_value("Bartholomew", 4), "Bart");
+        assert_eq!(clean_value("ÉÉÉÉÉ", 3), "ÉÉÉ");
+    }
+
+    #[test]
+    fn cta_urls_must_be_plain_http() {
+        assert!(check_cta_url("https://example.com/a?b=c&d=%20").is_ok());
+        for bad in [
+            "javascript:alert(1)",
+            "https://example.com/\r\nX: y",
+            "https://example.com/{{first_name}}",
+            "https://example.com/\"onmouseover",
+            "https://exämple.com",
+        ] {
+            assert_eq!(check_cta_url(bad), Err(RenderError::InvalidCtaUrl), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn no_value_can_inject_syntax_or_break_a_line(
+            first in any::<String>(), location in any::<String>(), tier in any::<String>()
+        ) {
+            let t = CompiledText::parse_subject("Hi {{first_name}}, {{ location }} ({{tier}})").unwrap();
+            let v = MergeValues {
+                first_name: clean_value(&first, 40),
+                location: clean_value(&location, 40),
+                tier: clean_value(&tier, 40),
+                cta_url: None,
+            };
+            let out = t.render(&v).unwrap();
+            let injected = ["{{", "{%", "{#"].iter().any(|tag| out.contains(tag));
+            prop_assert!(!injected, "template syntax in {:?}", out);
+            prop_assert!(!out.chars().any(is_unsafe_char));
+            prop_assert!(out.chars().count() <= "Hi ,  ()".chars().count() + 3 * 40);
+        }
+
+        #[test]
+        fn templates_without_braces_render_verbatim(text in "[^{}]*") {
+            let t = CompiledText::parse(&text).unwrap();
+            prop_assert_eq!(t.render(&values("x")).unwrap(), text);
+        }
+    }
+}

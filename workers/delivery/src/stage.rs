@@ -1,0 +1,187 @@
+//! The delivery stage: the `Stage` implementation around verification,
+//! rendering, dedupe, the sink and the audit trail.
+
+use std::sync::Arc;
+
+use cpo_shared::audit::AuditSink;
+use cpo_shared::cache::Cache;
+use cpo_shared::dead_letter::DeadLetterKind;
+use cpo_shared::envelope::derive_id;
+use cpo_shared::model::{OutboundMessage, SendBatch};
+use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::signing::Signer;
+use cpo_shared::{Emitter, Envelope, Stage, StageError, StageResult, queues};
+use serde_json::json;
+use tracing::debug;
+
+use crate::config::DeliveryConfig;
+use crate::metrics::delivery_metrics;
+use crate::outbox::{OutboxEntry, OutboxSink};
+use crate::prepare::{Rendered, prepare};
+
+/// Key of the marker that says a message was sent.
+pub fn sent_key(message_id: &str) -> String {
+    format!("cpo:v1:sent:{message_id}")
+}
+
+/// What the delivery stage sends with and records to.
+pub struct DeliveryBackends {
+    /// Verifies safety's approvals (the same key safety signs with).
+    pub signer: Signer,
+    /// Sent-markers (dedupe across redeliveries and workers).
+    pub cache: Arc<dyn Cache>,
+    pub sink: Arc<dyn OutboxSink>,
+    pub audit: Arc<dyn AuditSink>,
+    /// Customer ids in the audit trail are pseudonyms.
+    pub pseudonymizer: Pseudonymizer,
+}
+
+pub struct DeliveryStage {
+    config: DeliveryConfig,
+    backends: DeliveryBackends,
+}
+
+impl DeliveryStage {
+    pub fn new(config: DeliveryConfig, backends: DeliveryBackends) -> Self {
+        Self { config, backends }
+    }
+
+    /// Messages not marked as sent yet, with their marker keys. Without the
+    /// dedupe store, sending pauses (transient) rather than risking a second send.
+    async fn unsent<'r, 'a>(
+        &self,
+        rendered: &'r [Rendered<'a>],
+    ) -> Result<Vec<(&'r Rendered<'a>, String)>, StageError> {
+        let mut fresh = Vec::with_capacity(rendered.len());
+        for message in rendered {
+            let key = sent_key(&message.message.message_id);
+            let marker =
+                self.backends.cache.get(&key).await.map_err(|e| {
+                    StageError::Transient(format!("dedupe store: {e}; sending paused"))
+                })?;
+            if marker.is_none() {
+                fresh.push((message, key));
+            }
+        }
+        Ok(fresh)
+    }
+
+    fn audit_event(&self, rendered: &Rendered<'_>) -> serde_json::Value {
+        let message = rendered.message;
+        json!({
+            "event": "send",
+            "campaign_id": message.campaign_id,
+            "message_id": message.message_id,
+            "customer": self.backends.pseudonymizer.pseudonym(&message.recipient.customer_id),
+            "segment": message.assignment.segment,
+            "arm": message.assignment.arm,
+            "variant_id": message.assignment.variant_id,
+            "content_hash": message.template.approval.content_hash,
+        })
+    }
+}
+
+fn entry<'a>(rendered: &'a Rendered<'_>) -> OutboxEntry<'a> {
+    let message = rendered.message;
+    OutboxEntry {
+        message_id: &message.message_id,
+        campaign_id: &message.campaign_id,
+        customer_id: &message.recipient.customer_id,
+        segment: &message.assignment.segment,
+        arm: &message.assignment.arm,
+        variant_id: &message.assignment.variant_id,
+        to: &message.recipient.email,
+        subject: &rendered.subject,
+        body: &rendered.body,
+        citations: &message.template.citations,
+        fallback: message.assignment.fallback.as_deref(),
+    }
+}
+
+/// A rejected message as a one-message batch envelope, so replaying the dead
+/// letter publishes something delivery can consume again.
+fn replayable(
+    envelope: &Envelope<SendBatch>,
+    message: &OutboundMessage,
+) -> Result<serde_json::Value, StageError> {
+    let batch = &envelope.payload;
+    let mut part = envelope.derive(
+        derive_id(&[&batch.campaign_id, "send-part", &message.message_id]),
+        SendBatch {
+            campaign_id: batch.campaign_id.clone(),
+            batch_seq: batch.batch_seq,
+            messages: vec![message.clone()],
+        },
+    );
+    part.first_seen_ms = envelope.first_seen_ms;
+    serde_json::to_value(&part)
+        .map_err(|e| StageError::Permanent(format!("encode dead letter: {e}")))
+}
+
+impl Stage for DeliveryStage {
+    type Input = SendBatch;
+
+    fn name(&self) -> &'static str {
+        "delivery"
+    }
+
+    fn inputs(&self) -> &'static [&'static str] {
+        &[queues::SEND]
+    }
+
+    async fn handle(&self, message: Envelope<SendBatch>, emit: &Emitter) -> StageResult {
+        let batch = &message.payload;
+        let prepared = prepare(
+            batch,
+            &self.backends.signer,
+            self.config.max_merge_value_chars,
+        );
+        let fresh = self.unsent(&prepared.rendered).await?;
+
+        if !fresh.is_empty() {
+            let entries: Vec<OutboxEntry<'_>> = fresh.iter().map(|(r, _)| entry(r)).collect();
+            self.backends
+                .sink
+                .write_batch(&entries)
+                .await
+                .map_err(|e| StageError::Transient(e.to_string()))?;
+            // Audited before marking: a failure here retries, and the retry
+            // audits again rather than leaving a send unaudited.
+            for (rendered, _) in &fresh {
+                self.backends
+                    .audit
+                    .append(&self.audit_event(rendered))
+                    .map_err(|e| StageError::Transient(format!("audit: {e}")))?;
+            }
+            let ttl = self.config.sent_marker_ttl();
+            for (_, key) in &fresh {
+                self.backends
+                    .cache
+                    .set(key, b"1", ttl)
+                    .await
+                    .map_err(|e| StageError::Transient(format!("dedupe store: {e}")))?;
+            }
+        }
+
+        for rejected in &prepared.rejected {
+            let part = replayable(&message, rejected.message)?;
+            emit.dead_letter_part(DeadLetterKind::Permanent, rejected.reason.clone(), &part)
+                .await?;
+        }
+
+        let sent = fresh.len() as u64;
+        let duplicates = (prepared.rendered.len() - fresh.len()) as u64;
+        let rejected = prepared.rejected.len() as u64;
+        let counters = &delivery_metrics().messages;
+        counters.with_label_values(&["sent"]).inc_by(sent);
+        counters
+            .with_label_values(&["duplicate"])
+            .inc_by(duplicates);
+        counters.with_label_values(&["rejected"]).inc_by(rejected);
+        debug!(
+            batch_seq = batch.batch_seq,
+            sent, duplicates, rejected, "delivered batch"
+        );
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,223 @@
+//! Builders and test doubles shared by the crate-level tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cpo_delivery::{
+    DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, OutboxEntry, OutboxSink, SinkError,
+};
+use cpo_shared::audit::MemoryAuditLog;
+use cpo_shared::cache::{Cache, CacheError, MemoryCache};
+use cpo_shared::dead_letter::DeadLetter;
+use cpo_shared::envelope::message_id;
+use cpo_shared::model::{
+    Approval, ApprovedTemplate, ArmAssignment, OutboundMessage, OutboxRecord, Recipient, SendBatch,
+};
+use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::signing::{Signer, content_hash};
+use cpo_shared::transport::MemoryTransport;
+use cpo_shared::{Emitter, Envelope, Stage, StageError, queues};
+
+pub const KEY: &[u8] = b"approval-key";
+
+pub fn template(variant_id: &str, subject: &str, body: &str) -> ApprovedTemplate {
+    let citations = vec!["doc-1".to_string(), "doc-2".to_string()];
+    let hash = content_hash(variant_id, subject, body, &citations);
+    ApprovedTemplate {
+        variant_id: variant_id.into(),
+        subject: subject.into(),
+        body: body.into(),
+        citations,
+        approval: Approval {
+            signature: Signer::new(KEY.to_vec()).sign(&hash),
+            content_hash: hash,
+        },
+    }
+}
+
+pub fn standard_template() -> ApprovedTemplate {
+    template(
+        "v-urgent",
+        "{{first_name}}: last days",
+        "Hi {{ first_name }},\nour {{tier}} offer for {{location}} ends soon [doc-1][doc-2].\n{{cta_url}}",
+    )
+}
+
+pub fn message(customer: usize, template: &ApprovedTemplate) -> OutboundMessage {
+    let customer_id = format!("C{customer:05}");
+    OutboundMessage {
+        message_id: message_id("camp-1", &customer_id),
+        campaign_id: "camp-1".into(),
+        recipient: Recipient {
+            customer_id: customer_id.clone(),
+            email: format!("person{customer}@example.com"),
+            first_name: format!("Name{customer}"),
+            location: "Lyon".into(),
+            tier: "gold".into(),
+        },
+        assignment: ArmAssignment {
+            customer_id,
+            segment: "loyal".into(),
+            arm: "urgent".into(),
+            variant_id: template.variant_id.clone(),
+            fallback: None,
+        },
+        template: template.clone(),
+        call_to_action_url: Some("https://example.com/go".into()),
+    }
+}
+
+pub fn batch(seq: u64, customers: std::ops::Range<usize>) -> Envelope<SendBatch> {
+    let template = standard_template();
+    Envelope::new(
+        format!("send-{seq}"),
+        "camp-1",
+        SendBatch {
+            campaign_id: "camp-1".into(),
+            batch_seq: seq,
+            messages: customers.map(|c| message(c, &template)).collect(),
+        },
+    )
+}
+
+#[derive(Default)]
+pub struct FlakyCache {
+    pub inner: MemoryCache,
+    pub down: AtomicBool,
+}
+
+impl FlakyCache {
+    fn check(&self) -> Result<(), CacheError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(CacheError::Unavailable("connection refused".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Cache for FlakyCache {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.check()?;
+        self.inner.get(key).await
+    }
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
+        self.check()?;
+        self.inner.set(key, value, ttl).await
+    }
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        self.check()?;
+        self.inner.set_if_absent(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        self.check()?;
+        self.inner.delete(key).await
+    }
+    async fn hash_set(&self, key: &str, field: &str, value: &[u8]) -> Result<(), CacheError> {
+        self.check()?;
+        self.inner.hash_set(key, field, value).await
+    }
+    async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError> {
+        self.check()?;
+        self.inner.hash_get_all(key).await
+    }
+}
+
+/// A sink that fails while `down` is set and otherwise writes to a file outbox.
+pub struct FlakySink {
+    pub inner: FileOutbox,
+    pub down: AtomicBool,
+}
+
+#[async_trait]
+impl OutboxSink for FlakySink {
+    async fn write_batch(&self, entries: &[OutboxEntry<'_>]) -> Result<usize, SinkError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(SinkError::Io(std::io::Error::other("disk full")));
+        }
+        self.inner.write_batch(entries).await
+    }
+}
+
+pub struct Harness {
+    pub _dir: tempfile::TempDir,
+    pub outbox: PathBuf,
+    pub cache: Arc<FlakyCache>,
+    pub sink: Arc<FlakySink>,
+    pub audit: Arc<MemoryAuditLog>,
+    pub transport: MemoryTransport,
+    pub stage: DeliveryStage,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = dir.path().join("outbox.jsonl");
+        let cache = Arc::new(FlakyCache::default());
+        let sink = Arc::new(FlakySink {
+            inner: FileOutbox::create(&outbox).unwrap(),
+            down: AtomicBool::new(false),
+        });
+        let audit = Arc::new(MemoryAuditLog::default());
+        let stage = DeliveryStage::new(
+            DeliveryConfig::default(),
+            DeliveryBackends {
+                signer: Signer::new(KEY.to_vec()),
+                cache: cache.clone(),
+                sink: sink.clone(),
+                audit: audit.clone(),
+                pseudonymizer: Pseudonymizer::new(b"pseudonym-key".to_vec()),
+            },
+        );
+        Self {
+            _dir: dir,
+            outbox,
+            cache,
+            sink,
+            audit,
+            transport: MemoryTransport::new(64),
+            stage,
+        }
+    }
+
+    pub async fn deliver(&self, batch: Envelope<SendBatch>) -> Result<(), StageError> {
+        let emit = Emitter::new(Arc::new(self.transport.clone()), "delivery", queues::SEND);
+        let outputs = self.stage.handle(batch, &emit).await?;
+        assert!(outputs.is_empty(), "delivery publishes nothing onward");
+        Ok(())
+    }
+
+    pub fn records(&self) -> Vec<OutboxRecord> {
+        read_records(&self.outbox)
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.transport
+            .peek(queues::DEAD_LETTER)
+            .iter()
+            .map(|body| serde_json::from_slice(body).unwrap())
+            .collect()
+    }
+
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        self.audit.events.lock().unwrap().clone()
+    }
+}
+
+pub fn read_records(path: &Path) -> Vec<OutboxRecord> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}

@@ -1,0 +1,267 @@
+//! The delivery stage end to end: what may reach the outbox, what is
+//! dead-lettered, dedupe, failures, audit, and canonical outboxes.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use common::*;
+use cpo_delivery::{
+    DeliveryBackends, DeliveryConfig, DeliveryStage, canonicalize_outbox, sent_key,
+};
+use cpo_shared::cache::Cache;
+use cpo_shared::dead_letter::DeadLetterKind;
+use cpo_shared::envelope::message_id;
+use cpo_shared::model::SendBatch;
+use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::signing::{Signer, content_hash};
+use cpo_shared::{Envelope, StageError, queues};
+
+#[tokio::test]
+async fn renders_and_writes_every_valid_message() {
+    let h = Harness::new();
+    h.deliver(batch(0, 0..3)).await.unwrap();
+    let records = h.records();
+    assert_eq!(records.len(), 3);
+    let first = &records[0];
+    assert_eq!(first.message_id, message_id("camp-1", "C00000"));
+    assert_eq!(first.to, "person0@example.com");
+    assert_eq!(first.subject, "Name0: last days");
+    assert_eq!(
+        first.body,
+        "Hi Name0,\nour gold offer for Lyon ends soon [doc-1][doc-2].\nhttps://example.com/go"
+    );
+    assert_eq!(first.citations, ["doc-1", "doc-2"]);
+    assert_eq!(
+        (first.arm.as_str(), first.segment.as_str()),
+        ("urgent", "loyal")
+    );
+    assert!(h.dead_letters().is_empty());
+    for id in records.iter().map(|r| &r.message_id) {
+        assert!(h.cache.get(&sent_key(id)).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn altered_or_unsigned_messages_are_dead_lettered_one_by_one() {
+    let h = Harness::new();
+    let mut input = batch(0, 0..7);
+    let messages = &mut input.payload.messages;
+    messages[1].template.body = messages[1].template.body.replace("ends soon", "is FREE");
+    messages[2].template.subject.push_str(" (act now)");
+    messages[3].template.citations.pop();
+    messages[4].template.approval.signature =
+        Signer::new(b"forged".to_vec()).sign(&messages[4].template.approval.content_hash);
+    messages[5].template.approval.signature = String::new();
+    // altered, then re-hashed: the hash matches but the signature does not
+    let t = &mut messages[6].template;
+    t.body.push_str(" P.S. wire money");
+    t.approval.content_hash = content_hash(&t.variant_id, &t.subject, &t.body, &t.citations);
+    let tampered: Vec<String> = messages[1..].iter().map(|m| m.message_id.clone()).collect();
+
+    h.deliver(input).await.unwrap();
+
+    let records = h.records();
+    assert_eq!(records.len(), 1, "only the untouched message is written");
+    assert_eq!(records[0].customer_id, "C00000");
+    let letters = h.dead_letters();
+    assert_eq!(letters.len(), 6);
+    for (letter, id) in letters.iter().zip(&tampered) {
+        assert_eq!(letter.kind, DeadLetterKind::Permanent);
+        assert_eq!(letter.stage, "delivery");
+        assert_eq!(letter.queue, queues::SEND);
+        // the dead letter is a replayable one-message batch
+        let part: Envelope<SendBatch> =
+            serde_json::from_value(letter.message.clone().unwrap()).unwrap();
+        assert_eq!(part.payload.messages.len(), 1);
+        assert_eq!(&part.payload.messages[0].message_id, id);
+        assert!(h.cache.get(&sent_key(id)).await.unwrap().is_none());
+    }
+    let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
+    assert!(
+        reasons[..3].iter().all(|r| r.contains("altered")),
+        "{reasons:?}"
+    );
+    assert!(reasons[3].contains("signature is invalid"), "{reasons:?}");
+    assert!(reasons[4].contains("no signature"), "{reasons:?}");
+    assert!(reasons[5].contains("signature is invalid"), "{reasons:?}");
+    assert_eq!(h.audit_events().len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_merge_field_dead_letters_the_message() {
+    let h = Harness::new();
+    let mut input = batch(0, 0..2);
+    // properly signed, so only the renderer can stop it
+    let leaky = template(
+        "v-leaky",
+        "Hi {{first_name}}",
+        "Your address is {{ email }}",
+    );
+    input.payload.messages[1].template = leaky;
+    input.payload.messages[1].assignment.variant_id = "v-leaky".into();
+    h.deliver(input).await.unwrap();
+    assert_eq!(h.records().len(), 1);
+    let letters = h.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].reason.contains("unknown merge field `email`"),
+        "{}",
+        letters[0].reason
+    );
+}
+
+#[tokio::test]
+async fn merge_values_cannot_inject_syntax_or_headers() {
+    let h = Harness::new();
+    let mut input = batch(0, 0..1);
+    let recipient = &mut input.payload.messages[0].recipient;
+    recipient.first_name = "{{cta_url}}\r\nBcc: all@example.com".into();
+    recipient.location = "{% for x in range(9) %}x{% endfor %}".into();
+    recipient.tier = "gold\n\nX-Injected: 1".into();
+    h.deliver(input).await.unwrap();
+    let records = h.records();
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert!(!record.subject.contains('\r') && !record.subject.contains('\n'));
+    assert_eq!(
+        record.subject,
+        "((cta_url))  Bcc: all@example.com: last days"
+    );
+    assert!(!record.body.contains("{{") && !record.body.contains("{%"));
+    assert!(record.body.contains("(% for x in range(9) %)x(% endfor %)"));
+    assert!(record.body.contains("our gold  X-Injected: 1 offer"));
+    // the body's own line breaks (from the approved template) are kept: three lines
+    assert_eq!(record.body.lines().count(), 3);
+    assert!(
+        !record.body.contains("https://example.com/go\nhttps"),
+        "cta_url not rendered twice"
+    );
+}
+
+#[tokio::test]
+async fn redelivery_writes_nothing_twice() {
+    let h = Harness::new();
+    h.deliver(batch(0, 0..50)).await.unwrap();
+    h.deliver(batch(0, 0..50)).await.unwrap();
+    // an overlapping batch only adds the new customers
+    h.deliver(batch(1, 40..60)).await.unwrap();
+    let records = h.records();
+    assert_eq!(records.len(), 60);
+    let mut ids: Vec<&str> = records.iter().map(|r| r.message_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 60);
+    assert_eq!(h.audit_events().len(), 60);
+
+    // a second worker with an empty outbox but the same dedupe store sends nothing either
+    let other = Harness::new();
+    let other = Harness {
+        cache: h.cache.clone(),
+        stage: DeliveryStage::new(
+            DeliveryConfig::default(),
+            DeliveryBackends {
+                signer: Signer::new(KEY.to_vec()),
+                cache: h.cache.clone(),
+                sink: other.sink.clone(),
+                audit: other.audit.clone(),
+                pseudonymizer: Pseudonymizer::new(b"pseudonym-key".to_vec()),
+            },
+        ),
+        ..other
+    };
+    other.deliver(batch(0, 0..50)).await.unwrap();
+    assert!(other.records().is_empty());
+}
+
+#[tokio::test]
+async fn cache_down_is_transient_and_writes_nothing() {
+    let h = Harness::new();
+    h.cache.down.store(true, Ordering::SeqCst);
+    let err = h.deliver(batch(0, 0..10)).await.unwrap_err();
+    assert!(
+        matches!(&err, StageError::Transient(m) if m.contains("sending paused")),
+        "{err}"
+    );
+    assert!(h.records().is_empty());
+    assert!(h.audit_events().is_empty());
+    assert!(h.dead_letters().is_empty());
+
+    h.cache.down.store(false, Ordering::SeqCst);
+    h.deliver(batch(0, 0..10)).await.unwrap();
+    assert_eq!(h.records().len(), 10);
+}
+
+#[tokio::test]
+async fn sink_failure_is_transient_and_marks_nothing() {
+    let h = Harness::new();
+    h.sink.down.store(true, Ordering::SeqCst);
+    let err = h.deliver(batch(0, 0..5)).await.unwrap_err();
+    assert!(matches!(err, StageError::Transient(_)), "{err}");
+    let first = message_id("camp-1", "C00000");
+    assert!(h.cache.get(&sent_key(&first)).await.unwrap().is_none());
+    assert!(h.audit_events().is_empty());
+    h.sink.down.store(false, Ordering::SeqCst);
+    h.deliver(batch(0, 0..5)).await.unwrap();
+    assert_eq!(h.records().len(), 5);
+}
+
+#[tokio::test]
+async fn audit_events_are_pseudonymized() {
+    let h = Harness::new();
+    h.deliver(batch(0, 0..2)).await.unwrap();
+    let events = h.audit_events();
+    assert_eq!(events.len(), 2);
+    let expected_customer = Pseudonymizer::new(b"pseudonym-key".to_vec()).pseudonym("C00000");
+    let event = &events[0];
+    assert_eq!(event["event"], "send");
+    assert_eq!(event["campaign_id"], "camp-1");
+    assert_eq!(event["message_id"], message_id("camp-1", "C00000"));
+    assert_eq!(event["customer"], expected_customer.as_str());
+    assert_eq!(event["segment"], "loyal");
+    assert_eq!(event["arm"], "urgent");
+    assert_eq!(event["variant_id"], "v-urgent");
+    assert_eq!(
+        event["content_hash"],
+        standard_template().approval.content_hash.as_str()
+    );
+    let text = serde_json::to_string(&events).unwrap();
+    for secret in ["person0@example.com", "Name0", "\"C00000\""] {
+        assert!(!text.contains(secret), "audit leaks {secret}");
+    }
+}
+
+#[tokio::test]
+async fn canonical_outboxes_are_identical_whatever_the_batch_order() {
+    let forward = Harness::new();
+    let backward = Harness::new();
+    for seq in 0..5u64 {
+        let start = seq as usize * 20;
+        forward
+            .deliver(batch(seq, start..start + 20))
+            .await
+            .unwrap();
+    }
+    for seq in (0..5u64).rev() {
+        let start = seq as usize * 20;
+        backward
+            .deliver(batch(seq, start..start + 20))
+            .await
+            .unwrap();
+    }
+    assert_ne!(
+        std::fs::read(&forward.outbox).unwrap(),
+        std::fs::read(&backward.outbox).unwrap()
+    );
+    canonicalize_outbox(&forward.outbox).unwrap();
+    canonicalize_outbox(&backward.outbox).unwrap();
+    let canonical = std::fs::read(&forward.outbox).unwrap();
+    assert_eq!(canonical, std::fs::read(&backward.outbox).unwrap());
+    let records = read_records(&forward.outbox);
+    assert_eq!(records.len(), 100);
+    assert!(
+        records
+            .windows(2)
+            .all(|w| w[0].message_id < w[1].message_id)
+    );
+}

@@ -1,0 +1,30 @@
+//! Errors of the experimentation stage and whether a retry can help.
+
+use cpo_shared::StageError;
+
+use crate::arms::PlanError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error("campaign arms: {0}")]
+    Plan(#[from] PlanError),
+    /// The join store could not be reached; the next attempt may succeed.
+    #[error("join store: {0}")]
+    Cache(String),
+    /// The join store holds something that is not a decision; a retry reads the same.
+    #[error("join state is corrupt: {0}")]
+    CorruptJoin(String),
+    #[error("cannot encode output: {0}")]
+    Encode(String),
+}
+
+impl From<ExperimentError> for StageError {
+    fn from(error: ExperimentError) -> Self {
+        match error {
+            ExperimentError::Cache(_) => StageError::Transient(error.to_string()),
+            ExperimentError::Plan(_)
+            | ExperimentError::CorruptJoin(_)
+            | ExperimentError::Encode(_) => StageError::Permanent(error.to_string()),
+        }
+    }
+}

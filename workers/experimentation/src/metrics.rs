@@ -1,0 +1,30 @@
+//! Metrics of the experimentation stage, registered in the shared registry.
+//! Labels are bounded: the outcome only, never an arm name (arms come from
+//! campaign requests) or an id.
+
+use std::sync::OnceLock;
+
+use cpo_shared::metrics::metrics;
+use prometheus::{IntCounterVec, Opts};
+
+pub struct ExperimentMetrics {
+    /// Customers by outcome: `assigned`, `fallback` (assigned, control message sent), `excluded`.
+    pub customers: IntCounterVec,
+}
+
+pub fn experiment_metrics() -> &'static ExperimentMetrics {
+    static METRICS: OnceLock<ExperimentMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let customers = IntCounterVec::new(
+            Opts::new(
+                "experimentation_customers_total",
+                "Customers the experimentation stage assigned, by outcome",
+            ),
+            &["outcome"],
+        )
+        .unwrap_or_else(|e| panic!("metric experimentation_customers_total: {e}"));
+        // Registration only fails on a duplicate name, which the OnceLock rules out.
+        let _ = metrics().registry.register(Box::new(customers.clone()));
+        ExperimentMetrics { customers }
+    })
+}

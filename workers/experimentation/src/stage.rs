@@ -1,0 +1,198 @@
+//! The experimentation stage: the `Stage` implementation around the join and
+//! the assignment.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use cpo_shared::cache::Cache;
+use cpo_shared::envelope::derive_id;
+use cpo_shared::model::{CustomerBatch, ExperimentInput, LedgerEntry, VariantDecision};
+use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult, queues};
+use serde::Serialize;
+use tracing::debug;
+
+use crate::arms::ArmPlan;
+use crate::assign::{Route, assign_batch, segment_routes};
+use crate::config::ExperimentationConfig;
+use crate::error::ExperimentError;
+use crate::join::{JoinState, SegmentJoin};
+use crate::metrics::experiment_metrics;
+use crate::output::SendBatchOut;
+
+pub struct ExperimentationStage {
+    config: ExperimentationConfig,
+    join: JoinState,
+}
+
+impl ExperimentationStage {
+    /// `cache` holds the join state (the in-memory cache embedded, Redis in the fleet).
+    pub fn new(config: ExperimentationConfig, cache: Arc<dyn Cache>) -> Self {
+        Self {
+            config,
+            join: JoinState::new(cache),
+        }
+    }
+
+    async fn on_decision(&self, decision: &VariantDecision) -> StageResult {
+        self.join.record(decision).await?;
+        debug!(
+            segment = %decision.variant.segment,
+            variant_id = %decision.variant.variant_id,
+            arm = %decision.variant.arm,
+            "recorded decision"
+        );
+        Ok(Vec::new())
+    }
+
+    async fn on_batch(
+        &self,
+        envelope: &Envelope<ExperimentInput>,
+        batch: &CustomerBatch,
+    ) -> StageResult {
+        let campaign_id = batch.campaign.campaign_id.as_str();
+        let plan = ArmPlan::from_campaign(&batch.campaign).map_err(ExperimentError::from)?;
+        let segments: BTreeSet<&str> = batch.customers.iter().map(|c| c.segment.as_str()).collect();
+        let mut decided = Vec::with_capacity(segments.len());
+        let mut waiting = Vec::new();
+        for segment in segments {
+            match self.join.segment(campaign_id, segment).await? {
+                SegmentJoin::Decided(arms) => decided.push((segment, arms)),
+                SegmentJoin::Waiting { have, expected } => waiting.push(format!(
+                    "`{segment}` has {have} of {} decisions",
+                    expected.map_or_else(|| "?".to_string(), |n| n.to_string())
+                )),
+            }
+        }
+        if !waiting.is_empty() {
+            return Err(StageError::Defer {
+                reason: format!("waiting for safety decisions: {}", waiting.join(", ")),
+                after: self.config.defer(),
+            });
+        }
+        let routes: HashMap<&str, Vec<Route<'_>>> = decided
+            .iter()
+            .map(|(segment, arms)| (*segment, segment_routes(&plan, arms)))
+            .collect();
+        let assigned = assign_batch(batch, &plan, &routes);
+
+        let seq = batch.batch_seq.to_string();
+        let assignments = assigned.messages.len() as u64;
+        let excluded = assigned.exclusions.len() as u64;
+        let counters = &experiment_metrics().customers;
+        counters
+            .with_label_values(&["assigned"])
+            .inc_by(assignments - assigned.fallbacks);
+        counters
+            .with_label_values(&["fallback"])
+            .inc_by(assigned.fallbacks);
+        counters.with_label_values(&["excluded"]).inc_by(excluded);
+        debug!(
+            batch_seq = batch.batch_seq,
+            assignments,
+            fallbacks = assigned.fallbacks,
+            excluded,
+            "assigned batch"
+        );
+
+        let mut outputs = Vec::with_capacity(2);
+        if !assigned.messages.is_empty() {
+            // Sized up front: growing a ~1 MB buffer by doubling copies it several times.
+            let capacity = assigned
+                .messages
+                .iter()
+                .map(|m| m.template.subject.len() + m.template.body.len() + 640)
+                .sum();
+            let send = envelope.derive(
+                derive_id(&[campaign_id, "send", &seq]),
+                SendBatchOut {
+                    campaign_id,
+                    batch_seq: batch.batch_seq,
+                    messages: assigned.messages,
+                },
+            );
+            outputs.push(encode(queues::SEND, &send, capacity)?);
+        }
+        let ledger = envelope.derive(
+            derive_id(&[campaign_id, "assigned", &seq]),
+            LedgerEntry::Assigned {
+                batch_seq: batch.batch_seq,
+                assignments,
+                per_arm: assigned.per_arm,
+                fallbacks: assigned.fallbacks,
+                exclusions: assigned.exclusions,
+            },
+        );
+        outputs.push(Outgoing::new(queues::LEDGER, &ledger)?);
+        Ok(outputs)
+    }
+}
+
+fn encode<T: Serialize>(
+    queue: &'static str,
+    envelope: &Envelope<T>,
+    capacity: usize,
+) -> Result<Outgoing, ExperimentError> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, envelope)
+        .map_err(|e| ExperimentError::Encode(e.to_string()))?;
+    Ok(Outgoing {
+        queue,
+        id: envelope.id.clone(),
+        body,
+    })
+}
+
+impl Stage for ExperimentationStage {
+    type Input = ExperimentInput;
+
+    fn name(&self) -> &'static str {
+        "experimentation"
+    }
+
+    fn inputs(&self) -> &'static [&'static str] {
+        &[queues::DECISIONS, queues::AUDIENCE]
+    }
+
+    async fn handle(&self, message: Envelope<ExperimentInput>, _emit: &Emitter) -> StageResult {
+        match &message.payload {
+            ExperimentInput::Decision(decision) => self.on_decision(decision).await,
+            ExperimentInput::Batch(batch) => self.on_batch(&message, batch).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cpo_shared::model::SegmentedCustomer;
+
+    use super::*;
+    use crate::join::tests::decision;
+    use crate::tests::batch;
+
+    #[test]
+    fn both_producers_payloads_decode_as_the_right_variant() {
+        let from_safety = serde_json::to_vec(&Envelope::new(
+            "d1",
+            "camp-1",
+            decision("s", "urgent", true, 4),
+        ))
+        .unwrap();
+        let decoded: Envelope<ExperimentInput> = serde_json::from_slice(&from_safety).unwrap();
+        assert!(
+            matches!(&decoded.payload, ExperimentInput::Decision(d) if d.variant.arm == "urgent")
+        );
+
+        let from_segmentation =
+            serde_json::to_vec(&Envelope::new("b1", "camp-1", batch(3, &["s"]))).unwrap();
+        let decoded: Envelope<ExperimentInput> =
+            serde_json::from_slice(&from_segmentation).unwrap();
+        assert!(matches!(&decoded.payload, ExperimentInput::Batch(b) if b.customers.len() == 3));
+
+        // an empty batch has no customer to give its shape away, and still decodes as a batch
+        let mut empty = batch(0, &["s"]);
+        empty.customers = Vec::<SegmentedCustomer>::new();
+        let raw = serde_json::to_vec(&Envelope::new("b2", "camp-1", empty)).unwrap();
+        let decoded: Envelope<ExperimentInput> = serde_json::from_slice(&raw).unwrap();
+        assert!(matches!(decoded.payload, ExperimentInput::Batch(_)));
+    }
+}
