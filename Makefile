@@ -3,13 +3,17 @@ CARGO ?= cargo
 OUT ?= out/demo
 N ?= 1000000
 
-.PHONY: help demo test lint fmt schemas bench bench-data clean
+.PHONY: help demo fleet-demo test lint fmt schemas bench bench-data clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 demo: ## Run the bundled campaign end to end in one process (embedded mode)
 	$(CARGO) run --release --quiet -- run --out $(OUT)
+
+fleet-demo: ## The bundled campaign through six worker processes on the local RabbitMQ and Redis (OUT=DIR)
+	$(CARGO) build --release --quiet
+	deploy/fleet-demo.sh $(OUT)
 
 test: ## All tests (unit, integration, fixtures)
 	$(CARGO) test --workspace --all-targets

@@ -191,7 +191,7 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     Ok(RunReport { summary })
 }
 
-fn effective_weights(campaign: &CampaignRequest) -> BTreeMap<String, f64> {
+pub fn effective_weights(campaign: &CampaignRequest) -> BTreeMap<String, f64> {
     let mut weights = BTreeMap::new();
     for arm in std::iter::once(cpo_shared::model::CONTROL_ARM.to_string()).chain(campaign.tones.iter().cloned()) {
         let w = campaign.arm_weights.get(&arm).copied().unwrap_or(1.0);
@@ -200,7 +200,7 @@ fn effective_weights(campaign: &CampaignRequest) -> BTreeMap<String, f64> {
     weights
 }
 
-fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> anyhow::Result<()> {
+pub fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> anyhow::Result<()> {
     let mut segments: Vec<&SegmentProfile> = Vec::new();
     let mut exclusions: Vec<&Exclusion> = Vec::new();
     let mut variants: Vec<&Variant> = Vec::new();
@@ -265,7 +265,7 @@ fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> anyho
     Ok(())
 }
 
-fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()> {
+pub fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()> {
     let mut writer = BufWriter::new(File::create(path).with_context(|| format!("cannot write {}", path.display()))?);
     for item in items {
         serde_json::to_writer(&mut writer, item)?;
@@ -275,7 +275,7 @@ fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn count_lines(path: &Path) -> anyhow::Result<u64> {
+pub fn count_lines(path: &Path) -> anyhow::Result<u64> {
     if !path.exists() {
         return Ok(0);
     }

@@ -23,6 +23,12 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline in one process on a campaign and a customer list.
     Run(commands::run::RunArgs),
+    /// Run one stage as its own process on RabbitMQ and Redis (the fleet).
+    Worker(commands::worker::WorkerArgs),
+    /// Publish a campaign request to the fleet, as a CRM would.
+    Enqueue(commands::fleet::EnqueueArgs),
+    /// Follow a campaign through the fleet until complete; write its outbox and summary.
+    Collect(commands::fleet::CollectArgs),
     /// Generate synthetic customers with realistic distributions.
     GenData(cpo_segmentation::GenDataArgs),
     /// Screen JSONL messages with the embedded safety screen.
@@ -49,6 +55,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args, cli.config.as_deref()),
+        Command::Worker(args) => commands::worker::run(args, cli.config.as_deref()),
+        Command::Enqueue(args) => commands::fleet::enqueue(args, cli.config.as_deref()),
+        Command::Collect(args) => commands::fleet::collect(args, cli.config.as_deref()),
         Command::GenData(args) => cpo_segmentation::run_gen_data(args).map(|()| 0),
         Command::Screen(args) => cpo_safety::cli::run_screen_with_config(args, cli.config.as_deref()).map(|()| 0),
         Command::Audit { command } => commands::audit::run(command),

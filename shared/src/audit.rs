@@ -2,15 +2,18 @@
 //! previous one, so editing, removing or reordering any line breaks the chain.
 //!
 //! Line: `{"seq":N,"ts_ms":T,"prev":"<hex>","event":{...},"hash":"<hex>"}` with
-//! `hash = sha256(seq | ts_ms | prev | event-json)`. Customer ids in events must
-//! already be pseudonymized (`privacy.rs`).
+//! `hash = sha256(seq | ts_ms | prev | event-json)`, where event-json is the
+//! event's serialization as a `serde_json::Value` (keys sorted). That is also
+//! the text of the event in the line, so appending serializes each event once
+//! and `verify` re-serializes the parsed event to get the same bytes. Customer
+//! ids in events must already be pseudonymized (`privacy.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::envelope::now_ms;
@@ -30,9 +33,15 @@ pub enum AuditError {
 /// Where stages append audit events.
 pub trait AuditSink: Send + Sync {
     fn append(&self, event: &serde_json::Value) -> Result<(), AuditError>;
+
+    /// Append several events in order, one line each. A file log takes its
+    /// lock once for all of them.
+    fn append_batch(&self, events: &[serde_json::Value]) -> Result<(), AuditError> {
+        events.iter().try_for_each(|event| self.append(event))
+    }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct AuditLine {
     seq: u64,
     ts_ms: u64,
@@ -41,18 +50,13 @@ struct AuditLine {
     hash: String,
 }
 
-fn line_hash(
-    seq: u64,
-    ts_ms: u64,
-    prev: &str,
-    event: &serde_json::Value,
-) -> Result<String, serde_json::Error> {
+fn line_hash(seq: u64, ts_ms: u64, prev: &str, event_json: &[u8]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(seq.to_le_bytes());
     hasher.update(ts_ms.to_le_bytes());
     hasher.update(prev.as_bytes());
-    hasher.update(serde_json::to_vec(event)?);
-    Ok(hex::encode(hasher.finalize()))
+    hasher.update(event_json);
+    hex::encode(hasher.finalize())
 }
 
 struct ChainState {
@@ -93,24 +97,39 @@ impl FileAuditLog {
     }
 }
 
+impl ChainState {
+    /// Write one line and advance the chain. The chain only moves once the
+    /// line is in the buffer, so a failed event leaves it where it was.
+    fn append(&mut self, event: &serde_json::Value, ts_ms: u64) -> Result<(), AuditError> {
+        let event_json = serde_json::to_vec(event)?;
+        let seq = self.seq + 1;
+        let hash = line_hash(seq, ts_ms, &self.prev, &event_json);
+        // The same bytes serde would write for `AuditLine`: prev and hash are
+        // hex, so nothing needs escaping.
+        write!(
+            self.writer,
+            r#"{{"seq":{seq},"ts_ms":{ts_ms},"prev":"{}","event":"#,
+            self.prev
+        )?;
+        self.writer.write_all(&event_json)?;
+        writeln!(self.writer, r#","hash":"{hash}"}}"#)?;
+        self.seq = seq;
+        self.prev = hash;
+        Ok(())
+    }
+}
+
 impl AuditSink for FileAuditLog {
     fn append(&self, event: &serde_json::Value) -> Result<(), AuditError> {
+        self.append_batch(std::slice::from_ref(event))
+    }
+
+    fn append_batch(&self, events: &[serde_json::Value]) -> Result<(), AuditError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let seq = state.seq + 1;
         let ts_ms = now_ms();
-        let hash = line_hash(seq, ts_ms, &state.prev, event)?;
-        let line = AuditLine {
-            seq,
-            ts_ms,
-            prev: std::mem::take(&mut state.prev),
-            event: event.clone(),
-            hash: hash.clone(),
-        };
-        serde_json::to_writer(&mut state.writer, &line)?;
-        state.writer.write_all(b"\n")?;
-        state.seq = seq;
-        state.prev = hash;
-        Ok(())
+        events
+            .iter()
+            .try_for_each(|event| state.append(event, ts_ms))
     }
 }
 
@@ -132,6 +151,14 @@ impl AuditSink for MemoryAuditLog {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(event.clone());
+        Ok(())
+    }
+
+    fn append_batch(&self, events: &[serde_json::Value]) -> Result<(), AuditError> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(events);
         Ok(())
     }
 }
@@ -167,7 +194,8 @@ pub fn verify(reader: impl Read) -> Result<AuditSummary, AuditError> {
                 "does not link to the previous line (line removed or reordered)".into(),
             ));
         }
-        let hash = line_hash(parsed.seq, parsed.ts_ms, &parsed.prev, &parsed.event)?;
+        let event_json = serde_json::to_vec(&parsed.event)?;
+        let hash = line_hash(parsed.seq, parsed.ts_ms, &parsed.prev, &event_json);
         if hash != parsed.hash {
             return Err(broken(
                 "content does not match its hash (line edited)".into(),
@@ -242,6 +270,42 @@ mod tests {
         reordered.swap(3, 4);
         assert!(matches!(
             verify_lines(&reordered),
+            Err(AuditError::Broken { line: 4, .. })
+        ));
+    }
+
+    #[test]
+    fn batches_chain_like_single_appends_and_lines_keep_their_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = FileAuditLog::open(&path).unwrap();
+        log.append(&json!({"event": "first"})).unwrap();
+        let batch: Vec<_> = (0..3)
+            .map(|i| json!({"z": i, "event": "send", "a": [1.5, "x\"y\n"]}))
+            .collect();
+        log.append_batch(&batch).unwrap();
+        log.append_batch(&[]).unwrap();
+        log.flush().unwrap();
+        let written = lines(&path);
+        assert_eq!(written.len(), 4);
+        assert_eq!(verify(File::open(&path).unwrap()).unwrap().lines, 4);
+        // each line is the serialization of its fields in this order, the
+        // event with sorted keys: what `verify` re-serializes and hashes
+        let line: serde_json::Value = serde_json::from_str(&written[2]).unwrap();
+        let expected = format!(
+            r#"{{"seq":3,"ts_ms":{},"prev":"{}","event":{},"hash":"{}"}}"#,
+            line["ts_ms"],
+            line["prev"].as_str().unwrap(),
+            serde_json::to_string(&batch[1]).unwrap(),
+            line["hash"].as_str().unwrap()
+        );
+        assert_eq!(written[2], expected);
+        assert!(written[2].contains(r#""event":{"a":[1.5,"x\"y\n"],"event":"send","z":1}"#));
+
+        let mut edited = written.clone();
+        edited[3] = edited[3].replace(r#""z":2"#, r#""z":7"#);
+        assert!(matches!(
+            verify_lines(&edited),
             Err(AuditError::Broken { line: 4, .. })
         ));
     }

@@ -295,7 +295,9 @@ pub struct ApprovedTemplate {
     pub approval: Approval,
 }
 
-/// One customer's message, ready for delivery to render and send.
+/// One customer's message, ready for delivery to render and send. Its template
+/// is the one of the batch's `templates` whose `variant_id` is
+/// `assignment.variant_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OutboundMessage {
     /// Derived from (campaign id, customer id): the idempotency key of the send.
@@ -303,7 +305,6 @@ pub struct OutboundMessage {
     pub campaign_id: String,
     pub recipient: Recipient,
     pub assignment: ArmAssignment,
-    pub template: ApprovedTemplate,
     #[serde(default)]
     pub call_to_action_url: Option<String>,
 }
@@ -313,7 +314,17 @@ pub struct OutboundMessage {
 pub struct SendBatch {
     pub campaign_id: String,
     pub batch_seq: u64,
+    /// Every template the messages use, once each (a batch of 1000 customers
+    /// usually needs a handful), so delivery verifies each signature once.
+    pub templates: Vec<ApprovedTemplate>,
     pub messages: Vec<OutboundMessage>,
+}
+
+impl SendBatch {
+    /// The template of `variant_id`, if the batch carries it.
+    pub fn template(&self, variant_id: &str) -> Option<&ApprovedTemplate> {
+        self.templates.iter().find(|t| t.variant_id == variant_id)
+    }
 }
 
 /// One line of the outbox: what was (or would be) sent.

@@ -3,22 +3,40 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+type HmacSha256 = Hmac<Sha256>;
+
 /// Keyed hash of customer ids: stable within a deployment, not reversible without the key.
 #[derive(Clone)]
 pub struct Pseudonymizer {
-    key: Vec<u8>,
+    /// The HMAC state after absorbing the key, built once: each pseudonym
+    /// clones it instead of hashing the key again.
+    keyed: HmacSha256,
 }
 
 impl Pseudonymizer {
     pub fn new(key: impl Into<Vec<u8>>) -> Self {
-        Self { key: key.into() }
+        let key = key.into();
+        Self {
+            keyed: <HmacSha256 as Mac>::new_from_slice(&key)
+                .unwrap_or_else(|_| unreachable!("hmac takes any key length")),
+        }
     }
 
     pub fn pseudonym(&self, customer_id: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("hmac takes any key length"));
+        let mut mac = self.keyed.clone();
         mac.update(customer_id.as_bytes());
-        format!("cust_{}", hex::encode(&mac.finalize().into_bytes()[..10]))
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(25);
+        out.push_str("cust_");
+        out.push_str(&hex::encode(&digest[..10]));
+        out
+    }
+}
+
+impl std::fmt::Debug for Pseudonymizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key material.
+        f.write_str("Pseudonymizer(..)")
     }
 }
 
@@ -35,5 +53,11 @@ mod tests {
             Pseudonymizer::new(b"other".to_vec()).pseudonym("C0001")
         );
         assert!(!p.pseudonym("alice@example.com").contains("alice"));
+        // the value every deployment already has in its audit trail: HMAC-SHA256, first 10 bytes
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(b"k").unwrap();
+        mac.update(b"C0001");
+        let expected = format!("cust_{}", hex::encode(&mac.finalize().into_bytes()[..10]));
+        assert_eq!(p.pseudonym("C0001"), expected);
+        assert_eq!(p.clone().pseudonym("C0001"), expected);
     }
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::dead_letter::DeadLetterKind;
-use crate::envelope::{Envelope, EnvelopeHeader, SCHEMA_VERSION, now_ms};
+use crate::envelope::{EnvelopeHeader, SCHEMA_VERSION, now_ms};
 use crate::metrics::metrics;
 use crate::stage::{Emitter, Outgoing, Stage, StageError};
 use crate::transport::{Delivery, Publish, Transport, TransportError};
@@ -204,49 +204,20 @@ impl Runtime {
                 .await?;
             return Ok(Settle::Ack);
         }
-        let header: EnvelopeHeader = match serde_json::from_slice(body) {
-            Ok(h) => h,
-            Err(e) => {
-                self.dead_letter(
-                    &emitter,
-                    body,
-                    dl(
-                        DeadLetterKind::Undecodable,
-                        format!("not a JSON envelope: {e}"),
-                        1,
-                    ),
-                )
-                .await?;
+        // Decode first: a well-formed message is then parsed once. Only when that
+        // fails (or names another version) is the header read, to tell which
+        // reason applies, so the reasons are those of checking the header first.
+        let envelope = match stage.decode(queue, body) {
+            Ok(envelope) if envelope.version == SCHEMA_VERSION => envelope,
+            decoded => {
+                let (kind, reason, attempts) = rejection(queue, body, decoded.err());
+                self.dead_letter(&emitter, body, dl(kind, reason, attempts))
+                    .await?;
                 return Ok(Settle::Ack);
             }
         };
-        let attempt = header.attempt.unwrap_or(0);
-        if header.version != Some(SCHEMA_VERSION) {
-            let reason = format!(
-                "unsupported schema version {:?}, expected {SCHEMA_VERSION}",
-                header.version
-            );
-            self.dead_letter(
-                &emitter,
-                body,
-                dl(DeadLetterKind::Undecodable, reason, attempt + 1),
-            )
-            .await?;
-            return Ok(Settle::Ack);
-        }
-        let envelope: Envelope<S::Input> = match serde_json::from_slice(body) {
-            Ok(env) => env,
-            Err(e) => {
-                let reason = format!("payload does not match the {queue} schema: {e}");
-                self.dead_letter(
-                    &emitter,
-                    body,
-                    dl(DeadLetterKind::Undecodable, reason, attempt + 1),
-                )
-                .await?;
-                return Ok(Settle::Ack);
-            }
-        };
+        let attempt = envelope.attempt;
+        let id = envelope.id.clone();
         let first_seen_ms = envelope.first_seen_ms;
         let span = info_span!("handle", stage = name, msg_id = %envelope.id, campaign = %envelope.campaign_id, attempt);
         let outcome = stage.handle(envelope, &emitter).instrument(span).await;
@@ -270,7 +241,7 @@ impl Runtime {
                 } else {
                     let delay = self.config.retry_delay(next_attempt);
                     debug!(stage = name, attempt = next_attempt, delay_ms = delay.as_millis() as u64, %reason, "retrying");
-                    self.republish(queue, body, Some(next_attempt), delay)
+                    self.republish(queue, body, &id, Some(next_attempt), delay)
                         .await?;
                     m.retried.with_label_values(&[name]).inc();
                 }
@@ -309,7 +280,7 @@ impl Runtime {
                     )
                     .await?;
                 } else {
-                    self.republish(queue, body, None, after).await?;
+                    self.republish(queue, body, &id, None, after).await?;
                     m.deferred.with_label_values(&[name]).inc();
                 }
                 Ok(Settle::Ack)
@@ -338,26 +309,28 @@ impl Runtime {
         &self,
         queue: &str,
         body: &[u8],
+        id: &str,
         attempt: Option<u32>,
         delay: Duration,
     ) -> Result<(), TransportError> {
-        let mut value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| TransportError::Broker(format!("re-encode: {e}")))?;
-        let id = value
-            .get("id")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
-        if let (Some(attempt), Some(obj)) = (attempt, value.as_object_mut()) {
-            obj.insert("attempt".into(), attempt.into());
-        }
-        let body = serde_json::to_vec(&value)
-            .map_err(|e| TransportError::Broker(format!("re-encode: {e}")))?;
+        let body = match attempt {
+            // A deferred message goes back unchanged: no need to re-encode a large batch.
+            None => body.to_vec(),
+            Some(attempt) => {
+                let mut value: serde_json::Value = serde_json::from_slice(body)
+                    .map_err(|e| TransportError::Broker(format!("re-encode: {e}")))?;
+                if let Some(obj) = value.as_object_mut() {
+                    obj.insert("attempt".into(), attempt.into());
+                }
+                serde_json::to_vec(&value)
+                    .map_err(|e| TransportError::Broker(format!("re-encode: {e}")))?
+            }
+        };
         self.transport
             .publish(
                 queue,
                 Publish {
-                    id,
+                    id: id.to_string(),
                     body,
                     delay: Some(delay),
                 },
@@ -381,6 +354,36 @@ impl Runtime {
             )
             .await
     }
+}
+
+/// Why a message that did not decode (or names another schema version) is
+/// dead-lettered: the kind, the reason and the attempt count to record.
+fn rejection(
+    queue: &str,
+    body: &[u8],
+    decode_error: Option<serde_json::Error>,
+) -> (DeadLetterKind, String, u32) {
+    let header: EnvelopeHeader = match serde_json::from_slice(body) {
+        Ok(header) => header,
+        Err(e) => {
+            return (
+                DeadLetterKind::Undecodable,
+                format!("not a JSON envelope: {e}"),
+                1,
+            );
+        }
+    };
+    let attempts = header.attempt.unwrap_or(0) + 1;
+    let reason = match decode_error {
+        Some(e) if header.version == Some(SCHEMA_VERSION) => {
+            format!("payload does not match the {queue} schema: {e}")
+        }
+        _ => format!(
+            "unsupported schema version {:?}, expected {SCHEMA_VERSION}",
+            header.version
+        ),
+    };
+    (DeadLetterKind::Undecodable, reason, attempts)
 }
 
 struct DeadLetterDraft {

@@ -88,6 +88,19 @@ pub trait Stage: Send + Sync + 'static {
     /// Logical queues this stage consumes.
     fn inputs(&self) -> &'static [&'static str];
 
+    /// Decode a message consumed from `queue`. The runtime has checked the size
+    /// only; it reports the schema version and any error. A stage whose queues
+    /// carry different payloads (experimentation) overrides this to decode each
+    /// queue's type directly instead of trying the shapes of an untagged enum.
+    fn decode(
+        &self,
+        queue: &'static str,
+        body: &[u8],
+    ) -> Result<Envelope<Self::Input>, serde_json::Error> {
+        let _ = queue;
+        serde_json::from_slice(body)
+    }
+
     /// Handle one message. Returning `Ok` means: publish these, then ack the input.
     /// Stages with large fan-out (segmentation) publish as they go through `emit`;
     /// a redelivered input then emits again, which idempotent consumers absorb.

@@ -87,7 +87,7 @@ pub fn load_campaign(path: &Path, customers: Option<&Path>) -> anyhow::Result<Ca
 }
 
 pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
-    init_logging(args.quiet);
+    super::init_logging(args.quiet, false);
     // The bundled demo settings apply when no configuration file is named.
     let demo_config = Path::new(DEMO_CONFIG);
     let config = config.or_else(|| demo_config.exists().then_some(demo_config));
@@ -150,11 +150,4 @@ fn print_summary(report: &RunReport, out_dir: &Path, seconds: f64) {
         println!("  WARNING: {} customers unaccounted for", report.unaccounted());
     }
     println!("  output: {}", out_dir.display());
-}
-
-fn init_logging(quiet: bool) {
-    let default = if quiet { "error" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -11,7 +11,11 @@ pub enum AnalysisError {
     #[error("arm `{arm}` has no users: rates and tests are undefined")]
     EmptyArm { arm: String },
     #[error("arm `{arm}` has {successes} successes but only {users} users")]
-    SuccessesExceedUsers { arm: String, successes: u64, users: u64 },
+    SuccessesExceedUsers {
+        arm: String,
+        successes: u64,
+        users: u64,
+    },
     #[error("an experiment needs a control arm and at least one treatment, got {0} arm(s)")]
     TooFewArms(usize),
     #[error("alpha must lie strictly between 0 and 1, got {0}")]
@@ -26,9 +30,13 @@ pub enum AnalysisError {
     InvalidWeight(f64),
     #[error("the control rate is zero: a relative lift is undefined")]
     ZeroControlRate,
-    #[error("an arm's rate is 0 or 1, so the delta-method variance of the relative lift degenerates")]
+    #[error(
+        "an arm's rate is 0 or 1, so the delta-method variance of the relative lift degenerates"
+    )]
     ZeroVariance,
-    #[error("a relative lift of {lift} on a control rate of {control_rate} gives a rate outside (0, 1)")]
+    #[error(
+        "a relative lift of {lift} on a control rate of {control_rate} gives a rate outside (0, 1)"
+    )]
     LiftOutOfRange { lift: f64, control_rate: f64 },
     #[error("cannot read {path}: {source}")]
     Io {

@@ -6,10 +6,11 @@
 //! goes on), renders the merge fields with a single-pass renderer that cannot
 //! execute template logic, skips messages already marked as sent in the shared
 //! cache, writes the rest to an `OutboxSink` (a JSONL file in the embedded
-//! mode), appends a pseudonymized `send` event per message to the audit trail,
-//! and only then marks them sent. `canonicalize_outbox` sorts a finished
+//! mode), appends one audit record per batch listing every send (customer ids
+//! pseudonymized), and only then marks them sent. `canonicalize_outbox` sorts a finished
 //! outbox so runs compare byte for byte.
 
+pub mod audit;
 pub mod canonical;
 pub mod config;
 mod metrics;
@@ -19,6 +20,7 @@ pub mod render;
 pub mod stage;
 pub mod verify;
 
+pub use audit::{AuditedSend, SEND_BATCH_EVENT, audited_sends};
 pub use canonical::canonicalize_outbox;
 pub use config::DeliveryConfig;
 pub use outbox::{FileOutbox, OutboxEntry, OutboxSink, SinkError};
@@ -36,15 +38,15 @@ pub(crate) mod tests {
         Signer::new(b"delivery-test-key".to_vec())
     }
 
-    /// A batch of `n` valid, signed messages for customers C0..Cn.
-    pub(crate) fn batch(n: usize) -> SendBatch {
+    /// A signed template under `variant_id`.
+    pub(crate) fn template(variant_id: &str) -> ApprovedTemplate {
         let citations = vec!["doc-1".to_string()];
         let subject = "{{first_name}}, spring news".to_string();
         let body =
             "Hi {{ first_name }} from {{location}} ({{tier}}) [doc-1]. {{cta_url}}".to_string();
-        let hash = content_hash("v-control", &subject, &body, &citations);
-        let template = ApprovedTemplate {
-            variant_id: "v-control".into(),
+        let hash = content_hash(variant_id, &subject, &body, &citations);
+        ApprovedTemplate {
+            variant_id: variant_id.into(),
             subject,
             body,
             citations,
@@ -52,10 +54,28 @@ pub(crate) mod tests {
                 signature: signer().sign(&hash),
                 content_hash: hash,
             },
-        };
+        }
+    }
+
+    /// Point message `index` at a template of its own (variant `v-own-<index>`,
+    /// signed, then changed by `tamper`).
+    pub(crate) fn own_template(
+        batch: &mut SendBatch,
+        index: usize,
+        tamper: impl FnOnce(&mut ApprovedTemplate),
+    ) {
+        let mut own = template(&format!("v-own-{index}"));
+        tamper(&mut own);
+        batch.messages[index].assignment.variant_id = own.variant_id.clone();
+        batch.templates.push(own);
+    }
+
+    /// A batch of `n` valid, signed messages for customers C0..Cn.
+    pub(crate) fn batch(n: usize) -> SendBatch {
         SendBatch {
             campaign_id: "camp-1".into(),
             batch_seq: 0,
+            templates: vec![template("v-control")],
             messages: (0..n)
                 .map(|i| {
                     let customer_id = format!("C{i}");
@@ -76,7 +96,6 @@ pub(crate) mod tests {
                             variant_id: "v-control".into(),
                             fallback: None,
                         },
-                        template: template.clone(),
                         call_to_action_url: Some("https://example.com/spring".into()),
                     }
                 })

@@ -1,8 +1,10 @@
 //! Turn a `SendBatch` into rendered messages and rejected ones (pure: no IO).
 //!
-//! Verification and parsing happen once per distinct template of the batch,
-//! not once per message: a batch of 1000 customers typically carries a
-//! handful of templates.
+//! A batch carries each template once; each is verified and parsed once per
+//! batch, and every message is rendered from the template its assignment
+//! names.
+
+use std::collections::HashMap;
 
 use cpo_shared::envelope::message_id;
 use cpo_shared::model::{ApprovedTemplate, OutboundMessage, SendBatch};
@@ -15,6 +17,7 @@ use crate::verify::verify_template;
 #[derive(Debug)]
 pub struct Rendered<'a> {
     pub message: &'a OutboundMessage,
+    pub template: &'a ApprovedTemplate,
     pub subject: String,
     pub body: String,
 }
@@ -23,6 +26,9 @@ pub struct Rendered<'a> {
 #[derive(Debug)]
 pub struct Rejected<'a> {
     pub message: &'a OutboundMessage,
+    /// The template the message names, when the batch carries one, so the
+    /// dead letter can be replayed as a one-message batch.
+    pub template: Option<&'a ApprovedTemplate>,
     pub reason: String,
 }
 
@@ -37,32 +43,38 @@ struct CompiledTemplate<'a> {
     body: CompiledText<'a>,
 }
 
-/// Templates of one batch, each verified and compiled once. Lookup compares
-/// the whole template (content and approval), so a tampered copy that keeps
-/// the variant id is verified on its own.
-#[derive(Default)]
-struct TemplateCache<'a> {
-    entries: Vec<(&'a ApprovedTemplate, Result<CompiledTemplate<'a>, String>)>,
+/// The batch's templates by variant id, each verified and compiled once.
+struct Templates<'a> {
+    by_id: HashMap<&'a str, (&'a ApprovedTemplate, Result<CompiledTemplate<'a>, String>)>,
 }
 
-impl<'a> TemplateCache<'a> {
-    fn get(
-        &mut self,
-        signer: &Signer,
-        template: &'a ApprovedTemplate,
-    ) -> &Result<CompiledTemplate<'a>, String> {
-        let found = self
-            .entries
-            .iter()
-            .position(|(known, _)| std::ptr::eq(*known, template) || *known == template);
-        let index = match found {
-            Some(index) => index,
-            None => {
-                self.entries.push((template, compile(signer, template)));
-                self.entries.len() - 1
+impl<'a> Templates<'a> {
+    fn new(signer: &Signer, templates: &'a [ApprovedTemplate]) -> Self {
+        let mut by_id = HashMap::with_capacity(templates.len());
+        for template in templates {
+            let id = template.variant_id.as_str();
+            match by_id.get_mut(id) {
+                None => {
+                    by_id.insert(id, (template, compile(signer, template)));
+                }
+                // A repeated copy changes nothing; a different one makes the
+                // reference ambiguous, so no message may use either.
+                Some((known, compiled)) if *known != template => {
+                    *compiled = Err(format!(
+                        "the batch carries two different templates for variant `{id}`"
+                    ));
+                }
+                Some(_) => {}
             }
-        };
-        &self.entries[index].1
+        }
+        Self { by_id }
+    }
+
+    fn get(
+        &self,
+        variant_id: &str,
+    ) -> Option<&(&'a ApprovedTemplate, Result<CompiledTemplate<'a>, String>)> {
+        self.by_id.get(variant_id)
     }
 }
 
@@ -97,13 +109,15 @@ fn check_address(address: &str) -> bool {
 
 /// Check, verify and render every message of `batch`.
 pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, max_value_chars: usize) -> Prepared<'a> {
-    let mut templates = TemplateCache::default();
+    let templates = Templates::new(signer, &batch.templates);
     let mut last_cta: Option<(&str, Result<&str, RenderError>)> = None;
     let mut out = Prepared {
         rendered: Vec::with_capacity(batch.messages.len()),
         rejected: Vec::new(),
     };
     for message in &batch.messages {
+        let variant_id = message.assignment.variant_id.as_str();
+        let entry = templates.get(variant_id);
         let cta = match message.call_to_action_url.as_deref() {
             None => Ok(None),
             // Every message of a campaign carries the same URL: check it once.
@@ -119,10 +133,10 @@ pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, max_value_chars: usize
         let result = check_message(batch, message)
             .and_then(|()| cta.map_err(|e| e.to_string()))
             .and_then(|cta| {
-                let compiled = templates
-                    .get(signer, &message.template)
-                    .as_ref()
-                    .map_err(Clone::clone)?;
+                let (template, compiled) = entry.ok_or_else(|| {
+                    format!("the batch carries no template for variant `{variant_id}`")
+                })?;
+                let compiled = compiled.as_ref().map_err(Clone::clone)?;
                 let recipient = &message.recipient;
                 let values = MergeValues {
                     first_name: clean_value(&recipient.first_name, max_value_chars),
@@ -132,15 +146,24 @@ pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, max_value_chars: usize
                 };
                 let render =
                     |text: &CompiledText<'_>| text.render(&values).map_err(|e| e.to_string());
-                Ok((render(&compiled.subject)?, render(&compiled.body)?))
+                Ok((
+                    *template,
+                    render(&compiled.subject)?,
+                    render(&compiled.body)?,
+                ))
             });
         match result {
-            Ok((subject, body)) => out.rendered.push(Rendered {
+            Ok((template, subject, body)) => out.rendered.push(Rendered {
                 message,
+                template,
                 subject,
                 body,
             }),
-            Err(reason) => out.rejected.push(Rejected { message, reason }),
+            Err(reason) => out.rejected.push(Rejected {
+                message,
+                template: entry.map(|(template, _)| *template),
+                reason,
+            }),
         }
     }
     out
@@ -156,9 +179,6 @@ fn check_message(batch: &SendBatch, message: &OutboundMessage) -> Result<(), Str
     if message.assignment.customer_id != message.recipient.customer_id {
         return Err("assignment and recipient name different customers".into());
     }
-    if message.assignment.variant_id != message.template.variant_id {
-        return Err("assignment names another variant than the template".into());
-    }
     if message.message_id != message_id(&message.campaign_id, &message.recipient.customer_id) {
         return Err("message id is not the one derived from (campaign, customer)".into());
     }
@@ -171,13 +191,13 @@ fn check_message(batch: &SendBatch, message: &OutboundMessage) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{batch, signer};
+    use crate::tests::{batch, own_template, signer, template};
 
     #[test]
     fn renders_valid_messages_and_rejects_tampered_ones_individually() {
         let mut input = batch(4);
-        input.messages[1].template.body.push_str(" Now 90% off!");
-        input.messages[2].template.approval.signature.clear();
+        own_template(&mut input, 1, |t| t.body.push_str(" Now 90% off!"));
+        own_template(&mut input, 2, |t| t.approval.signature.clear());
         input.messages[3].recipient.email = "a@example.com, b@example.com".into();
         let prepared = prepare(&input, &signer(), 64);
         assert_eq!(prepared.rendered.len(), 1);
@@ -210,6 +230,86 @@ mod tests {
         assert!(prepared.rendered.is_empty());
         assert!(prepared.rejected[0].reason.contains("message id"));
         assert!(prepared.rejected[1].reason.contains("call_to_action_url"));
+    }
+
+    #[test]
+    fn messages_render_from_the_template_their_assignment_names() {
+        let mut input = batch(6);
+        let mut other = template("v-other");
+        other.subject = "Other news for {{first_name}}".into();
+        other.approval.content_hash = cpo_shared::signing::content_hash(
+            "v-other",
+            &other.subject,
+            &other.body,
+            &other.citations,
+        );
+        other.approval.signature = signer().sign(&other.approval.content_hash);
+        input.templates.push(other);
+        input.messages[1].assignment.variant_id = "v-other".into();
+        // a variant the batch carries no template for
+        input.messages[2].assignment.variant_id = "v-missing".into();
+        // one variant id, two different contents: neither may be used
+        let mut clash = template("v-clash");
+        input.templates.push(clash.clone());
+        clash.body.push_str(" Different.");
+        input.templates.push(clash);
+        input.messages[3].assignment.variant_id = "v-clash".into();
+        // an identical second copy is harmless
+        input.templates.push(template("v-control"));
+
+        let prepared = prepare(&input, &signer(), 64);
+        let subjects: Vec<(&str, &str)> = prepared
+            .rendered
+            .iter()
+            .map(|r| (r.message.recipient.customer_id.as_str(), r.subject.as_str()))
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                ("C0", "Ada, spring news"),
+                ("C1", "Other news for Ada"),
+                ("C4", "Ada, spring news"),
+                ("C5", "Ada, spring news")
+            ]
+        );
+        assert_eq!(prepared.rendered[1].template.variant_id, "v-other");
+        let rejected: Vec<(&str, &str)> = prepared
+            .rejected
+            .iter()
+            .map(|r| (r.message.recipient.customer_id.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (
+                    "C2",
+                    "the batch carries no template for variant `v-missing`"
+                ),
+                (
+                    "C3",
+                    "the batch carries two different templates for variant `v-clash`"
+                )
+            ]
+        );
+        assert!(prepared.rejected[0].template.is_none());
+        assert!(prepared.rejected[1].template.is_some());
+    }
+
+    #[test]
+    fn a_tampered_shared_template_rejects_every_message_using_it() {
+        let mut input = batch(3);
+        own_template(&mut input, 2, |_| {});
+        input.templates[0].body.push_str(" P.S. wire money");
+        let prepared = prepare(&input, &signer(), 64);
+        assert_eq!(prepared.rendered.len(), 1);
+        assert_eq!(prepared.rendered[0].message.recipient.customer_id, "C2");
+        assert_eq!(prepared.rejected.len(), 2);
+        assert!(
+            prepared
+                .rejected
+                .iter()
+                .all(|r| r.reason.contains("altered"))
+        );
     }
 
     #[test]

@@ -7,17 +7,17 @@ use cpo_shared::audit::AuditSink;
 use cpo_shared::cache::Cache;
 use cpo_shared::dead_letter::DeadLetterKind;
 use cpo_shared::envelope::derive_id;
-use cpo_shared::model::{OutboundMessage, SendBatch};
+use cpo_shared::model::SendBatch;
 use cpo_shared::privacy::Pseudonymizer;
 use cpo_shared::signing::Signer;
 use cpo_shared::{Emitter, Envelope, Stage, StageError, StageResult, queues};
-use serde_json::json;
 use tracing::debug;
 
+use crate::audit::send_batch_event;
 use crate::config::DeliveryConfig;
 use crate::metrics::delivery_metrics;
 use crate::outbox::{OutboxEntry, OutboxSink};
-use crate::prepare::{Rendered, prepare};
+use crate::prepare::{Rejected, Rendered, prepare};
 
 /// Key of the marker that says a message was sent.
 pub fn sent_key(message_id: &str) -> String {
@@ -46,38 +46,39 @@ impl DeliveryStage {
         Self { config, backends }
     }
 
-    /// Messages not marked as sent yet, with their marker keys. Without the
-    /// dedupe store, sending pauses (transient) rather than risking a second send.
+    /// Messages not marked as sent yet, with their marker keys, in one cache
+    /// round trip. Without the dedupe store, sending pauses (transient) rather
+    /// than risking a second send.
     async fn unsent<'r, 'a>(
         &self,
         rendered: &'r [Rendered<'a>],
-    ) -> Result<Vec<(&'r Rendered<'a>, String)>, StageError> {
+    ) -> Result<(Vec<&'r Rendered<'a>>, Vec<String>), StageError> {
+        let keys: Vec<String> = rendered
+            .iter()
+            .map(|r| sent_key(&r.message.message_id))
+            .collect();
+        let markers = self
+            .backends
+            .cache
+            .get_many(&keys)
+            .await
+            .map_err(|e| StageError::Transient(format!("dedupe store: {e}; sending paused")))?;
+        if markers.len() != keys.len() {
+            return Err(StageError::Transient(format!(
+                "dedupe store answered {} of {} keys; sending paused",
+                markers.len(),
+                keys.len()
+            )));
+        }
         let mut fresh = Vec::with_capacity(rendered.len());
-        for message in rendered {
-            let key = sent_key(&message.message.message_id);
-            let marker =
-                self.backends.cache.get(&key).await.map_err(|e| {
-                    StageError::Transient(format!("dedupe store: {e}; sending paused"))
-                })?;
+        let mut fresh_keys = Vec::with_capacity(rendered.len());
+        for ((message, key), marker) in rendered.iter().zip(keys).zip(markers) {
             if marker.is_none() {
-                fresh.push((message, key));
+                fresh.push(message);
+                fresh_keys.push(key);
             }
         }
-        Ok(fresh)
-    }
-
-    fn audit_event(&self, rendered: &Rendered<'_>) -> serde_json::Value {
-        let message = rendered.message;
-        json!({
-            "event": "send",
-            "campaign_id": message.campaign_id,
-            "message_id": message.message_id,
-            "customer": self.backends.pseudonymizer.pseudonym(&message.recipient.customer_id),
-            "segment": message.assignment.segment,
-            "arm": message.assignment.arm,
-            "variant_id": message.assignment.variant_id,
-            "content_hash": message.template.approval.content_hash,
-        })
+        Ok((fresh, fresh_keys))
     }
 }
 
@@ -93,23 +94,26 @@ fn entry<'a>(rendered: &'a Rendered<'_>) -> OutboxEntry<'a> {
         to: &message.recipient.email,
         subject: &rendered.subject,
         body: &rendered.body,
-        citations: &message.template.citations,
+        citations: &rendered.template.citations,
         fallback: message.assignment.fallback.as_deref(),
     }
 }
 
-/// A rejected message as a one-message batch envelope, so replaying the dead
-/// letter publishes something delivery can consume again.
+/// A rejected message as a one-message batch envelope (with its template, when
+/// the batch had one), so replaying the dead letter publishes something
+/// delivery can consume again.
 fn replayable(
     envelope: &Envelope<SendBatch>,
-    message: &OutboundMessage,
+    rejected: &Rejected<'_>,
 ) -> Result<serde_json::Value, StageError> {
     let batch = &envelope.payload;
+    let message = rejected.message;
     let mut part = envelope.derive(
         derive_id(&[&batch.campaign_id, "send-part", &message.message_id]),
         SendBatch {
             campaign_id: batch.campaign_id.clone(),
             batch_seq: batch.batch_seq,
+            templates: rejected.template.into_iter().cloned().collect(),
             messages: vec![message.clone()],
         },
     );
@@ -136,10 +140,10 @@ impl Stage for DeliveryStage {
             &self.backends.signer,
             self.config.max_merge_value_chars,
         );
-        let fresh = self.unsent(&prepared.rendered).await?;
+        let (fresh, keys) = self.unsent(&prepared.rendered).await?;
 
         if !fresh.is_empty() {
-            let entries: Vec<OutboxEntry<'_>> = fresh.iter().map(|(r, _)| entry(r)).collect();
+            let entries: Vec<OutboxEntry<'_>> = fresh.iter().map(|r| entry(r)).collect();
             self.backends
                 .sink
                 .write_batch(&entries)
@@ -147,24 +151,27 @@ impl Stage for DeliveryStage {
                 .map_err(|e| StageError::Transient(e.to_string()))?;
             // Audited before marking: a failure here retries, and the retry
             // audits again rather than leaving a send unaudited.
-            for (rendered, _) in &fresh {
-                self.backends
-                    .audit
-                    .append(&self.audit_event(rendered))
-                    .map_err(|e| StageError::Transient(format!("audit: {e}")))?;
-            }
-            let ttl = self.config.sent_marker_ttl();
-            for (_, key) in &fresh {
-                self.backends
-                    .cache
-                    .set(key, b"1", ttl)
-                    .await
-                    .map_err(|e| StageError::Transient(format!("dedupe store: {e}")))?;
-            }
+            let event = send_batch_event(
+                &batch.campaign_id,
+                batch.batch_seq,
+                &fresh,
+                &self.backends.pseudonymizer,
+            );
+            self.backends
+                .audit
+                .append(&event)
+                .map_err(|e| StageError::Transient(format!("audit: {e}")))?;
+            let markers: Vec<(String, Vec<u8>)> =
+                keys.into_iter().map(|key| (key, b"1".to_vec())).collect();
+            self.backends
+                .cache
+                .set_many(&markers, self.config.sent_marker_ttl())
+                .await
+                .map_err(|e| StageError::Transient(format!("dedupe store: {e}")))?;
         }
 
         for rejected in &prepared.rejected {
-            let part = replayable(&message, rejected.message)?;
+            let part = replayable(&message, rejected)?;
             emit.dead_letter_part(DeadLetterKind::Permanent, rejected.reason.clone(), &part)
                 .await?;
         }

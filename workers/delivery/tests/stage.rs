@@ -46,17 +46,23 @@ async fn renders_and_writes_every_valid_message() {
 async fn altered_or_unsigned_messages_are_dead_lettered_one_by_one() {
     let h = Harness::new();
     let mut input = batch(0, 0..7);
-    let messages = &mut input.payload.messages;
-    messages[1].template.body = messages[1].template.body.replace("ends soon", "is FREE");
-    messages[2].template.subject.push_str(" (act now)");
-    messages[3].template.citations.pop();
-    messages[4].template.approval.signature =
-        Signer::new(b"forged".to_vec()).sign(&messages[4].template.approval.content_hash);
-    messages[5].template.approval.signature = String::new();
+    own_template(&mut input, 1, |t| {
+        t.body = t.body.replace("ends soon", "is FREE")
+    });
+    own_template(&mut input, 2, |t| t.subject.push_str(" (act now)"));
+    own_template(&mut input, 3, |t| {
+        t.citations.pop();
+    });
+    own_template(&mut input, 4, |t| {
+        t.approval.signature = Signer::new(b"forged".to_vec()).sign(&t.approval.content_hash)
+    });
+    own_template(&mut input, 5, |t| t.approval.signature = String::new());
     // altered, then re-hashed: the hash matches but the signature does not
-    let t = &mut messages[6].template;
-    t.body.push_str(" P.S. wire money");
-    t.approval.content_hash = content_hash(&t.variant_id, &t.subject, &t.body, &t.citations);
+    own_template(&mut input, 6, |t| {
+        t.body.push_str(" P.S. wire money");
+        t.approval.content_hash = content_hash(&t.variant_id, &t.subject, &t.body, &t.citations);
+    });
+    let messages = &input.payload.messages;
     let tampered: Vec<String> = messages[1..].iter().map(|m| m.message_id.clone()).collect();
 
     h.deliver(input).await.unwrap();
@@ -70,11 +76,16 @@ async fn altered_or_unsigned_messages_are_dead_lettered_one_by_one() {
         assert_eq!(letter.kind, DeadLetterKind::Permanent);
         assert_eq!(letter.stage, "delivery");
         assert_eq!(letter.queue, queues::SEND);
-        // the dead letter is a replayable one-message batch
+        // the dead letter is a replayable one-message batch with its own template
         let part: Envelope<SendBatch> =
             serde_json::from_value(letter.message.clone().unwrap()).unwrap();
         assert_eq!(part.payload.messages.len(), 1);
         assert_eq!(&part.payload.messages[0].message_id, id);
+        assert_eq!(part.payload.templates.len(), 1);
+        assert_eq!(
+            part.payload.templates[0].variant_id,
+            part.payload.messages[0].assignment.variant_id
+        );
         assert!(h.cache.get(&sent_key(id)).await.unwrap().is_none());
     }
     let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
@@ -86,6 +97,7 @@ async fn altered_or_unsigned_messages_are_dead_lettered_one_by_one() {
     assert!(reasons[4].contains("no signature"), "{reasons:?}");
     assert!(reasons[5].contains("signature is invalid"), "{reasons:?}");
     assert_eq!(h.audit_events().len(), 1);
+    assert_eq!(h.audited_sends().len(), 1);
 }
 
 #[tokio::test]
@@ -98,7 +110,7 @@ async fn unknown_merge_field_dead_letters_the_message() {
         "Hi {{first_name}}",
         "Your address is {{ email }}",
     );
-    input.payload.messages[1].template = leaky;
+    input.payload.templates.push(leaky);
     input.payload.messages[1].assignment.variant_id = "v-leaky".into();
     h.deliver(input).await.unwrap();
     assert_eq!(h.records().len(), 1);
@@ -152,7 +164,9 @@ async fn redelivery_writes_nothing_twice() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 60);
-    assert_eq!(h.audit_events().len(), 60);
+    assert_eq!(h.audited_sends().len(), 60);
+    // one record per batch that sent something: the repeated batch sent nothing
+    assert_eq!(h.audit_events().len(), 2);
 
     // a second worker with an empty outbox but the same dedupe store sends nothing either
     let other = Harness::new();
@@ -211,24 +225,63 @@ async fn audit_events_are_pseudonymized() {
     let h = Harness::new();
     h.deliver(batch(0, 0..2)).await.unwrap();
     let events = h.audit_events();
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 1, "one record for the batch");
+    assert_eq!(events[0]["event"], "send_batch");
+    assert_eq!(events[0]["count"], 2);
+    let sends = h.audited_sends();
+    assert_eq!(sends.len(), 2);
     let expected_customer = Pseudonymizer::new(b"pseudonym-key".to_vec()).pseudonym("C00000");
-    let event = &events[0];
-    assert_eq!(event["event"], "send");
-    assert_eq!(event["campaign_id"], "camp-1");
-    assert_eq!(event["message_id"], message_id("camp-1", "C00000"));
-    assert_eq!(event["customer"], expected_customer.as_str());
-    assert_eq!(event["segment"], "loyal");
-    assert_eq!(event["arm"], "urgent");
-    assert_eq!(event["variant_id"], "v-urgent");
-    assert_eq!(
-        event["content_hash"],
-        standard_template().approval.content_hash.as_str()
-    );
+    let send = &sends[0];
+    assert_eq!(send.campaign_id, "camp-1");
+    assert_eq!(send.message_id, message_id("camp-1", "C00000"));
+    assert_eq!(send.customer, expected_customer);
+    assert_eq!(send.segment, "loyal");
+    assert_eq!(send.arm, "urgent");
+    assert_eq!(send.variant_id, "v-urgent");
+    assert_eq!(send.content_hash, standard_template().approval.content_hash);
+    assert_ne!(sends[1].customer, send.customer);
     let text = serde_json::to_string(&events).unwrap();
     for secret in ["person0@example.com", "Name0", "\"C00000\""] {
         assert!(!text.contains(secret), "audit leaks {secret}");
     }
+}
+
+#[tokio::test]
+async fn a_message_naming_a_template_the_batch_lacks_is_dead_lettered_alone() {
+    let h = Harness::new();
+    let mut input = batch(0, 0..3);
+    input.payload.messages[1].assignment.variant_id = "v-gone".into();
+    h.deliver(input).await.unwrap();
+    assert_eq!(h.records().len(), 2);
+    let letters = h.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].reason,
+        "the batch carries no template for variant `v-gone`"
+    );
+    let part: Envelope<SendBatch> =
+        serde_json::from_value(letters[0].message.clone().unwrap()).unwrap();
+    assert!(part.payload.templates.is_empty());
+    assert_eq!(part.payload.messages[0].recipient.customer_id, "C00001");
+}
+
+#[tokio::test]
+async fn a_replayed_dead_letter_is_delivered_like_a_batch() {
+    let h = Harness::new();
+    let mut input = batch(0, 0..2);
+    // the recipient is fixed by hand after the dead letter: replay then sends it
+    input.payload.messages[1].recipient.email = "not an address".into();
+    h.deliver(input).await.unwrap();
+    let letters = h.dead_letters();
+    assert_eq!(letters.len(), 1);
+    let mut part: Envelope<SendBatch> =
+        serde_json::from_value(letters[0].message.clone().unwrap()).unwrap();
+    part.payload.messages[0].recipient.email = "person1@example.com".into();
+    h.deliver(part).await.unwrap();
+    let records = h.records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].customer_id, "C00001");
+    assert_eq!(records[1].subject, "Name1: last days");
 }
 
 #[tokio::test]

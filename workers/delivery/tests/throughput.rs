@@ -1,5 +1,5 @@
 //! Throughput of experimentation + delivery on 1M customers (1000 batches of
-//! 1000), decoding and encoding as the runtime would. Ignored by default; run
+//! 1000), decoding (with each stage's `decode`) and encoding as the runtime would. Ignored by default; run
 //! in release:
 //! `cargo test --release -p cpo-delivery --test throughput -- --ignored --nocapture`
 
@@ -16,7 +16,7 @@ use cpo_shared::audit::FileAuditLog;
 use cpo_shared::cache::MemoryCache;
 use cpo_shared::model::{
     Approval, CampaignContext, CategorySeverities, Customer, CustomerBatch, Decision,
-    ExperimentInput, SafetyVerdict, SegmentedCustomer, SendBatch, Variant, VariantDecision,
+    ExperimentInput, SafetyVerdict, SegmentedCustomer, Variant, VariantDecision,
 };
 use cpo_shared::privacy::Pseudonymizer;
 use cpo_shared::signing::{Signer, content_hash};
@@ -211,8 +211,7 @@ async fn one_million_customers_through_experimentation_and_delivery() {
     );
     for seq in 0..batches {
         let raw = customer_batch(seq, size);
-        let input: Envelope<ExperimentInput> =
-            decode.time(|| serde_json::from_slice(&raw).unwrap());
+        let input = decode.time(|| experimentation.decode(queues::AUDIENCE, &raw).unwrap());
         let outputs = experiment
             .time_async(experimentation.handle(input, &emit(queues::AUDIENCE)))
             .await
@@ -221,8 +220,7 @@ async fn one_million_customers_through_experimentation_and_delivery() {
             .into_iter()
             .find(|o| o.queue == queues::SEND)
             .unwrap();
-        let input: Envelope<SendBatch> =
-            decode.time(|| serde_json::from_slice(&send.body).unwrap());
+        let input = decode.time(|| delivery.decode(queues::SEND, &send.body).unwrap());
         deliver
             .time_async(delivery.handle(input, &emit(queues::SEND)))
             .await

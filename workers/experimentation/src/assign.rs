@@ -129,8 +129,8 @@ pub fn assign_batch<'a>(
                 variant_id: &template.variant_id,
                 fallback,
             },
-            template,
             call_to_action_url: cta,
+            template,
         });
     }
     Assigned {
@@ -148,7 +148,7 @@ mod tests {
     use super::*;
     use crate::join::tests::decision;
     use crate::join::{JoinStatus, evaluate, for_join};
-    use crate::output::SendBatchOut;
+    use crate::output::{SendBatchOut, templates_of};
     use crate::tests::batch;
 
     fn decided(decisions: &[cpo_shared::model::VariantDecision]) -> SegmentArms {
@@ -264,12 +264,26 @@ mod tests {
         let borrowed = SendBatchOut {
             campaign_id: "camp-1",
             batch_seq: 7,
+            templates: templates_of(&out.messages).unwrap(),
             messages: out.messages,
         };
         let bytes = serde_json::to_vec(&borrowed).unwrap();
         let owned: SendBatch = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(serde_json::to_vec(&owned).unwrap(), bytes);
         assert_eq!(owned.messages.len(), 50);
+        // each template once: the two segments' control variants
+        let ids: Vec<&str> = owned
+            .templates
+            .iter()
+            .map(|t| t.variant_id.as_str())
+            .collect();
+        assert_eq!(ids, ["v-s-control", "v-t-control"]);
+        assert!(
+            owned
+                .messages
+                .iter()
+                .all(|m| owned.template(&m.assignment.variant_id).is_some())
+        );
         let first = &owned.messages[0];
         assert_eq!(
             first.message_id,
@@ -285,5 +299,59 @@ mod tests {
                 .iter()
                 .any(|m| m.assignment.fallback.is_some())
         );
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+    use crate::error::ExperimentError;
+    use crate::join::tests::decision;
+    use crate::join::{JoinStatus, evaluate, for_join};
+    use crate::output::templates_of;
+    use crate::tests::batch;
+
+    fn arms_of(decisions: &[cpo_shared::model::VariantDecision]) -> SegmentArms {
+        let fields: Vec<_> = decisions
+            .iter()
+            .map(|d| {
+                (
+                    d.variant.variant_id.clone(),
+                    serde_json::to_vec(&for_join(d)).unwrap(),
+                )
+            })
+            .collect();
+        match evaluate(&fields).unwrap() {
+            JoinStatus::Decided(arms) => arms,
+            waiting => panic!("expected a decided segment, got {waiting:?}"),
+        }
+    }
+
+    #[test]
+    fn one_variant_id_with_two_contents_is_an_error() {
+        let batch = batch(40, &["s", "t"]);
+        let plan = ArmPlan::from_campaign(&batch.campaign).unwrap();
+        let arms_s = arms_of(&[decision("s", "control", true, 1)]);
+        // segment t's control variant claims segment s's variant id, with other content
+        let mut clash = decision("t", "control", true, 1);
+        clash.variant.variant_id = "v-s-control".into();
+        clash.variant.body.push_str(" Segment t only.");
+        let hash = cpo_shared::signing::content_hash(
+            &clash.variant.variant_id,
+            &clash.variant.subject,
+            &clash.variant.body,
+            &clash.variant.citations,
+        );
+        clash.approval.as_mut().unwrap().content_hash = hash;
+        let arms_t = arms_of(&[clash]);
+        let routes = HashMap::from([
+            ("s", segment_routes(&plan, &arms_s)),
+            ("t", segment_routes(&plan, &arms_t)),
+        ]);
+        let out = assign_batch(&batch, &plan, &routes);
+        assert!(matches!(
+            templates_of(&out.messages),
+            Err(ExperimentError::AmbiguousTemplate(id)) if id == "v-s-control"
+        ));
     }
 }

@@ -16,6 +16,10 @@ pub enum ExperimentError {
     CorruptJoin(String),
     #[error("cannot encode output: {0}")]
     Encode(String),
+    /// Two different approved templates carry one variant id, which messages
+    /// use to name their template.
+    #[error("two different approved templates share the variant id `{0}`")]
+    AmbiguousTemplate(String),
 }
 
 impl From<ExperimentError> for StageError {
@@ -24,7 +28,8 @@ impl From<ExperimentError> for StageError {
             ExperimentError::Cache(_) => StageError::Transient(error.to_string()),
             ExperimentError::Plan(_)
             | ExperimentError::CorruptJoin(_)
-            | ExperimentError::Encode(_) => StageError::Permanent(error.to_string()),
+            | ExperimentError::Encode(_)
+            | ExperimentError::AmbiguousTemplate(_) => StageError::Permanent(error.to_string()),
         }
     }
 }

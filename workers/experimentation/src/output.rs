@@ -2,15 +2,22 @@
 //!
 //! They serialize to exactly the JSON of the owned model types (a test checks
 //! it byte for byte) but point into the batch and the decided templates, so a
-//! batch of 1000 customers does not clone 1000 templates and recipients.
+//! batch of 1000 customers clones no recipients and no templates.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use cpo_shared::model::{ApprovedTemplate, Customer};
 use serde::Serialize;
+
+use crate::error::ExperimentError;
 
 #[derive(Debug, Serialize)]
 pub struct SendBatchOut<'a> {
     pub campaign_id: &'a str,
     pub batch_seq: u64,
+    /// Each template the messages use, once, by variant id.
+    pub templates: Vec<&'a ApprovedTemplate>,
     pub messages: Vec<OutboundMessageOut<'a>>,
 }
 
@@ -20,8 +27,11 @@ pub struct OutboundMessageOut<'a> {
     pub campaign_id: &'a str,
     pub recipient: RecipientOut<'a>,
     pub assignment: ArmAssignmentOut<'a>,
-    pub template: &'a ApprovedTemplate,
     pub call_to_action_url: Option<&'a str>,
+    /// The template `assignment.variant_id` names; it travels once in the
+    /// batch's `templates`, not in every message.
+    #[serde(skip)]
+    pub template: &'a ApprovedTemplate,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,4 +62,36 @@ pub struct ArmAssignmentOut<'a> {
     pub arm: &'a str,
     pub variant_id: &'a str,
     pub fallback: Option<&'a str>,
+}
+
+/// The distinct templates `messages` use, ordered by variant id. Messages name
+/// their template by variant id, so two different templates under one id
+/// would be ambiguous: that is an error, never a silent pick.
+pub fn templates_of<'a>(
+    messages: &[OutboundMessageOut<'a>],
+) -> Result<Vec<&'a ApprovedTemplate>, ExperimentError> {
+    let mut by_id: BTreeMap<&'a str, &'a ApprovedTemplate> = BTreeMap::new();
+    let mut last: Option<&'a ApprovedTemplate> = None;
+    for message in messages {
+        let template = message.template;
+        // Consecutive customers mostly share a few templates: skip the map then.
+        if last.is_some_and(|known| std::ptr::eq(known, template)) {
+            continue;
+        }
+        last = Some(template);
+        match by_id.entry(template.variant_id.as_str()) {
+            Entry::Vacant(slot) => {
+                slot.insert(template);
+            }
+            Entry::Occupied(known) => {
+                let known = *known.get();
+                if !std::ptr::eq(known, template) && known != template {
+                    return Err(ExperimentError::AmbiguousTemplate(
+                        template.variant_id.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(by_id.into_values().collect())
 }

@@ -17,7 +17,7 @@ use crate::config::ExperimentationConfig;
 use crate::error::ExperimentError;
 use crate::join::{JoinState, SegmentJoin};
 use crate::metrics::experiment_metrics;
-use crate::output::SendBatchOut;
+use crate::output::{SendBatchOut, templates_of};
 
 pub struct ExperimentationStage {
     config: ExperimentationConfig,
@@ -96,17 +96,19 @@ impl ExperimentationStage {
 
         let mut outputs = Vec::with_capacity(2);
         if !assigned.messages.is_empty() {
-            // Sized up front: growing a ~1 MB buffer by doubling copies it several times.
-            let capacity = assigned
-                .messages
+            let templates = templates_of(&assigned.messages)?;
+            // Sized up front: growing a ~500 KB buffer by doubling copies it several times.
+            let capacity = templates
                 .iter()
-                .map(|m| m.template.subject.len() + m.template.body.len() + 640)
-                .sum();
+                .map(|t| t.subject.len() + t.body.len() + 512)
+                .sum::<usize>()
+                + assigned.messages.len() * 512;
             let send = envelope.derive(
                 derive_id(&[campaign_id, "send", &seq]),
                 SendBatchOut {
                     campaign_id,
                     batch_seq: batch.batch_seq,
+                    templates,
                     messages: assigned.messages,
                 },
             );
@@ -153,11 +155,45 @@ impl Stage for ExperimentationStage {
         &[queues::DECISIONS, queues::AUDIENCE]
     }
 
+    /// Each queue carries one payload type: decode it directly rather than
+    /// buffering the payload to try the shapes of the untagged `ExperimentInput`.
+    fn decode(
+        &self,
+        queue: &'static str,
+        body: &[u8],
+    ) -> Result<Envelope<ExperimentInput>, serde_json::Error> {
+        match queue {
+            queues::DECISIONS => Ok(wrap(
+                serde_json::from_slice::<Envelope<VariantDecision>>(body)?,
+                ExperimentInput::Decision,
+            )),
+            queues::AUDIENCE => Ok(wrap(
+                serde_json::from_slice::<Envelope<CustomerBatch>>(body)?,
+                ExperimentInput::Batch,
+            )),
+            _ => serde_json::from_slice(body),
+        }
+    }
+
     async fn handle(&self, message: Envelope<ExperimentInput>, _emit: &Emitter) -> StageResult {
         match &message.payload {
             ExperimentInput::Decision(decision) => self.on_decision(decision).await,
             ExperimentInput::Batch(batch) => self.on_batch(&message, batch).await,
         }
+    }
+}
+
+fn wrap<T>(
+    envelope: Envelope<T>,
+    into: impl FnOnce(T) -> ExperimentInput,
+) -> Envelope<ExperimentInput> {
+    Envelope {
+        id: envelope.id,
+        campaign_id: envelope.campaign_id,
+        version: envelope.version,
+        attempt: envelope.attempt,
+        first_seen_ms: envelope.first_seen_ms,
+        payload: into(envelope.payload),
     }
 }
 
@@ -194,5 +230,42 @@ mod tests {
         let raw = serde_json::to_vec(&Envelope::new("b2", "camp-1", empty)).unwrap();
         let decoded: Envelope<ExperimentInput> = serde_json::from_slice(&raw).unwrap();
         assert!(matches!(decoded.payload, ExperimentInput::Batch(_)));
+    }
+
+    #[test]
+    fn each_queue_decodes_its_own_payload_type() {
+        let stage = ExperimentationStage::new(
+            ExperimentationConfig::default(),
+            Arc::new(cpo_shared::cache::MemoryCache::new()),
+        );
+        let mut envelope = Envelope::new("d1", "camp-1", decision("s", "urgent", true, 4));
+        envelope.attempt = 2;
+        envelope.first_seen_ms = 17;
+        let from_safety = serde_json::to_vec(&envelope).unwrap();
+        let decoded = stage.decode(queues::DECISIONS, &from_safety).unwrap();
+        assert_eq!(
+            (decoded.id.as_str(), decoded.campaign_id.as_str()),
+            ("d1", "camp-1")
+        );
+        assert_eq!((decoded.attempt, decoded.first_seen_ms), (2, 17));
+        assert!(
+            matches!(&decoded.payload, ExperimentInput::Decision(d) if d.variant.arm == "urgent")
+        );
+        let from_segmentation =
+            serde_json::to_vec(&Envelope::new("b1", "camp-1", batch(3, &["s"]))).unwrap();
+        assert!(matches!(
+            stage.decode(queues::AUDIENCE, &from_segmentation).unwrap().payload,
+            ExperimentInput::Batch(b) if b.customers.len() == 3
+        ));
+        // a payload on the wrong queue is an error the runtime dead-letters, not a guess
+        let err = stage.decode(queues::AUDIENCE, &from_safety).unwrap_err();
+        assert!(err.to_string().contains("missing field"), "{err}");
+        assert!(stage.decode(queues::DECISIONS, &from_segmentation).is_err());
+        // what decodes per queue also decodes as the untagged input the schema describes
+        let untagged: Envelope<ExperimentInput> = serde_json::from_slice(&from_safety).unwrap();
+        assert_eq!(
+            untagged,
+            stage.decode(queues::DECISIONS, &from_safety).unwrap()
+        );
     }
 }

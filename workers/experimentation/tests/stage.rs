@@ -104,15 +104,37 @@ async fn batch_waits_for_every_segment_then_assigns() {
     let send = send.expect("approved messages go to the send queue");
     assert_eq!(send.id, derive_id(&["camp-1", "send", "3"]));
     assert_eq!(send.payload.messages.len(), 300);
+    // each approved template once (lapsed/informational is blocked), sorted by variant id
+    let template_ids: Vec<&str> = send
+        .payload
+        .templates
+        .iter()
+        .map(|t| t.variant_id.as_str())
+        .collect();
+    let mut expected_ids: Vec<String> = ["loyal", "lapsed"]
+        .iter()
+        .flat_map(|s| {
+            [CONTROL_ARM]
+                .into_iter()
+                .chain(TONES)
+                .map(move |a| format!("v-{s}-{a}"))
+        })
+        .filter(|id| id != "v-lapsed-informational")
+        .collect();
+    expected_ids.sort();
+    assert_eq!(template_ids, expected_ids);
     for m in &send.payload.messages {
         assert_eq!(m.message_id, message_id("camp-1", &m.recipient.customer_id));
-        assert_eq!(m.assignment.variant_id, m.template.variant_id);
+        let template = send
+            .payload
+            .template(&m.assignment.variant_id)
+            .expect("the batch carries every template its messages name");
         assert_eq!(
             m.call_to_action_url.as_deref(),
             Some("https://example.com/spring")
         );
         if m.assignment.segment == "lapsed" && m.assignment.arm == "informational" {
-            assert_eq!(m.template.variant_id, "v-lapsed-control");
+            assert_eq!(template.variant_id, "v-lapsed-control");
             assert_eq!(
                 m.assignment.fallback.as_deref(),
                 Some("informational variant blocked: brand policy: competitor named")
@@ -120,7 +142,7 @@ async fn batch_waits_for_every_segment_then_assigns() {
         } else {
             assert_eq!(m.assignment.fallback, None);
             assert_eq!(
-                m.template.variant_id,
+                template.variant_id,
                 format!("v-{}-{}", m.assignment.segment, m.assignment.arm)
             );
         }

@@ -86,7 +86,11 @@ mod tests {
 
     #[test]
     fn weights_are_deterministic_and_sum_to_one() {
-        let arms = [Counts::new(500, 50), Counts::new(500, 60), Counts::new(500, 45)];
+        let arms = [
+            Counts::new(500, 50),
+            Counts::new(500, 60),
+            Counts::new(500, 45),
+        ];
         let a = thompson_weights(&arms, 4000, 42).unwrap();
         let b = thompson_weights(&arms, 4000, 42).unwrap();
         assert_eq!(a, b);

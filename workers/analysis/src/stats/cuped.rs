@@ -82,8 +82,7 @@ impl CupedArm {
         if self.n <= 1 {
             return 0.0;
         }
-        self.post_variance() + theta * theta * self.pre_variance()
-            - 2.0 * theta * self.covariance()
+        self.post_variance() + theta * theta * self.pre_variance() - 2.0 * theta * self.covariance()
     }
 }
 
@@ -103,7 +102,11 @@ pub struct CupedResult {
 pub fn theta(control: &CupedArm, treatment: &CupedArm) -> f64 {
     let joint = control.merged(treatment);
     let pre_variance = joint.pre_variance();
-    if pre_variance == 0.0 || joint.post_variance() == 0.0 {
+    // gbstats tests for exactly zero; the sums formula leaves rounding noise of
+    // order epsilon * mean^2 for a constant covariate, which must count as zero
+    // too or theta becomes noise divided by noise.
+    let noise = 64.0 * f64::EPSILON * joint.pre_mean().powi(2);
+    if pre_variance <= noise || joint.post_variance() == 0.0 {
         return 0.0;
     }
     joint.covariance() / pre_variance
@@ -117,7 +120,10 @@ pub fn cuped(control: &CupedArm, treatment: &CupedArm, alpha: f64) -> Result<Cup
         ));
     }
     let theta = theta(control, treatment);
-    let (var_a, var_b) = (control.adjusted_variance(theta), treatment.adjusted_variance(theta));
+    let (var_a, var_b) = (
+        control.adjusted_variance(theta),
+        treatment.adjusted_variance(theta),
+    );
     if var_a <= 0.0 || var_b <= 0.0 {
         return Err(AnalysisError::ZeroVariance);
     }
@@ -129,7 +135,8 @@ pub fn cuped(control: &CupedArm, treatment: &CupedArm, alpha: f64) -> Result<Cup
     // The relative effect divides by the unadjusted control mean, as gbstats does.
     let (raw_a, raw_b) = (control.post_mean(), treatment.post_mean());
     let relative = if raw_a > 0.0 && mean_a != 0.0 {
-        let variance = var_b / (raw_a * raw_a * n_b) + var_a * raw_b * raw_b / (raw_a.powi(4) * n_a);
+        let variance =
+            var_b / (raw_a * raw_a * n_b) + var_a * raw_b * raw_b / (raw_a.powi(4) * n_a);
         Some(NormalEffect::from_moments(
             (mean_b - mean_a) / raw_a,
             variance,
@@ -176,7 +183,11 @@ mod tests {
         let treatment = simulate(4000, 0.03, &mut rng);
         let result = cuped(&control, &treatment, 0.05).unwrap();
         assert!(result.theta > 0.5, "theta {}", result.theta);
-        assert!(result.variance_reduction > 0.2, "{}", result.variance_reduction);
+        assert!(
+            result.variance_reduction > 0.2,
+            "{}",
+            result.variance_reduction
+        );
         let [lo, hi] = result.absolute.ci;
         assert!(lo < 0.03 && 0.03 < hi);
     }

@@ -95,7 +95,10 @@ mod tests {
 
     #[test]
     fn p_value_is_small_only_for_strong_effects() {
-        assert_eq!(sequential_p_value(0.0, 0.01, 1000, 0.05, 5000.0).unwrap(), 1.0);
+        assert_eq!(
+            sequential_p_value(0.0, 0.01, 1000, 0.05, 5000.0).unwrap(),
+            1.0
+        );
         assert!(sequential_p_value(0.5, 0.001, 10_000, 0.05, 5000.0).unwrap() < 1e-6);
     }
 }

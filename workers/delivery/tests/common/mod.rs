@@ -66,9 +66,22 @@ pub fn message(customer: usize, template: &ApprovedTemplate) -> OutboundMessage 
             variant_id: template.variant_id.clone(),
             fallback: None,
         },
-        template: template.clone(),
         call_to_action_url: Some("https://example.com/go".into()),
     }
+}
+
+/// Point message `index` at a copy of the standard template under its own
+/// variant id (`v-own-<index>`), signed, then changed by `tamper`.
+pub fn own_template(
+    batch: &mut Envelope<SendBatch>,
+    index: usize,
+    tamper: impl FnOnce(&mut ApprovedTemplate),
+) {
+    let standard = standard_template();
+    let mut own = template(&format!("v-own-{index}"), &standard.subject, &standard.body);
+    tamper(&mut own);
+    batch.payload.messages[index].assignment.variant_id = own.variant_id.clone();
+    batch.payload.templates.push(own);
 }
 
 pub fn batch(seq: u64, customers: std::ops::Range<usize>) -> Envelope<SendBatch> {
@@ -80,6 +93,7 @@ pub fn batch(seq: u64, customers: std::ops::Range<usize>) -> Envelope<SendBatch>
             campaign_id: "camp-1".into(),
             batch_seq: seq,
             messages: customers.map(|c| message(c, &template)).collect(),
+            templates: vec![template],
         },
     )
 }
@@ -211,6 +225,14 @@ impl Harness {
 
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
         self.audit.events.lock().unwrap().clone()
+    }
+
+    /// Every send the audit trail lists, across its batch records.
+    pub fn audited_sends(&self) -> Vec<cpo_delivery::AuditedSend> {
+        self.audit_events()
+            .iter()
+            .flat_map(cpo_delivery::audited_sends)
+            .collect()
     }
 }
 

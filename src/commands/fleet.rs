@@ -1,0 +1,211 @@
+//! Fleet tools: `cpo enqueue` publishes a campaign as a CRM would; `cpo collect`
+//! follows a campaign through the fleet until it is complete and writes its
+//! outbox and summary (what `make fleet-demo` uses).
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use cpo_shared::config::Settings;
+use cpo_shared::envelope::{Envelope, derive_id};
+use cpo_shared::model::{AudienceSource, LedgerEntry};
+use cpo_shared::queues;
+use cpo_shared::transport::amqp::{AmqpConfig, AmqpTransport};
+use cpo_shared::transport::{Publish, Transport};
+
+use crate::embedded::{self, Summary};
+
+#[derive(Args)]
+pub struct EnqueueArgs {
+    /// Campaign request (YAML or JSON).
+    pub campaign: PathBuf,
+    /// Customer CSV (made absolute so workers in other directories can read it).
+    #[arg(long)]
+    pub customers: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct CollectArgs {
+    /// Campaign id to follow.
+    pub campaign_id: String,
+    /// Where to write outbox.jsonl and summary.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The fleet's outbox (delivery's `worker.outbox`).
+    #[arg(long, default_value = "out/fleet/outbox.jsonl")]
+    pub outbox: PathBuf,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+pub fn enqueue(args: EnqueueArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    super::init_logging(true, false);
+    let settings = Settings::load(config)?;
+    let mut campaign = super::run::load_campaign(&args.campaign, args.customers.as_deref())?;
+    if let AudienceSource::Csv { path } = &mut campaign.audience {
+        let absolute = std::fs::canonicalize(&*path).with_context(|| format!("customer file {path}"))?;
+        *path = absolute.display().to_string();
+    }
+    let amqp: AmqpConfig = settings.section("amqp")?;
+    runtime()?.block_on(async {
+        let transport = AmqpTransport::connect(amqp).await.context("cannot reach RabbitMQ")?;
+        let campaign_id = campaign.campaign_id.clone();
+        let envelope = Envelope::new(derive_id(&[&campaign_id, "campaign"]), campaign_id.clone(), campaign);
+        let body = serde_json::to_vec(&envelope)?;
+        transport
+            .publish(queues::CAMPAIGNS, Publish { id: envelope.id.clone(), body, delay: None })
+            .await
+            .context("publish the campaign")?;
+        transport.close().await;
+        println!("enqueued campaign {campaign_id} (message {})", envelope.id);
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
+
+/// What the ledger says so far about one campaign.
+#[derive(Default)]
+struct Progress {
+    entries: Vec<LedgerEntry>,
+    total: Option<u64>,
+    segment_exclusions: u64,
+    settled: u64,
+    assigned: u64,
+}
+
+impl Progress {
+    fn add(&mut self, entry: LedgerEntry) {
+        match &entry {
+            LedgerEntry::Audience { customers_total, exclusions, .. } => {
+                self.total = Some(*customers_total);
+                self.segment_exclusions = exclusions.len() as u64;
+            }
+            LedgerEntry::Assigned { assignments, exclusions, .. } => {
+                self.settled += assignments + exclusions.len() as u64;
+                self.assigned += assignments;
+            }
+            _ => {}
+        }
+        self.entries.push(entry);
+    }
+
+    /// Every customer assigned or excluded.
+    fn all_assigned(&self) -> bool {
+        self.total.is_some_and(|t| self.segment_exclusions + self.settled >= t)
+    }
+}
+
+pub fn collect(args: CollectArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    super::init_logging(true, false);
+    let settings = Settings::load(config)?;
+    let amqp: AmqpConfig = settings.section("amqp")?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let progress = runtime()?.block_on(follow(&args, amqp, deadline))?;
+
+    std::fs::create_dir_all(&args.out)?;
+    let out_outbox = args.out.join("outbox.jsonl");
+    let messages = copy_campaign_outbox(&args.outbox, &out_outbox, &args.campaign_id)?;
+    cpo_delivery::canonicalize_outbox(&out_outbox)?;
+    let mut summary = Summary { campaign_id: args.campaign_id.clone(), ..Summary::default() };
+    embedded::summarize(&progress.entries, &mut summary, &args.out)?;
+    summary.messages = messages;
+    summary.dead_lettered = progress.dead_lettered;
+    let file = std::fs::File::create(args.out.join("summary.json"))?;
+    serde_json::to_writer_pretty(BufWriter::new(file), &summary)?;
+    println!(
+        "campaign {}: {} customers, {} assigned, {} excluded, {} messages, {} dead letters",
+        summary.campaign_id,
+        summary.customers_total,
+        summary.customers_assigned,
+        summary.customers_excluded,
+        summary.messages,
+        summary.dead_lettered
+    );
+    Ok(0)
+}
+
+struct Followed {
+    entries: Vec<LedgerEntry>,
+    dead_lettered: u64,
+}
+
+async fn follow(args: &CollectArgs, amqp: AmqpConfig, deadline: Instant) -> anyhow::Result<Followed> {
+    let transport = AmqpTransport::connect(amqp).await.context("cannot reach RabbitMQ")?;
+    let mut ledger = transport.subscribe(queues::LEDGER, 64).await?;
+    let mut progress = Progress::default();
+    loop {
+        if Instant::now() > deadline {
+            bail!("campaign {} not complete before the timeout", args.campaign_id);
+        }
+        // Drain what the ledger has, then check whether the campaign is done.
+        while let Ok(Some(next)) = tokio::time::timeout(Duration::from_millis(200), ledger.next()).await {
+            let delivery = next?;
+            if let Ok(envelope) = serde_json::from_slice::<Envelope<LedgerEntry>>(&delivery.body)
+                && envelope.campaign_id == args.campaign_id
+            {
+                progress.add(envelope.payload);
+            }
+            delivery.acker.ack().await?;
+        }
+        if progress.all_assigned() {
+            let sent = count_campaign_lines(&args.outbox, &args.campaign_id)?;
+            let depths = transport.queue_depths().await?;
+            let busy = depths
+                .iter()
+                .any(|d| queues::WORK_QUEUES.contains(&d.queue.as_str()) && d.ready > 0);
+            if sent >= progress.assigned && !busy {
+                let dead_lettered = depths
+                    .iter()
+                    .find(|d| d.queue == queues::DEAD_LETTER)
+                    .map(|d| u64::from(d.ready))
+                    .unwrap_or(0);
+                transport.close().await;
+                return Ok(Followed { entries: progress.entries, dead_lettered });
+            }
+        }
+    }
+}
+
+fn campaign_lines(path: &Path, campaign_id: &str, mut each: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    // Every line counts, duplicates included: a duplicate send must show, not be hidden.
+    let needle = format!("\"campaign_id\":\"{campaign_id}\"");
+    for line in std::io::BufReader::new(std::fs::File::open(path)?).lines() {
+        let line = line?;
+        if line.contains(&needle) {
+            each(&line)?;
+        }
+    }
+    Ok(())
+}
+
+fn count_campaign_lines(path: &Path, campaign_id: &str) -> anyhow::Result<u64> {
+    let mut n = 0;
+    campaign_lines(path, campaign_id, |_| {
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+fn copy_campaign_outbox(from: &Path, to: &Path, campaign_id: &str) -> anyhow::Result<u64> {
+    let mut writer = BufWriter::new(std::fs::File::create(to)?);
+    let mut n = 0;
+    campaign_lines(from, campaign_id, |line| {
+        writer.write_all(line.as_bytes())?;
+        writer.write_all(b"\n")?;
+        n += 1;
+        Ok(())
+    })?;
+    writer.flush()?;
+    Ok(n)
+}

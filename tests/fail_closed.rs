@@ -1,0 +1,132 @@
+//! Fail-closed safety through the whole embedded pipeline: a blocked variant
+//! never reaches the outbox (its customers fall back to control), and a safety
+//! backend that errors blocks everything rather than letting anything through.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cpo::embedded::{Options, RunReport, run};
+use cpo_generation::{Draft, GenerationError, Generator, GroundingLimits, OfflineComposer, Voice};
+use cpo_safety::{SafetyScreen, ScreenError};
+use cpo_shared::config::Settings;
+use cpo_shared::model::Brief;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The offline composer, except that the urgent tone makes a claim safety must block.
+struct OverclaimingUrgent(OfflineComposer);
+
+#[async_trait]
+impl Generator for OverclaimingUrgent {
+    fn name(&self) -> &str {
+        "overclaiming-urgent"
+    }
+
+    async fn draft(&self, brief: &Brief, voice: Voice<'_>) -> Result<Draft, GenerationError> {
+        let mut draft = self.0.compose(brief, voice);
+        if voice.arm() == "urgent" {
+            draft.body.push_str("\nOur jackets are a guaranteed cure for winter colds.");
+        }
+        Ok(draft)
+    }
+}
+
+/// A safety backend that is down.
+struct BrokenScreen;
+
+#[async_trait]
+impl SafetyScreen for BrokenScreen {
+    fn name(&self) -> &str {
+        "broken"
+    }
+
+    async fn screen(&self, _request: &cpo_safety::ScreenRequest<'_>) -> Result<cpo_safety::ScreenReport, ScreenError> {
+        Err(ScreenError::Backend("connection refused".into()))
+    }
+}
+
+fn options(out: &Path) -> Options {
+    Options {
+        settings: Settings::from_yaml("generation:\n  brand: Northwind Outfitters\n").unwrap(),
+        content_dir: Some(repo().join("data/content")),
+        out_dir: out.to_path_buf(),
+        progress: false,
+        generator: None,
+        screen: None,
+    }
+}
+
+fn campaign() -> cpo_shared::model::CampaignRequest {
+    let path = repo().join("data/customers.csv");
+    cpo::commands::run::load_campaign(&repo().join("data/campaign.yaml"), Some(&path)).unwrap()
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn accounted(report: &RunReport) {
+    assert_eq!(report.unaccounted(), 0, "{:?}", report.summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_variant_never_reaches_the_outbox_and_its_customers_fall_back_to_control() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(tmp.path());
+    opts.generator = Some(Arc::new(OverclaimingUrgent(OfflineComposer::new(
+        GroundingLimits::default(),
+        Some("Northwind Outfitters".into()),
+    ))));
+    let report = run(campaign(), opts).await.unwrap();
+    accounted(&report);
+    let s = &report.summary;
+    assert_eq!(s.variants_blocked, s.segments, "one urgent variant per segment blocked");
+
+    let variants: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("variants.json")).unwrap()).unwrap();
+    let blocked: HashSet<&str> = variants
+        .iter()
+        .filter(|v| v["verdict"]["decision"] == "blocked")
+        .map(|v| v["variant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(blocked.len() as u64, s.segments);
+    assert!(variants.iter().filter(|v| v["arm"] == "urgent").all(|v| v["verdict"]["decision"] == "blocked"));
+
+    let outbox = jsonl(&tmp.path().join("outbox.jsonl"));
+    assert!(!outbox.is_empty());
+    for message in &outbox {
+        assert!(!blocked.contains(message["variant_id"].as_str().unwrap()), "blocked variant sent: {message}");
+        assert!(!message["body"].as_str().unwrap().contains("guaranteed cure"));
+    }
+    let fallbacks: Vec<&Value> = outbox.iter().filter(|m| m["arm"] == "urgent").collect();
+    assert!(!fallbacks.is_empty(), "urgent customers are still messaged, with the control copy");
+    assert!(fallbacks.iter().all(|m| m["fallback"].as_str().is_some_and(|f| f.contains("urgent"))));
+    assert_eq!(s.fallbacks, fallbacks.len() as u64);
+
+    let dead = jsonl(&tmp.path().join("dead_letters.jsonl"));
+    let blocked_letters: Vec<&Value> = dead.iter().filter(|d| d["kind"] == "blocked").collect();
+    assert_eq!(blocked_letters.len() as u64, s.segments);
+    assert!(blocked_letters.iter().all(|d| d["stage"] == "safety" && d["reason"].as_str().unwrap().contains("cure")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_safety_backend_blocks_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(tmp.path());
+    opts.screen = Some(Arc::new(BrokenScreen));
+    let report = run(campaign(), opts).await.unwrap();
+    accounted(&report);
+    let s = &report.summary;
+    assert_eq!(s.variants_approved, 0);
+    assert_eq!(s.variants_blocked, s.variants_generated);
+    assert_eq!(s.customers_assigned, 0);
+    assert_eq!(s.messages, 0);
+    assert_eq!(std::fs::read_to_string(tmp.path().join("outbox.jsonl")).unwrap_or_default(), "");
+    assert!(s.excluded_by_reason.get("no_approved_message").copied().unwrap_or(0) > 200, "{s:?}");
+    let dead = jsonl(&tmp.path().join("dead_letters.jsonl"));
+    assert!(dead.iter().all(|d| d["kind"] == "blocked" && d["reason"].as_str().unwrap().contains("screen error")));
+}

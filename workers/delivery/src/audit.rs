@@ -1,0 +1,149 @@
+//! The audit record of a delivered batch (pure: no IO).
+//!
+//! One hash-chained line per batch lists every send of it, grouped by what was
+//! sent: `{"event":"send_batch","campaign_id":..,"batch_seq":..,"count":N,
+//! "groups":[{"segment":..,"arm":..,"variant_id":..,"content_hash":..,
+//! "sends":[["<message id>","<pseudonym>"],..]},..]}`. Why one line per batch
+//! rather than per send: see the crate's design notes.
+
+use std::collections::BTreeMap;
+
+use cpo_shared::privacy::Pseudonymizer;
+use serde_json::{Value, json};
+
+use crate::prepare::Rendered;
+
+/// Name of the event; each line of this kind lists the sends of one batch.
+pub const SEND_BATCH_EVENT: &str = "send_batch";
+
+/// The record of `sends`, all of one batch. Customer ids appear only as pseudonyms.
+pub fn send_batch_event(
+    campaign_id: &str,
+    batch_seq: u64,
+    sends: &[&Rendered<'_>],
+    pseudonymizer: &Pseudonymizer,
+) -> Value {
+    // Keyed by what was sent, so the record's order depends on the batch's content only.
+    let mut groups: BTreeMap<(&str, &str, &str), (&str, Vec<Value>)> = BTreeMap::new();
+    for rendered in sends {
+        let message = rendered.message;
+        let assignment = &message.assignment;
+        let key = (
+            assignment.segment.as_str(),
+            assignment.arm.as_str(),
+            assignment.variant_id.as_str(),
+        );
+        let (_, listed) = groups
+            .entry(key)
+            .or_insert_with(|| (rendered.template.approval.content_hash.as_str(), Vec::new()));
+        listed.push(Value::Array(vec![
+            Value::String(message.message_id.clone()),
+            Value::String(pseudonymizer.pseudonym(&message.recipient.customer_id)),
+        ]));
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|((segment, arm, variant_id), (content_hash, sends))| {
+            json!({
+                "segment": segment,
+                "arm": arm,
+                "variant_id": variant_id,
+                "content_hash": content_hash,
+                "sends": sends,
+            })
+        })
+        .collect();
+    json!({
+        "event": SEND_BATCH_EVENT,
+        "campaign_id": campaign_id,
+        "batch_seq": batch_seq,
+        "count": sends.len(),
+        "groups": groups,
+    })
+}
+
+/// One send as a batch record lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditedSend {
+    pub campaign_id: String,
+    pub message_id: String,
+    /// Pseudonymized customer id.
+    pub customer: String,
+    pub segment: String,
+    pub arm: String,
+    pub variant_id: String,
+    pub content_hash: String,
+}
+
+/// The sends a `send_batch` event lists, in its order; nothing for other events.
+pub fn audited_sends(event: &Value) -> Vec<AuditedSend> {
+    let text = |value: &Value, key: &str| value[key].as_str().unwrap_or_default().to_string();
+    if event["event"] != SEND_BATCH_EVENT {
+        return Vec::new();
+    }
+    let campaign_id = text(event, "campaign_id");
+    let mut sends = Vec::new();
+    for group in event["groups"].as_array().into_iter().flatten() {
+        for send in group["sends"].as_array().into_iter().flatten() {
+            let part = |i: usize| send[i].as_str().unwrap_or_default().to_string();
+            sends.push(AuditedSend {
+                campaign_id: campaign_id.clone(),
+                message_id: part(0),
+                customer: part(1),
+                segment: text(group, "segment"),
+                arm: text(group, "arm"),
+                variant_id: text(group, "variant_id"),
+                content_hash: text(group, "content_hash"),
+            });
+        }
+    }
+    sends
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prepare::prepare;
+    use crate::tests::{batch, own_template, signer};
+
+    #[test]
+    fn every_send_is_listed_once_with_a_pseudonym_and_its_content_hash() {
+        let mut input = batch(5);
+        own_template(&mut input, 3, |_| {});
+        input.messages[3].assignment.arm = "urgent".into();
+        let prepared = prepare(&input, &signer(), 64);
+        let sends: Vec<&Rendered<'_>> = prepared.rendered.iter().collect();
+        let pseudonymizer = Pseudonymizer::new(b"p".to_vec());
+        let event = send_batch_event("camp-1", 7, &sends, &pseudonymizer);
+        assert_eq!(event["batch_seq"], 7);
+        assert_eq!(event["count"], 5);
+        let listed = audited_sends(&event);
+        assert_eq!(listed.len(), 5);
+        // grouped by (segment, arm, variant): the four control sends, then the urgent one
+        let customers: Vec<String> = ["C0", "C1", "C2", "C4", "C3"]
+            .iter()
+            .map(|c| pseudonymizer.pseudonym(c))
+            .collect();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|s| s.customer.clone())
+                .collect::<Vec<_>>(),
+            customers
+        );
+        let urgent = &listed[4];
+        assert_eq!(
+            (urgent.arm.as_str(), urgent.variant_id.as_str()),
+            ("urgent", "v-own-3")
+        );
+        assert_eq!(
+            urgent.content_hash,
+            input.templates[1].approval.content_hash
+        );
+        assert_eq!(urgent.message_id, input.messages[3].message_id);
+        assert_eq!(urgent.campaign_id, "camp-1");
+        let text = event.to_string();
+        assert!(!text.contains("example.com") && !text.contains("\"C0\""));
+        assert!(audited_sends(&json!({"event": "safety_decision"})).is_empty());
+    }
+}
