@@ -46,4 +46,5 @@ campaign_id=$(grep -E '^campaign_id:' data/campaign.yaml | awk '{print $2}')
 "$cpo" collect "$campaign_id" --out "$out" --outbox "$work/outbox.jsonl" --timeout 600
 cleanup
 trap - EXIT
+"$cpo" teardown >/dev/null
 echo "fleet demo done: $out/outbox.jsonl, $out/summary.json"

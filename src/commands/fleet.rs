@@ -209,3 +209,21 @@ fn copy_campaign_outbox(from: &Path, to: &Path, campaign_id: &str) -> anyhow::Re
     writer.flush()?;
     Ok(n)
 }
+
+/// `cpo teardown`: delete this prefix's queues and Redis keys (tests, demos).
+pub fn teardown(config: Option<&Path>) -> anyhow::Result<u8> {
+    super::init_logging(true, false);
+    let settings = Settings::load(config)?;
+    let amqp: AmqpConfig = settings.section("amqp")?;
+    let redis: cpo_shared::redis_cache::RedisConfig = settings.section("redis")?;
+    runtime()?.block_on(async {
+        let transport = AmqpTransport::connect(amqp).await.context("cannot reach RabbitMQ")?;
+        transport.delete_topology().await?;
+        transport.close().await;
+        let cache = cpo_shared::redis_cache::RedisCache::new(&redis)?;
+        let removed = cache.delete_prefixed().await?;
+        println!("deleted the topology and {removed} keys");
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use cpo_shared::privacy::Pseudonymizer;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
 use crate::prepare::Rendered;
 
@@ -41,25 +41,27 @@ pub fn send_batch_event(
             Value::String(pseudonymizer.pseudonym(&message.recipient.customer_id)),
         ]));
     }
+    // Built in place: `json!` would copy every listed send once more.
+    let text = |s: &str| Value::String(s.to_string());
     let groups: Vec<Value> = groups
         .into_iter()
         .map(|((segment, arm, variant_id), (content_hash, sends))| {
-            json!({
-                "segment": segment,
-                "arm": arm,
-                "variant_id": variant_id,
-                "content_hash": content_hash,
-                "sends": sends,
-            })
+            let mut group = Map::new();
+            group.insert("segment".into(), text(segment));
+            group.insert("arm".into(), text(arm));
+            group.insert("variant_id".into(), text(variant_id));
+            group.insert("content_hash".into(), text(content_hash));
+            group.insert("sends".into(), Value::Array(sends));
+            Value::Object(group)
         })
         .collect();
-    json!({
-        "event": SEND_BATCH_EVENT,
-        "campaign_id": campaign_id,
-        "batch_seq": batch_seq,
-        "count": sends.len(),
-        "groups": groups,
-    })
+    let mut event = Map::new();
+    event.insert("event".into(), text(SEND_BATCH_EVENT));
+    event.insert("campaign_id".into(), text(campaign_id));
+    event.insert("batch_seq".into(), batch_seq.into());
+    event.insert("count".into(), sends.len().into());
+    event.insert("groups".into(), Value::Array(groups));
+    Value::Object(event)
 }
 
 /// One send as a batch record lists it.
@@ -102,6 +104,8 @@ pub fn audited_sends(event: &Value) -> Vec<AuditedSend> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::prepare::prepare;
     use crate::tests::{batch, own_template, signer};

@@ -69,7 +69,8 @@ struct OutboxState {
 }
 
 /// Appends `OutboxRecord`s as JSON lines: one buffered write and flush per
-/// batch, and never the same message id twice within the process.
+/// batch, its lines sorted by message id, and never the same message id twice
+/// within the process.
 pub struct FileOutbox {
     path: PathBuf,
     state: Mutex<OutboxState>,
@@ -154,19 +155,25 @@ impl FileOutbox {
         entries: &[OutboxEntry<'_>],
         fresh: &mut Vec<u128>,
     ) -> Result<usize, SinkError> {
-        state.buffer.clear();
+        let mut unwritten: Vec<&OutboxEntry<'_>> = Vec::with_capacity(entries.len());
         for entry in entries {
             let key = id_key(entry.message_id);
             // Claimed now so a repeat inside this batch is skipped too.
-            if !state.written.insert(key) {
-                continue;
+            if state.written.insert(key) {
+                fresh.push(key);
+                unwritten.push(entry);
             }
-            fresh.push(key);
+        }
+        if unwritten.is_empty() {
+            return Ok(0);
+        }
+        // Each batch is written as a run sorted by id: the canonical sort then
+        // merges runs instead of sorting the whole file.
+        unwritten.sort_unstable_by(|a, b| a.message_id.cmp(b.message_id));
+        state.buffer.clear();
+        for entry in &unwritten {
             serde_json::to_writer(&mut state.buffer, entry)?;
             state.buffer.push(b'\n');
-        }
-        if fresh.is_empty() {
-            return Ok(0);
         }
         let written = state
             .file
@@ -178,7 +185,7 @@ impl FileOutbox {
             return Err(e.into());
         }
         state.len += state.buffer.len() as u64;
-        Ok(fresh.len())
+        Ok(unwritten.len())
     }
 }
 

@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
-use cpo_shared::envelope::message_id;
 use cpo_shared::model::{ApprovedTemplate, OutboundMessage, SendBatch};
 use cpo_shared::signing::Signer;
+use sha2::{Digest, Sha256};
 
 use crate::render::{CompiledText, MergeValues, RenderError, check_cta_url, clean_value};
 use crate::verify::verify_template;
@@ -90,6 +90,30 @@ fn compile<'a>(
             .map_err(|e| invalid("subject", e))?,
         body: CompiledText::parse(&template.body).map_err(|e| invalid("body", e))?,
     })
+}
+
+/// Whether `id` is `cpo_shared::envelope::message_id(campaign_id, customer_id)`,
+/// checked without building the expected string (a test holds them equal).
+fn is_message_id_of(id: &str, campaign_id: &str, customer_id: &str) -> bool {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let Some(hex) = id.strip_prefix("msg-") else {
+        return false;
+    };
+    if hex.len() != 32 {
+        return false;
+    }
+    let mut hasher = Sha256::new();
+    for part in ["message", campaign_id, customer_id] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    digest[..16]
+        .iter()
+        .zip(hex.as_bytes().chunks_exact(2))
+        .all(|(byte, pair)| {
+            pair[0] == HEX[usize::from(byte >> 4)] && pair[1] == HEX[usize::from(byte & 0x0f)]
+        })
 }
 
 /// A recipient address is copied into a header: one `@`, no whitespace, no
@@ -179,7 +203,11 @@ fn check_message(batch: &SendBatch, message: &OutboundMessage) -> Result<(), Str
     if message.assignment.customer_id != message.recipient.customer_id {
         return Err("assignment and recipient name different customers".into());
     }
-    if message.message_id != message_id(&message.campaign_id, &message.recipient.customer_id) {
+    if !is_message_id_of(
+        &message.message_id,
+        &message.campaign_id,
+        &message.recipient.customer_id,
+    ) {
         return Err("message id is not the one derived from (campaign, customer)".into());
     }
     if !check_address(&message.recipient.email) {
@@ -310,6 +338,22 @@ mod tests {
                 .iter()
                 .all(|r| r.reason.contains("altered"))
         );
+    }
+
+    #[test]
+    fn message_ids_are_checked_exactly() {
+        use cpo_shared::envelope::message_id;
+        let id = message_id("camp-1", "C7");
+        assert!(is_message_id_of(&id, "camp-1", "C7"));
+        assert!(!is_message_id_of(&id, "camp-1", "C8"));
+        assert!(!is_message_id_of(&id, "camp-2", "C7"));
+        assert!(!is_message_id_of(&id.to_uppercase(), "camp-1", "C7"));
+        assert!(!is_message_id_of(&id[..35], "camp-1", "C7"));
+        assert!(!is_message_id_of(&format!("{id}0"), "camp-1", "C7"));
+        assert!(!is_message_id_of(&id[4..], "camp-1", "C7"));
+        // lengths are byte lengths, as in `derive_id`
+        let accented = message_id("camp-\u{e9}", "C\u{e9}");
+        assert!(is_message_id_of(&accented, "camp-\u{e9}", "C\u{e9}"));
     }
 
     #[test]

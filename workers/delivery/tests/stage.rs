@@ -23,7 +23,16 @@ async fn renders_and_writes_every_valid_message() {
     h.deliver(batch(0, 0..3)).await.unwrap();
     let records = h.records();
     assert_eq!(records.len(), 3);
-    let first = &records[0];
+    // a batch is written as one run sorted by message id
+    assert!(
+        records
+            .windows(2)
+            .all(|w| w[0].message_id < w[1].message_id)
+    );
+    let first = records
+        .iter()
+        .find(|r| r.customer_id == "C00000")
+        .expect("C00000 is written");
     assert_eq!(first.message_id, message_id("camp-1", "C00000"));
     assert_eq!(first.to, "person0@example.com");
     assert_eq!(first.subject, "Name0: last days");

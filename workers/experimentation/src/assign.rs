@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use cpo_shared::envelope::message_id;
 use cpo_shared::model::{ApprovedTemplate, CONTROL_ARM, CustomerBatch, Exclusion, ExclusionReason};
 
 use crate::arms::{ArmPlan, AssignmentHasher};
+use crate::ids::MessageIds;
 use crate::join::{ArmVariant, SegmentArms};
 use crate::output::{ArmAssignmentOut, OutboundMessageOut, RecipientOut};
 
@@ -80,6 +80,7 @@ pub fn assign_batch<'a>(
     let campaign_id = batch.campaign.campaign_id.as_str();
     let cta = batch.campaign.call_to_action_url.as_deref();
     let hasher = AssignmentHasher::new(campaign_id);
+    let message_ids = MessageIds::new(campaign_id);
     let mut per_arm = vec![0u64; plan.arms().len()];
     let mut fallbacks = 0;
     let mut exclusions = Vec::new();
@@ -119,7 +120,7 @@ pub fn assign_batch<'a>(
         per_arm[arm] += 1;
         fallbacks += u64::from(fallback.is_some());
         messages.push(OutboundMessageOut {
-            message_id: message_id(campaign_id, &customer.customer_id),
+            message_id: message_ids.id(&customer.customer_id),
             campaign_id,
             recipient: RecipientOut::of(customer),
             assignment: ArmAssignmentOut {
@@ -143,6 +144,7 @@ pub fn assign_batch<'a>(
 
 #[cfg(test)]
 mod tests {
+    use cpo_shared::envelope::message_id;
     use cpo_shared::model::SendBatch;
 
     use super::*;

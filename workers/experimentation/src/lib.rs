@@ -14,6 +14,7 @@ pub mod arms;
 pub mod assign;
 pub mod config;
 pub mod error;
+pub mod ids;
 pub mod join;
 mod metrics;
 pub mod output;

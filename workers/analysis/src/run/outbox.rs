@@ -55,6 +55,13 @@ impl StringTable {
         self.ends.push(self.text.len());
     }
 
+    /// Appends all of `other`'s strings, in order.
+    pub fn append(&mut self, other: &StringTable) {
+        let base = self.text.len();
+        self.text.push_str(&other.text);
+        self.ends.extend(other.ends.iter().map(|end| end + base));
+    }
+
     pub fn get(&self, index: usize) -> &str {
         let start = if index == 0 { 0 } else { self.ends[index - 1] };
         &self.text[start..self.ends[index]]
@@ -101,23 +108,46 @@ fn intern(names: &mut Vec<String>, lookup: &mut FastMap<String, u16>, name: &str
     Ok(index)
 }
 
-/// Rows of one line-aligned chunk and how many newlines it held.
-type ChunkRows<'a> = std::result::Result<(Vec<OutboxRow<'a>>, usize), (usize, String)>;
+/// One line-aligned chunk, parsed and interned on its worker thread while its
+/// bytes are still in cache; arm and segment numbers are local to the chunk.
+#[derive(Default)]
+struct ChunkOutbox {
+    message_ids: StringTable,
+    customer_ids: StringTable,
+    arms: Vec<String>,
+    segments: Vec<String>,
+    recipients: Vec<Recipient>,
+    newlines: usize,
+}
 
-/// Parses one line-aligned chunk; errors carry the byte offset of their line.
-fn parse_chunk(offset: usize, chunk: &[u8]) -> ChunkRows<'_> {
-    let mut rows = Vec::with_capacity(chunk.len() / 256);
-    let mut newlines = 0;
+/// Parses one chunk; errors carry the byte offset of their line.
+fn parse_chunk(offset: usize, chunk: &[u8]) -> std::result::Result<ChunkOutbox, (usize, String)> {
+    let mut parsed = ChunkOutbox::default();
+    let (mut arm_lookup, mut segment_lookup) = (FastMap::default(), FastMap::default());
     for (start, line) in lines(chunk) {
-        newlines += usize::from(start + line.len() < chunk.len());
+        parsed.newlines += usize::from(start + line.len() < chunk.len());
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         let row: OutboxRow = serde_json::from_slice(line)
             .map_err(|e| (offset + start, format!("malformed outbox row: {e}")))?;
-        rows.push(row);
+        let interned = intern(&mut parsed.arms, &mut arm_lookup, row.arm.trim()).and_then(|arm| {
+            let segment = row.segment.as_deref().unwrap_or("(none)");
+            Ok((
+                arm,
+                intern(&mut parsed.segments, &mut segment_lookup, segment)?,
+            ))
+        });
+        let (arm, segment) = interned.map_err(|e| (offset + start, e.to_string()))?;
+        parsed.message_ids.push(&row.message_id);
+        parsed.customer_ids.push(&row.customer_id);
+        parsed.recipients.push(Recipient {
+            arm,
+            segment,
+            fallback: row.fallback.is_some(),
+        });
     }
-    Ok((rows, newlines))
+    Ok(parsed)
 }
 
 /// Bytes read and parsed at a time: big enough to keep every core busy, small
@@ -141,29 +171,36 @@ impl Builder {
         let chunks = map_chunks(block, parse_chunk);
         let outbox = &mut self.outbox;
         for chunk in chunks {
-            let (rows, newlines) = chunk.map_err(|(offset, message)| AnalysisError::Line {
+            let parsed = chunk.map_err(|(offset, message)| AnalysisError::Line {
                 path: path.to_path_buf(),
                 line: self.lines_before + line_number(block, offset),
                 message,
             })?;
-            if outbox.recipients.len() + rows.len() >= u32::MAX as usize {
+            if outbox.recipients.len() + parsed.recipients.len() >= u32::MAX as usize {
                 return Err(AnalysisError::Refused(
                     "more than 4 billion messages".into(),
                 ));
             }
-            for row in rows {
-                let arm = intern(&mut outbox.arms, &mut self.arm_lookup, row.arm.trim())?;
-                let segment_name = row.segment.as_deref().unwrap_or("(none)");
-                let segment = intern(&mut outbox.segments, &mut self.segment_lookup, segment_name)?;
-                self.message_ids.push(&row.message_id);
-                outbox.customer_ids.push(&row.customer_id);
-                outbox.recipients.push(Recipient {
-                    arm,
-                    segment,
-                    fallback: row.fallback.is_some(),
-                });
-            }
-            self.lines_before += newlines;
+            let arms = parsed
+                .arms
+                .iter()
+                .map(|name| intern(&mut outbox.arms, &mut self.arm_lookup, name))
+                .collect::<Result<Vec<u16>>>()?;
+            let segments = parsed
+                .segments
+                .iter()
+                .map(|name| intern(&mut outbox.segments, &mut self.segment_lookup, name))
+                .collect::<Result<Vec<u16>>>()?;
+            outbox
+                .recipients
+                .extend(parsed.recipients.iter().map(|r| Recipient {
+                    arm: arms[usize::from(r.arm)],
+                    segment: segments[usize::from(r.segment)],
+                    fallback: r.fallback,
+                }));
+            self.message_ids.append(&parsed.message_ids);
+            outbox.customer_ids.append(&parsed.customer_ids);
+            self.lines_before += parsed.newlines;
         }
         Ok(())
     }
