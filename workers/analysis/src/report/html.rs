@@ -8,7 +8,7 @@ use super::format::{
 };
 use super::html_details;
 use super::svg::{IntervalRow, TimelineDay, Tone, interval_chart, timeline_chart};
-use super::{capitalized, tone};
+use super::{capitalized, grouped_notes, tone};
 use crate::analysis::Analysis;
 use crate::compare::MetricAnalysis;
 use crate::metric::label_of;
@@ -196,17 +196,7 @@ fn metric_section(out: &mut String, analysis: &Analysis, metric: &MetricAnalysis
         );
     }
     out.push_str("</tbody></table></div>");
-    let notes: Vec<String> = metric
-        .notes
-        .iter()
-        .cloned()
-        .chain(
-            metric
-                .comparisons
-                .iter()
-                .flat_map(|c| c.notes.iter().map(move |n| format!("{}: {n}", c.arm))),
-        )
-        .collect();
+    let notes = grouped_notes(metric);
     if !notes.is_empty() {
         let _ = write!(
             out,

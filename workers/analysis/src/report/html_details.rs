@@ -28,8 +28,7 @@ pub(super) fn power(out: &mut String, analysis: &Analysis) {
             escape(&capitalized(label_of(&m.metric))),
             percent(m.control.rate),
             count(m.control.users),
-            m.minimum_detectable_lift
-                .map_or("none detectable".into(), signed_percent),
+            super::detectable_lift(m),
             needed
         );
     }

@@ -2,11 +2,11 @@
 
 use std::fmt::Write;
 
-use super::capitalized;
 use super::format::{
     count, lift_interval, p_value, percent, percent_interval, points, points_interval,
     signed_percent,
 };
+use super::{capitalized, grouped_notes};
 use crate::analysis::Analysis;
 use crate::compare::Comparison;
 use crate::metric::label_of;
@@ -117,9 +117,7 @@ pub fn render(analysis: &Analysis) -> String {
             );
         }
         out.push('\n');
-        let min_detectable = metric
-            .minimum_detectable_lift
-            .map_or("none detectable".into(), signed_percent);
+        let min_detectable = super::detectable_lift(metric);
         let _ = write!(
             out,
             "Minimum detectable lift at {:.0}% power: {min_detectable}.",
@@ -136,15 +134,11 @@ pub fn render(analysis: &Analysis) -> String {
             );
         }
         out.push_str("\n\n");
-        for note in metric.notes.iter().cloned().chain(
-            metric
-                .comparisons
-                .iter()
-                .flat_map(|c| c.notes.iter().map(move |n| format!("{}: {n}", c.arm))),
-        ) {
+        let notes = grouped_notes(metric);
+        for note in &notes {
             let _ = writeln!(out, "- {note}");
         }
-        if !metric.notes.is_empty() || metric.comparisons.iter().any(|c| !c.notes.is_empty()) {
+        if !notes.is_empty() {
             out.push('\n');
         }
     }

@@ -12,7 +12,7 @@ pub mod verdict;
 use std::path::{Path, PathBuf};
 
 use crate::analysis::{Analysis, Source};
-use crate::compare::Comparison;
+use crate::compare::{Comparison, MetricAnalysis};
 use crate::error::{AnalysisError, Result};
 use crate::summary::SummaryJson;
 use svg::Tone;
@@ -41,6 +41,40 @@ pub(crate) fn capitalized(text: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+/// The minimum detectable lift for tables: a percentage, or why there is none.
+pub(crate) fn detectable_lift(metric: &MetricAnalysis) -> String {
+    match metric.minimum_detectable_lift {
+        Some(lift) => format::signed_percent(lift),
+        None if metric.control.successes == 0 => "unknown (control has no successes)".into(),
+        None => "none at this size".into(),
+    }
+}
+
+/// A metric's notes, then its comparisons' notes with the arms that share each
+/// one listed together ("friendly, urgent: ..."), so five arms with the same
+/// caveat read as one line.
+pub(crate) fn grouped_notes(metric: &MetricAnalysis) -> Vec<String> {
+    let mut shared: Vec<(&str, Vec<&str>)> = Vec::new();
+    for comparison in &metric.comparisons {
+        for note in &comparison.notes {
+            match shared.iter_mut().find(|(text, _)| text == note) {
+                Some((_, arms)) => arms.push(&comparison.arm),
+                None => shared.push((note, vec![&comparison.arm])),
+            }
+        }
+    }
+    metric
+        .notes
+        .iter()
+        .cloned()
+        .chain(
+            shared
+                .into_iter()
+                .map(|(note, arms)| format!("{}: {note}", arms.join(", "))),
+        )
+        .collect()
 }
 
 /// The JSON document of an analysis: summary mode flattens its single metric to

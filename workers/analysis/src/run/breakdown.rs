@@ -7,7 +7,7 @@ use crate::analysis::{SegmentAnalysis, SrmCheck};
 use crate::compare::{
     AnalysisOptions, ArmCounts, ArmRate, CupedSummary, MetricAnalysis, apply_correction, compare,
 };
-use crate::error::Result;
+use crate::error::{AnalysisError, Result};
 use crate::metric::Metric;
 use crate::stats::Counts;
 use crate::stats::cuped::{CupedArm, cuped};
@@ -128,6 +128,9 @@ pub(super) fn attach_cuped(
                     variance_reduction: result.variance_reduction,
                 })
             }
+            Err(AnalysisError::ZeroVariance) => comparison
+                .notes
+                .push("CUPED not applied: an arm has no variation in this outcome".into()),
             Err(e) => comparison.notes.push(format!("CUPED not applied: {e}")),
         }
     }
