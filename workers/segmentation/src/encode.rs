@@ -90,6 +90,10 @@ where
     }
 
     fn flush(&mut self) -> Result<(), ScanError> {
+        if self.in_batch == 0 {
+            // Nothing opened: there is no frame to close, and an empty batch says nothing.
+            return Ok(());
+        }
         self.body.extend_from_slice(&self.suffix);
         let out = Outgoing {
             queue: queues::AUDIENCE,
@@ -119,17 +123,17 @@ pub fn write_segmented(
     out.extend_from_slice(b",\"email\":");
     string(out, c.email)?;
     out.extend_from_slice(b",\"age\":");
-    number(out, c.age)?;
+    number(out, c.age);
     out.extend_from_slice(b",\"location\":");
     string(out, c.location)?;
     out.extend_from_slice(b",\"tier\":");
     string(out, c.tier)?;
     out.extend_from_slice(b",\"purchase_frequency\":");
-    number(out, c.purchase_frequency)?;
+    number(out, c.purchase_frequency);
     out.extend_from_slice(b",\"avg_order_value\":");
     serde_json::to_writer(&mut *out, &c.avg_order_value)?;
     out.extend_from_slice(b",\"last_engagement_days\":");
-    number(out, c.last_engagement_days)?;
+    number(out, c.last_engagement_days);
     out.extend_from_slice(b",\"historical_open_rate\":");
     serde_json::to_writer(&mut *out, &c.historical_open_rate)?;
     out.extend_from_slice(b",\"historical_click_rate\":");
@@ -156,7 +160,7 @@ fn string(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
 }
 
 /// Decimal digits of a `u32`, as serde_json writes them (no sign, no padding).
-fn number(out: &mut Vec<u8>, mut value: u32) -> Result<(), serde_json::Error> {
+fn number(out: &mut Vec<u8>, mut value: u32) {
     let mut digits = [0u8; 10];
     let mut start = digits.len();
     loop {
@@ -168,7 +172,6 @@ fn number(out: &mut Vec<u8>, mut value: u32) -> Result<(), serde_json::Error> {
         }
     }
     out.extend_from_slice(&digits[start..]);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 
 pub mod config;
 pub mod encode;
+pub mod fields;
+pub mod fingerprint;
 pub mod generator;
 pub mod metrics;
 pub mod outputs;
@@ -21,6 +23,7 @@ pub mod record;
 pub mod rules;
 pub mod scan;
 pub mod screen;
+pub mod source;
 pub mod stage;
 
 pub use config::{SegmentationConfig, SegmentationError};

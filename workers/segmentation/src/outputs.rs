@@ -48,6 +48,9 @@ pub fn segment_tasks(
         .collect()
 }
 
+/// A batch message built the plain way, from owned customers. The stage streams
+/// batches with `encode::BatchEncoder` instead, which writes the same bytes
+/// (its tests compare against this).
 pub fn batch(
     campaign: &CampaignContext,
     batch_seq: u64,

@@ -9,18 +9,15 @@
 //! changed in between is caught instead of producing batches the profiles do not
 //! describe.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::io;
 
-use cpo_shared::model::{Customer, Exclusion, SegmentProfile, SegmentedCustomer};
-use csv::ByteRecord;
+use cpo_shared::model::{Exclusion, SegmentProfile, SegmentedCustomer};
 
 use crate::profile::ProfileBuilder;
-use crate::record::{Columns, CustomerRow};
+use crate::record::CustomerRow;
 use crate::rules::RuleSet;
-use crate::screen::{Outcome, Position, Rejected, RowResult, Screen, Suppressions};
+use crate::screen::{Outcome, Screen, Suppressions};
+pub use crate::source::{Audience, CsvFile, CsvText, RowSource, Stamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -39,152 +36,6 @@ pub enum ScanError {
     /// The batch consumer went away (its own error says why).
     #[error("batch consumer stopped")]
     Stopped,
-}
-
-/// The per-row callback of a source.
-pub type Visit<'v> = dyn for<'r> FnMut(Position, RowResult<'r>) -> Result<(), ScanError> + 'v;
-
-/// Something the passes can stream rows from, once per pass.
-pub trait RowSource {
-    fn scan(&self, visit: &mut Visit<'_>) -> Result<(), ScanError>;
-
-    /// Roughly how many rows to expect, to size the duplicate table once.
-    fn rows_hint(&self) -> usize {
-        0
-    }
-
-    /// Changes whenever the content may have changed (a file's size and mtime);
-    /// `None` for sources that cannot change between passes.
-    fn stamp(&self) -> Option<Stamp> {
-        None
-    }
-}
-
-/// A file's size and modification time.
-pub type Stamp = (u64, Option<SystemTime>);
-
-impl RowSource for [Customer] {
-    fn rows_hint(&self) -> usize {
-        self.len()
-    }
-
-    fn scan(&self, visit: &mut Visit<'_>) -> Result<(), ScanError> {
-        for (i, customer) in self.iter().enumerate() {
-            visit(
-                Position::Entry(i as u64 + 1),
-                Ok(CustomerRow::from_customer(customer)),
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// A customer CSV on disk, opened afresh for each pass.
-#[derive(Debug, Clone)]
-pub struct CsvFile(pub PathBuf);
-
-impl RowSource for CsvFile {
-    fn scan(&self, visit: &mut Visit<'_>) -> Result<(), ScanError> {
-        let file = File::open(&self.0).map_err(|source| ScanError::Open {
-            path: self.0.display().to_string(),
-            source,
-        })?;
-        scan_csv(file, &self.0.display().to_string(), visit)
-    }
-
-    fn rows_hint(&self) -> usize {
-        // Customer rows run ~100 bytes; the cap keeps a huge file from reserving
-        // gigabytes up front (the table still grows if it must).
-        let bytes = std::fs::metadata(&self.0).map_or(0, |m| m.len());
-        usize::try_from(bytes / 96)
-            .unwrap_or(usize::MAX)
-            .min(4_000_000)
-    }
-
-    fn stamp(&self) -> Option<Stamp> {
-        let meta = std::fs::metadata(&self.0).ok()?;
-        Some((meta.len(), meta.modified().ok()))
-    }
-}
-
-/// A customer CSV already in memory (tests, small uploads).
-#[derive(Debug, Clone, Copy)]
-pub struct CsvText<'a>(pub &'a [u8]);
-
-impl RowSource for CsvText<'_> {
-    fn scan(&self, visit: &mut Visit<'_>) -> Result<(), ScanError> {
-        scan_csv(self.0, "<in memory>", visit)
-    }
-}
-
-/// The audience of one campaign, owned so both passes can run off the async threads.
-#[derive(Debug, Clone)]
-pub enum Audience {
-    Inline(Vec<Customer>),
-    File(CsvFile),
-}
-
-impl RowSource for Audience {
-    fn scan(&self, visit: &mut Visit<'_>) -> Result<(), ScanError> {
-        match self {
-            Self::Inline(customers) => customers.as_slice().scan(visit),
-            Self::File(file) => file.scan(visit),
-        }
-    }
-
-    fn rows_hint(&self) -> usize {
-        match self {
-            Self::Inline(customers) => customers.len(),
-            Self::File(file) => file.rows_hint(),
-        }
-    }
-
-    fn stamp(&self) -> Option<Stamp> {
-        match self {
-            Self::Inline(_) => None,
-            Self::File(file) => file.stamp(),
-        }
-    }
-}
-
-impl Audience {
-    pub fn path(&self) -> Option<&Path> {
-        match self {
-            Self::Inline(_) => None,
-            Self::File(CsvFile(path)) => Some(path),
-        }
-    }
-}
-
-fn scan_csv(reader: impl Read, name: &str, visit: &mut Visit<'_>) -> Result<(), ScanError> {
-    let read_error = |e: csv::Error| ScanError::Read {
-        path: name.to_string(),
-        message: e.to_string(),
-    };
-    // Flexible: a short or long row is one invalid customer, not the end of the file.
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(io::BufReader::with_capacity(256 * 1024, reader));
-    let columns =
-        Columns::from_header(reader.byte_headers().map_err(read_error)?).map_err(|message| {
-            ScanError::Header {
-                path: name.to_string(),
-                message,
-            }
-        })?;
-    let mut record = ByteRecord::new();
-    let mut rows = 0u64;
-    while reader.read_byte_record(&mut record).map_err(read_error)? {
-        rows += 1;
-        // The reader knows the physical line, which differs from the row count after quoted newlines.
-        let line = record.position().map_or(rows + 1, |p| p.line());
-        let row = CustomerRow::parse(&record, &columns).map_err(|error| Rejected {
-            customer_id: columns.id_hint(&record),
-            error,
-        });
-        visit(Position::Line(line), row)?;
-    }
-    Ok(())
 }
 
 /// What the campaign needs from the audience besides the rows.
@@ -417,6 +268,7 @@ pub fn pass_two(
 mod tests {
     use super::*;
     use cpo_shared::model::ExclusionReason;
+    use std::path::PathBuf;
 
     const CSV: &str = "\
 customer_id,first_name,email,age,location,tier,purchase_frequency,avg_order_value,last_engagement_days,historical_open_rate,historical_click_rate,consent
