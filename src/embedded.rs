@@ -134,7 +134,10 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
 
     let campaign_id = campaign.campaign_id.clone();
     let customers_file = match &campaign.audience {
-        AudienceSource::Csv { path } => Some(path.clone()),
+        // Absolute, so `cpo analyze --run` finds the covariates from any directory.
+        AudienceSource::Csv { path } => Some(
+            std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.clone()),
+        ),
         AudienceSource::Inline { .. } => None,
     };
     let arm_weights = effective_weights(&campaign);
