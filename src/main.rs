@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         Command::GenData(args) => cpo_segmentation::run_gen_data(args).map(|()| 0),
         Command::Screen(args) => cpo_safety::cli::run_screen_with_config(args, cli.config.as_deref()).map(|()| 0),
         Command::Audit { command } => commands::audit::run(command),
-        Command::Dlq { command } => commands::dlq::run(command),
+        Command::Dlq { command } => commands::dlq::run(command, cli.config.as_deref()),
         Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),
         Command::Ingest(args) => cpo_analysis::cli::run_ingest(args).map(|()| 0),
         Command::Simulate(args) => cpo_analysis::cli::run_simulate(args).map(|()| 0),

@@ -4,16 +4,14 @@
 //! customers, arms and variants as the embedded mode. A service that is down
 //! fails the test with how to start it.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::collections::HashSet;
+use std::process::{Child, Stdio};
+use std::time::Instant;
+
+use common::{check_services, cpo, env, jsonl, plan};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 struct Fleet {
     children: Vec<Child>,
@@ -26,57 +24,6 @@ impl Drop for Fleet {
             let _ = child.wait();
         }
     }
-}
-
-fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
-    let mut vars = vec![
-        ("CPO__AMQP__PREFIX".to_string(), format!("cpo.{prefix}.")),
-        ("CPO__REDIS__KEY_PREFIX".to_string(), format!("cpo:{prefix}:")),
-        ("CPO__SECURITY__SIGNING_KEY".to_string(), format!("test-signing-{prefix}")),
-        ("CPO__SECURITY__PSEUDONYM_KEY".to_string(), "test-pseudonyms".to_string()),
-        ("CPO__GENERATION__BRAND".to_string(), "Northwind Outfitters".to_string()),
-        ("CPO__WORKER__AUDIT_DIR".to_string(), work.display().to_string()),
-        ("CPO__WORKER__OUTBOX".to_string(), work.join("outbox.jsonl").display().to_string()),
-        ("CPO__WORKER__BIND".to_string(), "127.0.0.1".to_string()),
-    ];
-    if let Ok(url) = std::env::var("CPO_TEST_AMQP_URL") {
-        vars.push(("CPO__AMQP__URL".into(), url));
-    }
-    if let Ok(url) = std::env::var("CPO_TEST_REDIS_URL") {
-        vars.push(("CPO__REDIS__URL".into(), url));
-    }
-    vars
-}
-
-fn cpo(vars: &[(String, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cpo"));
-    command.current_dir(repo()).env_remove("CPO_CONFIG");
-    for (k, v) in vars {
-        command.env(k, v);
-    }
-    command
-}
-
-fn check_services() {
-    let amqp = std::net::TcpStream::connect_timeout(&"127.0.0.1:5672".parse().unwrap(), Duration::from_secs(2));
-    assert!(amqp.is_ok() || std::env::var("CPO_TEST_AMQP_URL").is_ok(), "RabbitMQ is not running on 127.0.0.1:5672: start it with `rabbitmq-server -detached`");
-    let redis = std::net::TcpStream::connect_timeout(&"127.0.0.1:6379".parse().unwrap(), Duration::from_secs(2));
-    assert!(redis.is_ok() || std::env::var("CPO_TEST_REDIS_URL").is_ok(), "Redis is not running on 127.0.0.1:6379: start it with `redis-server --daemonize yes`");
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-/// customer -> (segment, arm, variant) of an outbox.
-fn plan(outbox: &[Value]) -> BTreeMap<String, (String, String, String)> {
-    outbox
-        .iter()
-        .map(|m| {
-            let s = |k: &str| m[k].as_str().unwrap().to_string();
-            (s("customer_id"), (s("segment"), s("arm"), s("variant_id")))
-        })
-        .collect()
 }
 
 #[test]

@@ -73,6 +73,9 @@ pub struct FileAuditLog {
 impl FileAuditLog {
     /// Open (or create) the log; an existing log is verified and continued.
     pub fn open(path: &Path) -> Result<Self, AuditError> {
+        if path.exists() {
+            repair_torn_tail(path)?;
+        }
         let (seq, prev) = if path.exists() {
             let summary = verify(File::open(path)?)?;
             (summary.lines, summary.last_hash)
@@ -129,8 +132,30 @@ impl AuditSink for FileAuditLog {
         let ts_ms = now_ms();
         events
             .iter()
-            .try_for_each(|event| state.append(event, ts_ms))
+            .try_for_each(|event| state.append(event, ts_ms))?;
+        // On disk before the caller goes on (publishes, sends): a crash may lose
+        // the caller's work, never an audit record of work that went ahead.
+        state.writer.flush()?;
+        Ok(())
     }
+}
+
+/// A process killed mid-write leaves a last line without its newline. That
+/// record was never complete (its caller had not gone on), so it is cut off;
+/// every complete line is kept and verified as usual.
+fn repair_torn_tail(path: &Path) -> Result<(), AuditError> {
+    let bytes = std::fs::read(path)?;
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    tracing::warn!(
+        path = %path.display(),
+        torn_bytes = bytes.len() - keep,
+        "audit log ends in a torn line from an interrupted write, cutting it"
+    );
+    OpenOptions::new().write(true).open(path)?.set_len(keep as u64)?;
+    Ok(())
 }
 
 impl Drop for FileAuditLog {

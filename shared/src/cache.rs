@@ -95,12 +95,11 @@ impl Hasher for PassThrough {
 /// Values up to this many bytes (sent markers, flags) live inside the slot.
 const INLINE: usize = 14;
 
+// The collections are boxed on purpose: a thin pointer keeps the value part of
+// every table slot at 16 bytes, and large values and hashes are rare.
+#[allow(clippy::box_collection)]
 enum Stored {
-    Inline {
-        len: u8,
-        bytes: [u8; INLINE],
-    },
-    /// Boxed so the enum stays 16 bytes.
+    Inline { len: u8, bytes: [u8; INLINE] },
     Heap(Box<Vec<u8>>),
     Hash(Box<HashMap<String, Vec<u8>>>),
 }

@@ -296,24 +296,31 @@ pub struct ApprovedTemplate {
 }
 
 /// One customer's message, ready for delivery to render and send. Its template
-/// is the one of the batch's `templates` whose `variant_id` is
-/// `assignment.variant_id`.
+/// is the batch's `templates` entry whose `variant_id` it names; what is the
+/// same for the whole batch (campaign, call to action) is on the batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OutboundMessage {
     /// Derived from (campaign id, customer id): the idempotency key of the send.
     pub message_id: String,
-    pub campaign_id: String,
     pub recipient: Recipient,
-    pub assignment: ArmAssignment,
+    pub segment: String,
+    /// The arm the salted hash chose.
+    pub arm: String,
+    /// The variant sent (the control variant when `fallback` is set).
+    pub variant_id: String,
+    /// Set when the assigned arm's variant was blocked and the control message was used.
     #[serde(default)]
-    pub call_to_action_url: Option<String>,
+    pub fallback: Option<String>,
 }
 
-/// Experimentation -> delivery.
+/// Experimentation -> delivery: the messages of one customer batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SendBatch {
     pub campaign_id: String,
     pub batch_seq: u64,
+    /// The campaign's call to action link, rendered where a template says `{{cta_url}}`.
+    #[serde(default)]
+    pub call_to_action_url: Option<String>,
     /// Every template the messages use, once each (a batch of 1000 customers
     /// usually needs a handful), so delivery verifies each signature once.
     pub templates: Vec<ApprovedTemplate>,

@@ -5,6 +5,8 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Keyed hash of customer ids: stable within a deployment, not reversible without the key.
 #[derive(Clone)]
 pub struct Pseudonymizer {
@@ -28,7 +30,10 @@ impl Pseudonymizer {
         let digest = mac.finalize().into_bytes();
         let mut out = String::with_capacity(25);
         out.push_str("cust_");
-        out.push_str(&hex::encode(&digest[..10]));
+        for byte in &digest[..10] {
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
         out
     }
 }

@@ -98,7 +98,7 @@ pub trait Stage: Send + Sync + 'static {
         body: &[u8],
     ) -> Result<Envelope<Self::Input>, serde_json::Error> {
         let _ = queue;
-        serde_json::from_slice(body)
+        decode_json(body)
     }
 
     /// Handle one message. Returning `Ok` means: publish these, then ack the input.
@@ -109,6 +109,16 @@ pub trait Stage: Send + Sync + 'static {
         message: Envelope<Self::Input>,
         emit: &Emitter,
     ) -> impl Future<Output = StageResult> + Send;
+}
+
+/// Decode JSON, checking that the body is UTF-8 once, up front: serde_json
+/// then reads it as a `str` and skips the check it would make on every string
+/// (a noticeable share of decoding a batch of a thousand customers).
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        <serde_json::Error as serde::de::Error>::custom(format!("message is not UTF-8: {e}"))
+    })?;
+    serde_json::from_str(text)
 }
 
 /// Publishes on behalf of a stage while it handles a message. Everything it
@@ -226,5 +236,24 @@ impl Emitter {
                 },
             )
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_json_reads_what_from_slice_reads_and_rejects_bad_utf8() {
+        let body = "{\"id\":\"x\",\"campaign_id\":\"c\",\"version\":1,\"payload\":\"é \\u00e9 \\\" 🦀\"}";
+        let ours: Envelope<String> = decode_json(body.as_bytes()).unwrap();
+        let theirs: Envelope<String> = serde_json::from_slice(body.as_bytes()).unwrap();
+        assert_eq!(ours, theirs);
+        assert_eq!(ours.payload, "é é \" 🦀");
+        let mut invalid = body.as_bytes().to_vec();
+        invalid[52] = 0xff;
+        let err = decode_json::<Envelope<String>>(&invalid).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+        assert!(decode_json::<Envelope<String>>(b"{\"id\":").is_err());
     }
 }

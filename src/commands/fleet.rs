@@ -73,6 +73,8 @@ pub fn enqueue(args: EnqueueArgs, config: Option<&Path>) -> anyhow::Result<u8> {
 /// What the ledger says so far about one campaign.
 #[derive(Default)]
 struct Progress {
+    /// Ledger messages already counted: crashes and broker restarts redeliver them.
+    seen: std::collections::HashSet<String>,
     entries: Vec<LedgerEntry>,
     total: Option<u64>,
     segment_exclusions: u64,
@@ -149,6 +151,7 @@ async fn follow(args: &CollectArgs, amqp: AmqpConfig, deadline: Instant) -> anyh
             let delivery = next?;
             if let Ok(envelope) = serde_json::from_slice::<Envelope<LedgerEntry>>(&delivery.body)
                 && envelope.campaign_id == args.campaign_id
+                && progress.seen.insert(envelope.id.clone())
             {
                 progress.add(envelope.payload);
             }

@@ -27,11 +27,10 @@ pub fn send_batch_event(
     let mut groups: BTreeMap<(&str, &str, &str), (&str, Vec<Value>)> = BTreeMap::new();
     for rendered in sends {
         let message = rendered.message;
-        let assignment = &message.assignment;
         let key = (
-            assignment.segment.as_str(),
-            assignment.arm.as_str(),
-            assignment.variant_id.as_str(),
+            message.segment.as_str(),
+            message.arm.as_str(),
+            message.variant_id.as_str(),
         );
         let (_, listed) = groups
             .entry(key)
@@ -114,7 +113,7 @@ mod tests {
     fn every_send_is_listed_once_with_a_pseudonym_and_its_content_hash() {
         let mut input = batch(5);
         own_template(&mut input, 3, |_| {});
-        input.messages[3].assignment.arm = "urgent".into();
+        input.messages[3].arm = "urgent".into();
         let prepared = prepare(&input, &signer(), 64);
         let sends: Vec<&Rendered<'_>> = prepared.rendered.iter().collect();
         let pseudonymizer = Pseudonymizer::new(b"p".to_vec());
@@ -148,6 +147,18 @@ mod tests {
         assert_eq!(urgent.campaign_id, "camp-1");
         let text = event.to_string();
         assert!(!text.contains("example.com") && !text.contains("\"C0\""));
+        // the line layout the design notes describe (keys sorted, as a `Value` serializes)
+        let single = batch(1);
+        let one = prepare(&single, &signer(), 64);
+        let sends: Vec<&Rendered<'_>> = one.rendered.iter().collect();
+        let event = send_batch_event("camp-1", 0, &sends, &pseudonymizer);
+        let expected = format!(
+            r#"{{"batch_seq":0,"campaign_id":"camp-1","count":1,"event":"send_batch","groups":[{{"arm":"control","content_hash":"{}","segment":"loyal","sends":[["{}","{}"]],"variant_id":"v-control"}}]}}"#,
+            input.templates[0].approval.content_hash,
+            input.messages[0].message_id,
+            pseudonymizer.pseudonym("C0"),
+        );
+        assert_eq!(event.to_string(), expected);
         assert!(audited_sends(&json!({"event": "safety_decision"})).is_empty());
     }
 }

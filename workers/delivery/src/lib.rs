@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod canonical;
 pub mod config;
+pub mod json_text;
 mod metrics;
 pub mod outbox;
 pub mod prepare;
@@ -23,15 +24,14 @@ pub mod verify;
 pub use audit::{AuditedSend, SEND_BATCH_EVENT, audited_sends};
 pub use canonical::canonicalize_outbox;
 pub use config::DeliveryConfig;
+pub use json_text::JsonText;
 pub use outbox::{FileOutbox, OutboxEntry, OutboxSink, SinkError};
 pub use stage::{DeliveryBackends, DeliveryStage, sent_key};
 
 #[cfg(test)]
 pub(crate) mod tests {
     use cpo_shared::envelope::message_id;
-    use cpo_shared::model::{
-        Approval, ApprovedTemplate, ArmAssignment, OutboundMessage, Recipient, SendBatch,
-    };
+    use cpo_shared::model::{Approval, ApprovedTemplate, OutboundMessage, Recipient, SendBatch};
     use cpo_shared::signing::{Signer, content_hash};
 
     pub(crate) fn signer() -> Signer {
@@ -66,7 +66,7 @@ pub(crate) mod tests {
     ) {
         let mut own = template(&format!("v-own-{index}"));
         tamper(&mut own);
-        batch.messages[index].assignment.variant_id = own.variant_id.clone();
+        batch.messages[index].variant_id = own.variant_id.clone();
         batch.templates.push(own);
     }
 
@@ -75,28 +75,24 @@ pub(crate) mod tests {
         SendBatch {
             campaign_id: "camp-1".into(),
             batch_seq: 0,
+            call_to_action_url: Some("https://example.com/spring".into()),
             templates: vec![template("v-control")],
             messages: (0..n)
                 .map(|i| {
                     let customer_id = format!("C{i}");
                     OutboundMessage {
                         message_id: message_id("camp-1", &customer_id),
-                        campaign_id: "camp-1".into(),
                         recipient: Recipient {
-                            customer_id: customer_id.clone(),
+                            customer_id,
                             email: format!("c{i}@example.com"),
                             first_name: "Ada".into(),
                             location: "Lyon".into(),
                             tier: "gold".into(),
                         },
-                        assignment: ArmAssignment {
-                            customer_id,
-                            segment: "loyal".into(),
-                            arm: "control".into(),
-                            variant_id: "v-control".into(),
-                            fallback: None,
-                        },
-                        call_to_action_url: Some("https://example.com/spring".into()),
+                        segment: "loyal".into(),
+                        arm: "control".into(),
+                        variant_id: "v-control".into(),
+                        fallback: None,
                     }
                 })
                 .collect(),

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -10,6 +11,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::json_text::{self, JsonText};
 
 /// One outbox line, borrowed from the batch and the rendered text. It encodes
 /// exactly like `cpo_shared::model::OutboxRecord` (a test checks it).
@@ -22,10 +25,59 @@ pub struct OutboxEntry<'a> {
     pub arm: &'a str,
     pub variant_id: &'a str,
     pub to: &'a str,
-    pub subject: &'a str,
-    pub body: &'a str,
+    /// Rendered, and kept JSON-escaped: written as it is.
+    pub subject: &'a JsonText,
+    pub body: &'a JsonText,
     pub citations: &'a [String],
     pub fallback: Option<&'a str>,
+}
+
+impl OutboxEntry<'_> {
+    /// Append the entry as one JSON object: the bytes serde writes for it (a
+    /// test holds them equal), with the keys written as constants rather than
+    /// escaped one by one.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let fields = [
+            (&br#"{"message_id":""#[..], self.message_id),
+            (br#"","campaign_id":""#, self.campaign_id),
+            (br#"","customer_id":""#, self.customer_id),
+            (br#"","segment":""#, self.segment),
+            (br#"","arm":""#, self.arm),
+            (br#"","variant_id":""#, self.variant_id),
+            (br#"","to":""#, self.to),
+        ];
+        for (key, value) in fields {
+            out.extend_from_slice(key);
+            out.extend_from_slice(json_text::escape(value).as_bytes());
+        }
+        // Rendered text is escaped already.
+        for (key, text) in [
+            (&br#"","subject":""#[..], self.subject),
+            (br#"","body":""#, self.body),
+        ] {
+            out.extend_from_slice(key);
+            out.extend_from_slice(text.escaped().as_bytes());
+        }
+        out.extend_from_slice(br#"","citations":["#);
+        for (i, citation) in self.citations.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(json_text::escape(citation).as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(br#"],"fallback":"#);
+        match self.fallback {
+            Some(fallback) => {
+                out.push(b'"');
+                out.extend_from_slice(json_text::escape(fallback).as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,11 +112,44 @@ fn id_key(message_id: &str) -> u128 {
     u128::from_be_bytes(head)
 }
 
+/// Hashes an id key with one folded multiply. The keys are already uniform
+/// (hex of SHA-256 bits, or SHA-256 itself), so SipHash's work buys nothing;
+/// at a million ids the table is touched on every write.
+#[derive(Default)]
+struct IdKeyHasher(u64);
+
+impl Hasher for IdKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let product =
+            u128::from(self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+}
+
+type IdSet = HashSet<u128, BuildHasherDefault<IdKeyHasher>>;
+
 struct OutboxState {
     file: File,
     /// Bytes of whole lines in the file; a failed write is cut back to it.
     len: u64,
-    written: HashSet<u128>,
+    written: IdSet,
     buffer: Vec<u8>,
 }
 
@@ -88,13 +173,13 @@ impl FileOutbox {
         File::create(path)?;
         // Append mode: after a failed write is cut back, the next one lands at the new end.
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Self::with(path, file, 0, HashSet::new()))
+        Ok(Self::with(path, file, 0, IdSet::default()))
     }
 
     /// Append to an existing outbox (or create it), remembering the message ids
     /// it already holds so a resumed run does not write them again.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let mut written = HashSet::new();
+        let mut written = IdSet::default();
         if path.exists() {
             let mut reader = BufReader::new(File::open(path)?);
             let mut line = String::new();
@@ -118,7 +203,7 @@ impl FileOutbox {
         Ok(Self::with(path, file, len, written))
     }
 
-    fn with(path: &Path, file: File, len: u64, written: HashSet<u128>) -> Self {
+    fn with(path: &Path, file: File, len: u64, written: IdSet) -> Self {
         Self {
             path: path.to_path_buf(),
             state: Mutex::new(OutboxState {
@@ -172,7 +257,7 @@ impl FileOutbox {
         unwritten.sort_unstable_by(|a, b| a.message_id.cmp(b.message_id));
         state.buffer.clear();
         for entry in &unwritten {
-            serde_json::to_writer(&mut state.buffer, entry)?;
+            entry.write_json(&mut state.buffer);
             state.buffer.push(b'\n');
         }
         let written = state
@@ -200,7 +285,13 @@ impl OutboxSink for FileOutbox {
 mod tests {
     use cpo_shared::model::OutboxRecord;
 
+    use std::sync::LazyLock;
+
     use super::*;
+
+    static SUBJECT: LazyLock<JsonText> = LazyLock::new(|| JsonText::from_plain("Hi \"Ada\""));
+    static BODY: LazyLock<JsonText> =
+        LazyLock::new(|| JsonText::from_plain("Line 1\nLine 2 [doc-1]"));
 
     fn entry<'a>(id: &'a str, cites: &'a [String]) -> OutboxEntry<'a> {
         OutboxEntry {
@@ -211,8 +302,8 @@ mod tests {
             arm: "urgent",
             variant_id: "v-loyal-control",
             to: "ada@example.com",
-            subject: "Hi \"Ada\"",
-            body: "Line 1\nLine 2 [doc-1]",
+            subject: &SUBJECT,
+            body: &BODY,
             citations: cites,
             fallback: Some("urgent variant blocked: x"),
         }
@@ -228,6 +319,31 @@ mod tests {
             record.fallback.as_deref(),
             Some("urgent variant blocked: x")
         );
+        assert_eq!(record.subject, "Hi \"Ada\"");
+        assert_eq!(record.body, "Line 1\nLine 2 [doc-1]");
+    }
+
+    #[test]
+    fn hand_written_json_equals_serde() {
+        let cites = vec!["doc-1".to_string(), "d\"2".to_string()];
+        let body =
+            JsonText::from_plain("tab\there \u{1} \u{7f} quote\" back\\slash \u{2028} é 🦀\r\n");
+        let mut tricky = entry("msg-1", &cites);
+        tricky.body = &body;
+        tricky.to = "a@b.c";
+        tricky.segment = "seg \"q\" \\ \u{1}";
+        tricky.fallback = Some("line\nbreak \u{1f}");
+        let no_citations: [String; 0] = [];
+        let mut bare = entry("msg-2", &no_citations);
+        bare.fallback = None;
+        for e in [entry("msg-0", &cites), tricky, bare] {
+            let mut hand = Vec::new();
+            e.write_json(&mut hand);
+            assert_eq!(
+                String::from_utf8(hand).unwrap(),
+                serde_json::to_string(&e).unwrap()
+            );
+        }
     }
 
     #[test]

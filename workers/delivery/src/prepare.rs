@@ -10,16 +10,18 @@ use cpo_shared::model::{ApprovedTemplate, OutboundMessage, SendBatch};
 use cpo_shared::signing::Signer;
 use sha2::{Digest, Sha256};
 
+use crate::json_text::JsonText;
 use crate::render::{CompiledText, MergeValues, RenderError, check_cta_url, clean_value};
 use crate::verify::verify_template;
 
-/// A message that passed every check, with its rendered subject and body.
+/// A message that passed every check, with its rendered subject and body
+/// (JSON-escaped, as the outbox writes them).
 #[derive(Debug)]
 pub struct Rendered<'a> {
     pub message: &'a OutboundMessage,
     pub template: &'a ApprovedTemplate,
-    pub subject: String,
-    pub body: String,
+    pub subject: JsonText,
+    pub body: JsonText,
 }
 
 /// A message that must not be sent, and why (no email or name in the reason).
@@ -134,28 +136,22 @@ fn check_address(address: &str) -> bool {
 /// Check, verify and render every message of `batch`.
 pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, max_value_chars: usize) -> Prepared<'a> {
     let templates = Templates::new(signer, &batch.templates);
-    let mut last_cta: Option<(&str, Result<&str, RenderError>)> = None;
+    // The campaign's link is checked once; a bad one stops every message.
+    let cta = batch
+        .call_to_action_url
+        .as_deref()
+        .map(check_cta_url)
+        .transpose()
+        .map_err(|e| e.to_string());
     let mut out = Prepared {
         rendered: Vec::with_capacity(batch.messages.len()),
         rejected: Vec::new(),
     };
     for message in &batch.messages {
-        let variant_id = message.assignment.variant_id.as_str();
+        let variant_id = message.variant_id.as_str();
         let entry = templates.get(variant_id);
-        let cta = match message.call_to_action_url.as_deref() {
-            None => Ok(None),
-            // Every message of a campaign carries the same URL: check it once.
-            Some(url) => match &last_cta {
-                Some((known, checked)) if *known == url => checked.clone().map(Some),
-                _ => {
-                    let checked = check_cta_url(url);
-                    last_cta = Some((url, checked.clone()));
-                    checked.map(Some)
-                }
-            },
-        };
         let result = check_message(batch, message)
-            .and_then(|()| cta.map_err(|e| e.to_string()))
+            .and_then(|()| cta.clone())
             .and_then(|cta| {
                 let (template, compiled) = entry.ok_or_else(|| {
                     format!("the batch carries no template for variant `{variant_id}`")
@@ -169,7 +165,7 @@ pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, max_value_chars: usize
                     cta_url: cta,
                 };
                 let render =
-                    |text: &CompiledText<'_>| text.render(&values).map_err(|e| e.to_string());
+                    |text: &CompiledText<'_>| text.render_json(&values).map_err(|e| e.to_string());
                 Ok((
                     *template,
                     render(&compiled.subject)?,
@@ -197,15 +193,9 @@ pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, max_value_chars: usize
 /// each other: the dedupe key is only sound if it is the one derived from
 /// (campaign, customer).
 fn check_message(batch: &SendBatch, message: &OutboundMessage) -> Result<(), String> {
-    if message.campaign_id != batch.campaign_id {
-        return Err("message belongs to another campaign than its batch".into());
-    }
-    if message.assignment.customer_id != message.recipient.customer_id {
-        return Err("assignment and recipient name different customers".into());
-    }
     if !is_message_id_of(
         &message.message_id,
-        &message.campaign_id,
+        &batch.campaign_id,
         &message.recipient.customer_id,
     ) {
         return Err("message id is not the one derived from (campaign, customer)".into());
@@ -229,9 +219,9 @@ mod tests {
         input.messages[3].recipient.email = "a@example.com, b@example.com".into();
         let prepared = prepare(&input, &signer(), 64);
         assert_eq!(prepared.rendered.len(), 1);
-        assert_eq!(prepared.rendered[0].subject, "Ada, spring news");
+        assert_eq!(prepared.rendered[0].subject.plain(), "Ada, spring news");
         assert_eq!(
-            prepared.rendered[0].body,
+            prepared.rendered[0].body.plain(),
             "Hi Ada from Lyon (gold) [doc-1]. https://example.com/spring"
         );
         let reasons: Vec<&str> = prepared
@@ -253,10 +243,22 @@ mod tests {
     fn forged_message_ids_and_bad_urls_are_rejected() {
         let mut input = batch(2);
         input.messages[0].message_id = "msg-00000000000000000000000000000000".into();
-        input.messages[1].call_to_action_url = Some("javascript:alert(1)".into());
+        // another campaign's message: its id is not the one of this campaign
+        input.campaign_id = "camp-2".into();
         let prepared = prepare(&input, &signer(), 64);
         assert!(prepared.rendered.is_empty());
-        assert!(prepared.rejected[0].reason.contains("message id"));
+        assert!(
+            prepared
+                .rejected
+                .iter()
+                .all(|r| r.reason.contains("message id"))
+        );
+
+        let mut input = batch(2);
+        input.call_to_action_url = Some("javascript:alert(1)".into());
+        let prepared = prepare(&input, &signer(), 64);
+        assert!(prepared.rendered.is_empty());
+        assert_eq!(prepared.rejected.len(), 2);
         assert!(prepared.rejected[1].reason.contains("call_to_action_url"));
     }
 
@@ -273,31 +275,31 @@ mod tests {
         );
         other.approval.signature = signer().sign(&other.approval.content_hash);
         input.templates.push(other);
-        input.messages[1].assignment.variant_id = "v-other".into();
+        input.messages[1].variant_id = "v-other".into();
         // a variant the batch carries no template for
-        input.messages[2].assignment.variant_id = "v-missing".into();
+        input.messages[2].variant_id = "v-missing".into();
         // one variant id, two different contents: neither may be used
         let mut clash = template("v-clash");
         input.templates.push(clash.clone());
         clash.body.push_str(" Different.");
         input.templates.push(clash);
-        input.messages[3].assignment.variant_id = "v-clash".into();
+        input.messages[3].variant_id = "v-clash".into();
         // an identical second copy is harmless
         input.templates.push(template("v-control"));
 
         let prepared = prepare(&input, &signer(), 64);
-        let subjects: Vec<(&str, &str)> = prepared
+        let subjects: Vec<(&str, String)> = prepared
             .rendered
             .iter()
-            .map(|r| (r.message.recipient.customer_id.as_str(), r.subject.as_str()))
+            .map(|r| (r.message.recipient.customer_id.as_str(), r.subject.plain()))
             .collect();
         assert_eq!(
             subjects,
             [
-                ("C0", "Ada, spring news"),
-                ("C1", "Other news for Ada"),
-                ("C4", "Ada, spring news"),
-                ("C5", "Ada, spring news")
+                ("C0", "Ada, spring news".to_string()),
+                ("C1", "Other news for Ada".to_string()),
+                ("C4", "Ada, spring news".to_string()),
+                ("C5", "Ada, spring news".to_string())
             ]
         );
         assert_eq!(prepared.rendered[1].template.variant_id, "v-other");

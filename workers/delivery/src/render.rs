@@ -9,6 +9,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::json_text::{self, JsonText};
+
 /// The fields a template may merge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeField {
@@ -57,6 +59,8 @@ enum Piece {
 pub struct CompiledText<'a> {
     source: &'a str,
     pieces: Vec<Piece>,
+    /// Each piece's text JSON-escaped (empty for fields), for `render_json`.
+    escaped: Vec<Cow<'a, str>>,
 }
 
 impl<'a> CompiledText<'a> {
@@ -87,7 +91,18 @@ impl<'a> CompiledText<'a> {
         if text_start < source.len() {
             pieces.push(Piece::Text(text_start..source.len()));
         }
-        Ok(Self { source, pieces })
+        let escaped = pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(range) => json_text::escape(&source[range.clone()]),
+                Piece::Field(_) => Cow::Borrowed(""),
+            })
+            .collect();
+        Ok(Self {
+            source,
+            pieces,
+            escaped,
+        })
     }
 
     /// A subject goes into a mail header: no line breaks or control characters.
@@ -116,6 +131,31 @@ impl<'a> CompiledText<'a> {
             }
         }
         Ok(out)
+    }
+}
+
+impl CompiledText<'_> {
+    /// Render as the contents of a JSON string: the escaped text pieces and
+    /// the escaped values, equal to escaping what `render` gives.
+    pub fn render_json(&self, values: &MergeValues<'_>) -> Result<JsonText, RenderError> {
+        let capacity = self.escaped.iter().map(|t| t.len()).sum::<usize>() + 64;
+        let mut out = String::with_capacity(capacity);
+        for (piece, text) in self.pieces.iter().zip(&self.escaped) {
+            match piece {
+                Piece::Text(_) => out.push_str(text),
+                Piece::Field(MergeField::FirstName) => {
+                    out.push_str(&json_text::escape(&values.first_name))
+                }
+                Piece::Field(MergeField::Location) => {
+                    out.push_str(&json_text::escape(&values.location))
+                }
+                Piece::Field(MergeField::Tier) => out.push_str(&json_text::escape(&values.tier)),
+                Piece::Field(MergeField::CtaUrl) => out.push_str(&json_text::escape(
+                    values.cta_url.ok_or(RenderError::MissingCtaUrl)?,
+                )),
+            }
+        }
+        Ok(JsonText::from_escaped(out))
     }
 }
 
@@ -297,6 +337,23 @@ mod tests {
             prop_assert!(!injected, "template syntax in {:?}", out);
             prop_assert!(!out.chars().any(is_unsafe_char));
             prop_assert!(out.chars().count() <= "Hi ,  ()".chars().count() + 3 * 40);
+        }
+
+        #[test]
+        fn json_rendering_is_the_escaped_plain_rendering(
+            text in "[^{}]{0,20}", name in any::<String>(), tail in any::<String>()
+        ) {
+            let source = format!("{text}{{{{first_name}}}}\n\"{tail}\" {{{{cta_url}}}}{{{{tier}}}}");
+            // tail may hold braces; only valid templates matter here
+            if let Ok(t) = CompiledText::parse(&source) {
+                let v = values(&name);
+                let plain = t.render(&v).unwrap();
+                prop_assert_eq!(t.render_json(&v).unwrap().plain(), plain.clone());
+                prop_assert_eq!(
+                    format!("\"{}\"", t.render_json(&v).unwrap().escaped()),
+                    serde_json::to_string(&plain).unwrap()
+                );
+            }
         }
 
         #[test]

@@ -82,20 +82,20 @@ impl DeliveryStage {
     }
 }
 
-fn entry<'a>(rendered: &'a Rendered<'_>) -> OutboxEntry<'a> {
+fn entry<'a>(campaign_id: &'a str, rendered: &'a Rendered<'_>) -> OutboxEntry<'a> {
     let message = rendered.message;
     OutboxEntry {
         message_id: &message.message_id,
-        campaign_id: &message.campaign_id,
+        campaign_id,
         customer_id: &message.recipient.customer_id,
-        segment: &message.assignment.segment,
-        arm: &message.assignment.arm,
-        variant_id: &message.assignment.variant_id,
+        segment: &message.segment,
+        arm: &message.arm,
+        variant_id: &message.variant_id,
         to: &message.recipient.email,
         subject: &rendered.subject,
         body: &rendered.body,
         citations: &rendered.template.citations,
-        fallback: message.assignment.fallback.as_deref(),
+        fallback: message.fallback.as_deref(),
     }
 }
 
@@ -113,6 +113,7 @@ fn replayable(
         SendBatch {
             campaign_id: batch.campaign_id.clone(),
             batch_seq: batch.batch_seq,
+            call_to_action_url: batch.call_to_action_url.clone(),
             templates: rejected.template.into_iter().cloned().collect(),
             messages: vec![message.clone()],
         },
@@ -143,7 +144,8 @@ impl Stage for DeliveryStage {
         let (fresh, keys) = self.unsent(&prepared.rendered).await?;
 
         if !fresh.is_empty() {
-            let entries: Vec<OutboxEntry<'_>> = fresh.iter().map(|r| entry(r)).collect();
+            let entries: Vec<OutboxEntry<'_>> =
+                fresh.iter().map(|r| entry(&batch.campaign_id, r)).collect();
             self.backends
                 .sink
                 .write_batch(&entries)

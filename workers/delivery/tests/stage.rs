@@ -93,7 +93,7 @@ async fn altered_or_unsigned_messages_are_dead_lettered_one_by_one() {
         assert_eq!(part.payload.templates.len(), 1);
         assert_eq!(
             part.payload.templates[0].variant_id,
-            part.payload.messages[0].assignment.variant_id
+            part.payload.messages[0].variant_id
         );
         assert!(h.cache.get(&sent_key(id)).await.unwrap().is_none());
     }
@@ -120,7 +120,7 @@ async fn unknown_merge_field_dead_letters_the_message() {
         "Your address is {{ email }}",
     );
     input.payload.templates.push(leaky);
-    input.payload.messages[1].assignment.variant_id = "v-leaky".into();
+    input.payload.messages[1].variant_id = "v-leaky".into();
     h.deliver(input).await.unwrap();
     assert_eq!(h.records().len(), 1);
     let letters = h.dead_letters();
@@ -259,7 +259,7 @@ async fn audit_events_are_pseudonymized() {
 async fn a_message_naming_a_template_the_batch_lacks_is_dead_lettered_alone() {
     let h = Harness::new();
     let mut input = batch(0, 0..3);
-    input.payload.messages[1].assignment.variant_id = "v-gone".into();
+    input.payload.messages[1].variant_id = "v-gone".into();
     h.deliver(input).await.unwrap();
     assert_eq!(h.records().len(), 2);
     let letters = h.dead_letters();
@@ -326,4 +326,47 @@ async fn canonical_outboxes_are_identical_whatever_the_batch_order() {
             .windows(2)
             .all(|w| w[0].message_id < w[1].message_id)
     );
+}
+
+#[tokio::test]
+async fn canonical_outboxes_agree_across_shuffled_interleavings_and_redeliveries() {
+    let batches = 12u64;
+    let size = 25usize;
+    let deliver_in = |order: Vec<u64>| async move {
+        let h = Harness::new();
+        for seq in order {
+            let start = seq as usize * size;
+            h.deliver(batch(seq, start..start + size)).await.unwrap();
+        }
+        let lines = canonicalize_outbox(&h.outbox).unwrap();
+        (h, lines)
+    };
+    // a deterministic shuffle, and orders with redelivered batches
+    let mut shuffled: Vec<u64> = (0..batches).collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for i in (1..shuffled.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    let mut redelivered = shuffled.clone();
+    redelivered.extend([3, 0, 11]);
+    redelivered.insert(2, shuffled[5]);
+    let orders = [
+        (0..batches).collect::<Vec<_>>(),
+        (0..batches).rev().collect(),
+        shuffled,
+        redelivered,
+    ];
+    let mut outputs = Vec::new();
+    for order in orders {
+        let (h, lines) = deliver_in(order).await;
+        assert_eq!(lines, batches * size as u64);
+        outputs.push(std::fs::read(&h.outbox).unwrap());
+    }
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]), "byte-identical");
+    let text = String::from_utf8(outputs.swap_remove(0)).unwrap();
+    let ids: Vec<&str> = text.lines().map(|l| &l[15..51]).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted by message id");
 }

@@ -1,6 +1,6 @@
 //! Throughput of experimentation + delivery on 1M customers (1000 batches of
-//! 1000), decoding (with each stage's `decode`) and encoding as the runtime would. Ignored by default; run
-//! in release:
+//! 1000), decoding (with each stage's `decode`) and encoding as the runtime
+//! would. Ignored by default; run in release:
 //! `cargo test --release -p cpo-delivery --test throughput -- --ignored --nocapture`
 
 use std::fs::File;
@@ -203,15 +203,13 @@ async fn one_million_customers_through_experimentation_and_delivery() {
     );
 
     // Decoding is timed apart: the runtime does it, not the stage.
-    let (mut decode, mut experiment, mut deliver, mut canonical) = (
-        Clock::default(),
-        Clock::default(),
-        Clock::default(),
-        Clock::default(),
-    );
+    let (mut decode_audience, mut decode_send) = (Clock::default(), Clock::default());
+    let (mut experiment, mut deliver, mut canonical) =
+        (Clock::default(), Clock::default(), Clock::default());
     for seq in 0..batches {
         let raw = customer_batch(seq, size);
-        let input = decode.time(|| experimentation.decode(queues::AUDIENCE, &raw).unwrap());
+        let input =
+            decode_audience.time(|| experimentation.decode(queues::AUDIENCE, &raw).unwrap());
         let outputs = experiment
             .time_async(experimentation.handle(input, &emit(queues::AUDIENCE)))
             .await
@@ -220,7 +218,7 @@ async fn one_million_customers_through_experimentation_and_delivery() {
             .into_iter()
             .find(|o| o.queue == queues::SEND)
             .unwrap();
-        let input = decode.time(|| delivery.decode(queues::SEND, &send.body).unwrap());
+        let input = decode_send.time(|| delivery.decode(queues::SEND, &send.body).unwrap());
         deliver
             .time_async(delivery.handle(input, &emit(queues::SEND)))
             .await
@@ -234,7 +232,8 @@ async fn one_million_customers_through_experimentation_and_delivery() {
         .lines()
         .count();
     println!("{lines} messages");
-    println!("decode (runtime)  {decode}");
+    println!("decode audience   {decode_audience}");
+    println!("decode send       {decode_send}");
     println!("experimentation   {experiment}");
     println!("delivery          {deliver}");
     println!("canonicalize      {canonical}");

@@ -8,7 +8,7 @@ use cpo_shared::model::{ApprovedTemplate, CONTROL_ARM, CustomerBatch, Exclusion,
 use crate::arms::{ArmPlan, AssignmentHasher};
 use crate::ids::MessageIds;
 use crate::join::{ArmVariant, SegmentArms};
-use crate::output::{ArmAssignmentOut, OutboundMessageOut, RecipientOut};
+use crate::output::{OutboundMessageOut, RecipientOut};
 
 /// What a customer assigned to one arm of one segment receives.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +78,6 @@ pub fn assign_batch<'a>(
     routes: &'a HashMap<&'a str, Vec<Route<'a>>>,
 ) -> Assigned<'a> {
     let campaign_id = batch.campaign.campaign_id.as_str();
-    let cta = batch.campaign.call_to_action_url.as_deref();
     let hasher = AssignmentHasher::new(campaign_id);
     let message_ids = MessageIds::new(campaign_id);
     let mut per_arm = vec![0u64; plan.arms().len()];
@@ -121,16 +120,11 @@ pub fn assign_batch<'a>(
         fallbacks += u64::from(fallback.is_some());
         messages.push(OutboundMessageOut {
             message_id: message_ids.id(&customer.customer_id),
-            campaign_id,
             recipient: RecipientOut::of(customer),
-            assignment: ArmAssignmentOut {
-                customer_id: &customer.customer_id,
-                segment: &entry.segment,
-                arm: &plan.arms()[arm],
-                variant_id: &template.variant_id,
-                fallback,
-            },
-            call_to_action_url: cta,
+            segment: &entry.segment,
+            arm: &plan.arms()[arm],
+            variant_id: &template.variant_id,
+            fallback,
             template,
         });
     }
@@ -232,7 +226,7 @@ mod tests {
         assert!(
             out.messages
                 .iter()
-                .all(|m| m.assignment.variant_id == m.template.variant_id)
+                .all(|m| m.variant_id == m.template.variant_id)
         );
     }
 
@@ -266,6 +260,7 @@ mod tests {
         let borrowed = SendBatchOut {
             campaign_id: "camp-1",
             batch_seq: 7,
+            call_to_action_url: batch.campaign.call_to_action_url.as_deref(),
             templates: templates_of(&out.messages).unwrap(),
             messages: out.messages,
         };
@@ -284,7 +279,7 @@ mod tests {
             owned
                 .messages
                 .iter()
-                .all(|m| owned.template(&m.assignment.variant_id).is_some())
+                .all(|m| owned.template(&m.variant_id).is_some())
         );
         let first = &owned.messages[0];
         assert_eq!(
@@ -292,15 +287,10 @@ mod tests {
             message_id("camp-1", &first.recipient.customer_id)
         );
         assert_eq!(
-            first.call_to_action_url.as_deref(),
+            owned.call_to_action_url.as_deref(),
             Some("https://example.com/spring")
         );
-        assert!(
-            owned
-                .messages
-                .iter()
-                .any(|m| m.assignment.fallback.is_some())
-        );
+        assert!(owned.messages.iter().any(|m| m.fallback.is_some()));
     }
 }
 

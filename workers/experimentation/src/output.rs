@@ -16,6 +16,7 @@ use crate::error::ExperimentError;
 pub struct SendBatchOut<'a> {
     pub campaign_id: &'a str,
     pub batch_seq: u64,
+    pub call_to_action_url: Option<&'a str>,
     /// Each template the messages use, once, by variant id.
     pub templates: Vec<&'a ApprovedTemplate>,
     pub messages: Vec<OutboundMessageOut<'a>>,
@@ -24,12 +25,13 @@ pub struct SendBatchOut<'a> {
 #[derive(Debug, Serialize)]
 pub struct OutboundMessageOut<'a> {
     pub message_id: String,
-    pub campaign_id: &'a str,
     pub recipient: RecipientOut<'a>,
-    pub assignment: ArmAssignmentOut<'a>,
-    pub call_to_action_url: Option<&'a str>,
-    /// The template `assignment.variant_id` names; it travels once in the
-    /// batch's `templates`, not in every message.
+    pub segment: &'a str,
+    pub arm: &'a str,
+    pub variant_id: &'a str,
+    pub fallback: Option<&'a str>,
+    /// The template `variant_id` names; it travels once in the batch's
+    /// `templates`, not in every message.
     #[serde(skip)]
     pub template: &'a ApprovedTemplate,
 }
@@ -53,15 +55,6 @@ impl<'a> RecipientOut<'a> {
             tier: &customer.tier,
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-pub struct ArmAssignmentOut<'a> {
-    pub customer_id: &'a str,
-    pub segment: &'a str,
-    pub arm: &'a str,
-    pub variant_id: &'a str,
-    pub fallback: Option<&'a str>,
 }
 
 /// The distinct templates `messages` use, ordered by variant id. Messages name

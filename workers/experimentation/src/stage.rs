@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cpo_shared::cache::Cache;
 use cpo_shared::envelope::derive_id;
 use cpo_shared::model::{CustomerBatch, ExperimentInput, LedgerEntry, VariantDecision};
+use cpo_shared::stage::decode_json;
 use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult, queues};
 use serde::Serialize;
 use tracing::debug;
@@ -102,12 +103,13 @@ impl ExperimentationStage {
                 .iter()
                 .map(|t| t.subject.len() + t.body.len() + 512)
                 .sum::<usize>()
-                + assigned.messages.len() * 512;
+                + assigned.messages.len() * 384;
             let send = envelope.derive(
                 derive_id(&[campaign_id, "send", &seq]),
                 SendBatchOut {
                     campaign_id,
                     batch_seq: batch.batch_seq,
+                    call_to_action_url: batch.campaign.call_to_action_url.as_deref(),
                     templates,
                     messages: assigned.messages,
                 },
@@ -164,14 +166,14 @@ impl Stage for ExperimentationStage {
     ) -> Result<Envelope<ExperimentInput>, serde_json::Error> {
         match queue {
             queues::DECISIONS => Ok(wrap(
-                serde_json::from_slice::<Envelope<VariantDecision>>(body)?,
+                decode_json::<Envelope<VariantDecision>>(body)?,
                 ExperimentInput::Decision,
             )),
             queues::AUDIENCE => Ok(wrap(
-                serde_json::from_slice::<Envelope<CustomerBatch>>(body)?,
+                decode_json::<Envelope<CustomerBatch>>(body)?,
                 ExperimentInput::Batch,
             )),
-            _ => serde_json::from_slice(body),
+            _ => decode_json(body),
         }
     }
 

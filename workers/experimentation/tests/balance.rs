@@ -60,10 +60,8 @@ async fn arms_follow_weights_overall_and_within_each_segment() {
         let send: Envelope<SendBatch> = serde_json::from_slice(&send.body).unwrap();
         for m in send.payload.messages {
             assert!(seen.insert(m.recipient.customer_id), "assigned twice");
-            *overall.entry(m.assignment.arm.clone()).or_default() += 1;
-            *by_segment
-                .entry((m.assignment.segment, m.assignment.arm))
-                .or_default() += 1;
+            *overall.entry(m.arm.clone()).or_default() += 1;
+            *by_segment.entry((m.segment, m.arm)).or_default() += 1;
         }
     }
     assert_eq!(seen.len(), total, "every customer lands in exactly one arm");

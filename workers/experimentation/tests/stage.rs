@@ -123,28 +123,25 @@ async fn batch_waits_for_every_segment_then_assigns() {
         .collect();
     expected_ids.sort();
     assert_eq!(template_ids, expected_ids);
+    assert_eq!(
+        send.payload.call_to_action_url.as_deref(),
+        Some("https://example.com/spring")
+    );
     for m in &send.payload.messages {
         assert_eq!(m.message_id, message_id("camp-1", &m.recipient.customer_id));
         let template = send
             .payload
-            .template(&m.assignment.variant_id)
+            .template(&m.variant_id)
             .expect("the batch carries every template its messages name");
-        assert_eq!(
-            m.call_to_action_url.as_deref(),
-            Some("https://example.com/spring")
-        );
-        if m.assignment.segment == "lapsed" && m.assignment.arm == "informational" {
+        if m.segment == "lapsed" && m.arm == "informational" {
             assert_eq!(template.variant_id, "v-lapsed-control");
             assert_eq!(
-                m.assignment.fallback.as_deref(),
+                m.fallback.as_deref(),
                 Some("informational variant blocked: brand policy: competitor named")
             );
         } else {
-            assert_eq!(m.assignment.fallback, None);
-            assert_eq!(
-                template.variant_id,
-                format!("v-{}-{}", m.assignment.segment, m.assignment.arm)
-            );
+            assert_eq!(m.fallback, None);
+            assert_eq!(template.variant_id, format!("v-{}-{}", m.segment, m.arm));
         }
     }
     let LedgerEntry::Assigned {
@@ -165,7 +162,7 @@ async fn batch_waits_for_every_segment_then_assigns() {
         .payload
         .messages
         .iter()
-        .filter(|m| m.assignment.fallback.is_some())
+        .filter(|m| m.fallback.is_some())
         .count() as u64;
     assert!(fallback_count > 0);
     assert_eq!(fallbacks, fallback_count);
@@ -207,7 +204,7 @@ async fn blocked_control_lists_customers_instead_of_sending_a_treatment() {
         send.payload
             .messages
             .iter()
-            .all(|m| m.assignment.arm != "control" && m.assignment.fallback.is_none())
+            .all(|m| m.arm != "control" && m.fallback.is_none())
     );
 }
 
@@ -325,7 +322,7 @@ async fn replaying_a_batch_gives_the_same_assignments() {
             .payload
             .messages
             .into_iter()
-            .map(|m| (m.recipient.customer_id, m.assignment.arm))
+            .map(|m| (m.recipient.customer_id, m.arm))
             .collect()
     };
     let whole = arms(

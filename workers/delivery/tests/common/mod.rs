@@ -15,7 +15,7 @@ use cpo_shared::cache::{Cache, CacheError, MemoryCache};
 use cpo_shared::dead_letter::DeadLetter;
 use cpo_shared::envelope::message_id;
 use cpo_shared::model::{
-    Approval, ApprovedTemplate, ArmAssignment, OutboundMessage, OutboxRecord, Recipient, SendBatch,
+    Approval, ApprovedTemplate, OutboundMessage, OutboxRecord, Recipient, SendBatch,
 };
 use cpo_shared::privacy::Pseudonymizer;
 use cpo_shared::signing::{Signer, content_hash};
@@ -51,22 +51,17 @@ pub fn message(customer: usize, template: &ApprovedTemplate) -> OutboundMessage 
     let customer_id = format!("C{customer:05}");
     OutboundMessage {
         message_id: message_id("camp-1", &customer_id),
-        campaign_id: "camp-1".into(),
         recipient: Recipient {
-            customer_id: customer_id.clone(),
+            customer_id,
             email: format!("person{customer}@example.com"),
             first_name: format!("Name{customer}"),
             location: "Lyon".into(),
             tier: "gold".into(),
         },
-        assignment: ArmAssignment {
-            customer_id,
-            segment: "loyal".into(),
-            arm: "urgent".into(),
-            variant_id: template.variant_id.clone(),
-            fallback: None,
-        },
-        call_to_action_url: Some("https://example.com/go".into()),
+        segment: "loyal".into(),
+        arm: "urgent".into(),
+        variant_id: template.variant_id.clone(),
+        fallback: None,
     }
 }
 
@@ -80,7 +75,7 @@ pub fn own_template(
     let standard = standard_template();
     let mut own = template(&format!("v-own-{index}"), &standard.subject, &standard.body);
     tamper(&mut own);
-    batch.payload.messages[index].assignment.variant_id = own.variant_id.clone();
+    batch.payload.messages[index].variant_id = own.variant_id.clone();
     batch.payload.templates.push(own);
 }
 
@@ -92,6 +87,7 @@ pub fn batch(seq: u64, customers: std::ops::Range<usize>) -> Envelope<SendBatch>
         SendBatch {
             campaign_id: "camp-1".into(),
             batch_seq: seq,
+            call_to_action_url: Some("https://example.com/go".into()),
             messages: customers.map(|c| message(c, &template)).collect(),
             templates: vec![template],
         },

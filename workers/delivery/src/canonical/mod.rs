@@ -14,13 +14,18 @@
 //! whatever the size of the outbox.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use lines::LineReader;
+use merge::{Part, merge, sort_chunks};
+
+mod lines;
+mod merge;
 
 /// Sizes of the sort's buffers (tests shrink them to reach every path).
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +40,10 @@ struct Limits {
     max_run_buffer: usize,
     /// Bytes of lines the fallback sorts in memory at a time.
     chunk_bytes: usize,
+    /// The scan notes every this many lines' id and offset (split points).
+    checkpoint_every: u64,
+    /// From this size on, two threads merge the lower and the upper half.
+    split_from_bytes: u64,
 }
 
 const LIMITS: Limits = Limits {
@@ -44,6 +53,8 @@ const LIMITS: Limits = Limits {
     min_run_buffer: 16 << 10,
     max_run_buffer: 1 << 20,
     chunk_bytes: 64 << 20,
+    checkpoint_every: 256,
+    split_from_bytes: 64 << 20,
 };
 
 const WRITE_BUFFER: usize = 1 << 20;
@@ -63,27 +74,42 @@ fn invalid(message: String) -> io::Error {
 /// blank lines are dropped and every line ends with a newline; lines are
 /// copied as they are, only their id is read. A line without a readable
 /// `message_id` is an `InvalidData` error naming it, and the file is left as
-/// it was.
-pub fn canonicalize_outbox(path: &Path) -> io::Result<()> {
-    canonicalize_with(path, LIMITS)
+/// it was. Returns how many lines the outbox holds, so callers need not read
+/// it again to count them.
+pub fn canonicalize_outbox(path: &Path) -> io::Result<u64> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let limits = Limits {
+        split_from_bytes: if cores > 1 {
+            LIMITS.split_from_bytes
+        } else {
+            u64::MAX
+        },
+        ..LIMITS
+    };
+    canonicalize_with(path, limits)
 }
 
-fn canonicalize_with(path: &Path, limits: Limits) -> io::Result<()> {
+fn canonicalize_with(path: &Path, limits: Limits) -> io::Result<u64> {
     let source = File::open(path)?;
     let len = source.metadata()?.len();
     let scan = scan_runs(&source, len, limits)?;
     if scan.runs.len() <= 1 && scan.clean {
-        return Ok(());
+        return Ok(scan.lines);
     }
     let temporary = sibling(path, "canonical-tmp");
     let scratch = sibling(path, "canonical-scratch");
-    let result = write_sorted(&source, &scan.runs, &temporary, &scratch, limits);
+    let result = if scan.runs.len() <= limits.max_fan_in && len >= limits.split_from_bytes {
+        merge_halves(&source, &scan, &temporary, &scratch, limits)
+    } else {
+        write_sorted(&source, &scan.runs, &temporary, &scratch, limits)
+    };
     let _ = fs::remove_file(&scratch);
     if result.is_err() {
         let _ = fs::remove_file(&temporary);
     }
     result?;
-    fs::rename(&temporary, path)
+    fs::rename(&temporary, path)?;
+    Ok(scan.lines)
 }
 
 fn write_sorted(
@@ -95,12 +121,59 @@ fn write_sorted(
 ) -> io::Result<()> {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(temporary)?);
     if runs.len() <= limits.max_fan_in {
-        merge(source, runs, &mut out, limits)?;
+        merge(source, runs, Part::All, &mut out, limits)?;
     } else {
         let chunks = sort_chunks(source, runs, scratch, limits)?;
-        merge(&File::open(scratch)?, &chunks, &mut out, limits)?;
+        merge(&File::open(scratch)?, &chunks, Part::All, &mut out, limits)?;
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
+}
+
+/// Merge on two threads: the lines below the median checkpoint id into
+/// `temporary`, the others into `upper`, then append `upper` (a copy in the
+/// kernel). The end of a large outbox's run is the pipeline's tail, when the
+/// other cores have nothing left to do.
+fn merge_halves(
+    source: &File,
+    scan: &Scan,
+    temporary: &Path,
+    upper: &Path,
+    limits: Limits,
+) -> io::Result<()> {
+    let mut ids: Vec<&[u8]> = scan.checkpoints.iter().map(|c| &*c.id).collect();
+    if ids.is_empty() {
+        return write_sorted(source, &scan.runs, temporary, upper, limits);
+    }
+    let middle = ids.len() / 2;
+    let (_, key, _) = ids.select_nth_unstable(middle);
+    let key: &[u8] = key;
+    // The upper half of a run starts after its last checkpoint below the key:
+    // everything before that checkpoint is below it too (ids increase in a run).
+    let mut upper_runs = scan.runs.clone();
+    for checkpoint in scan.checkpoints.iter().filter(|c| &*c.id < key) {
+        upper_runs[checkpoint.run].start = checkpoint.offset;
+    }
+    let half = Limits {
+        merge_budget: limits.merge_budget / 2,
+        ..limits
+    };
+    let write_part = |path: &Path, runs: &[Range<u64>], part: Part<'_>| -> io::Result<File> {
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(path)?);
+        merge(source, runs, part, &mut out, half)?;
+        out.into_inner().map_err(|e| e.into_error())
+    };
+    let (lower, upper_written) = std::thread::scope(|scope| {
+        let upper_thread = scope.spawn(|| write_part(upper, &upper_runs, Part::From(key)));
+        let lower = write_part(temporary, &scan.runs, Part::Below(key));
+        let upper_written = upper_thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the upper half's merge panicked")));
+        (lower, upper_written)
+    });
+    let mut file = lower?;
+    upper_written?;
+    io::copy(&mut File::open(upper)?, &mut file)?;
     file.sync_all()
 }
 
@@ -116,6 +189,18 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 struct Scan {
     runs: Vec<Range<u64>>,
     clean: bool,
+    /// Non-blank lines.
+    lines: u64,
+    /// Every `checkpoint_every`-th line, in file order.
+    checkpoints: Vec<Checkpoint>,
+}
+
+/// A line's id, its run and where it starts: where a merge of the upper half
+/// can begin reading that run.
+struct Checkpoint {
+    run: usize,
+    offset: u64,
+    id: Box<[u8]>,
 }
 
 fn scan_runs(source: &File, len: u64, limits: Limits) -> io::Result<Scan> {
@@ -126,6 +211,8 @@ fn scan_runs(source: &File, len: u64, limits: Limits) -> io::Result<Scan> {
     let mut any = false;
     let mut clean = true;
     let mut number = 0u64;
+    let mut lines = 0u64;
+    let mut checkpoints = Vec::new();
     while let Some((offset, range)) = reader.next_line()? {
         number += 1;
         let line = &reader.buffer[range];
@@ -133,10 +220,18 @@ fn scan_runs(source: &File, len: u64, limits: Limits) -> io::Result<Scan> {
             clean = false;
             continue;
         }
+        lines += 1;
         let id = line_id(line).map_err(|e| invalid(format!("outbox line {number}: {e}")))?;
         if any && id.as_bytes() <= previous.as_slice() {
             runs.push(run_start..offset);
             run_start = offset;
+        }
+        if lines.is_multiple_of(limits.checkpoint_every) {
+            checkpoints.push(Checkpoint {
+                run: runs.len(),
+                offset,
+                id: id.as_bytes().into(),
+            });
         }
         previous.clear();
         previous.extend_from_slice(id.as_bytes());
@@ -146,7 +241,12 @@ fn scan_runs(source: &File, len: u64, limits: Limits) -> io::Result<Scan> {
         runs.push(run_start..len);
     }
     clean &= len == 0 || reader.ended_with_newline;
-    Ok(Scan { runs, clean })
+    Ok(Scan {
+        runs,
+        clean,
+        lines,
+        checkpoints,
+    })
 }
 
 fn is_blank(line: &[u8]) -> bool {
@@ -180,289 +280,6 @@ fn prefix_key(id: &[u8]) -> u128 {
     let n = id.len().min(16);
     head[..n].copy_from_slice(&id[..n]);
     u128::from_be_bytes(head)
-}
-
-/// Reads the lines of a byte range of a file through one buffer.
-struct LineReader<'f> {
-    file: &'f File,
-    /// File offset of the next read, and the end of the range.
-    next: u64,
-    end: u64,
-    buffer: Vec<u8>,
-    /// File offset of `buffer[0]`.
-    base: u64,
-    /// Unread bytes are `buffer[start..filled]`.
-    start: usize,
-    filled: usize,
-    ended_with_newline: bool,
-}
-
-impl<'f> LineReader<'f> {
-    fn new(file: &'f File, range: Range<u64>, capacity: usize) -> Self {
-        let capacity = usize::try_from(range.end - range.start)
-            .unwrap_or(capacity)
-            .clamp(1, capacity.max(1));
-        Self {
-            file,
-            next: range.start,
-            end: range.end,
-            buffer: vec![0; capacity],
-            base: range.start,
-            start: 0,
-            filled: 0,
-            ended_with_newline: false,
-        }
-    }
-
-    /// The next line's file offset and its place in `buffer` (without the
-    /// newline), or `None` at the end of the range.
-    fn next_line(&mut self) -> io::Result<Option<(u64, Range<usize>)>> {
-        loop {
-            let unread = &self.buffer[self.start..self.filled];
-            if let Some(at) = memchr::memchr(b'\n', unread) {
-                let line = self.start..self.start + at;
-                self.start += at + 1;
-                self.ended_with_newline = true;
-                return Ok(Some((self.base + line.start as u64, line)));
-            }
-            if self.next == self.end {
-                if self.start == self.filled {
-                    return Ok(None);
-                }
-                let line = self.start..self.filled;
-                self.start = self.filled;
-                self.ended_with_newline = false;
-                return Ok(Some((self.base + line.start as u64, line)));
-            }
-            self.refill()?;
-        }
-    }
-
-    /// Keep the unread bytes, growing the buffer when one line fills it, and read more.
-    fn refill(&mut self) -> io::Result<()> {
-        self.buffer.copy_within(self.start..self.filled, 0);
-        self.base += self.start as u64;
-        self.filled -= self.start;
-        self.start = 0;
-        if self.filled == self.buffer.len() {
-            self.buffer.resize(self.buffer.len() * 2, 0);
-        }
-        let room = (self.buffer.len() - self.filled) as u64;
-        let want = room.min(self.end - self.next) as usize;
-        read_exact_at(
-            self.file,
-            &mut self.buffer[self.filled..self.filled + want],
-            self.next,
-        )?;
-        self.filled += want;
-        self.next += want as u64;
-        Ok(())
-    }
-}
-
-/// One run being merged: its reader and its current line.
-struct Cursor<'f> {
-    reader: LineReader<'f>,
-    line: Range<usize>,
-    id: Vec<u8>,
-    prefix: u128,
-}
-
-impl<'f> Cursor<'f> {
-    fn open(file: &'f File, run: Range<u64>, capacity: usize) -> io::Result<Option<Self>> {
-        let mut cursor = Self {
-            reader: LineReader::new(file, run, capacity),
-            line: 0..0,
-            id: Vec::new(),
-            prefix: 0,
-        };
-        Ok(cursor.advance()?.then_some(cursor))
-    }
-
-    /// Move to the next non-blank line; false at the end of the run.
-    fn advance(&mut self) -> io::Result<bool> {
-        while let Some((_, range)) = self.reader.next_line()? {
-            let line = &self.reader.buffer[range.clone()];
-            if is_blank(line) {
-                continue;
-            }
-            let id = line_id(line).map_err(|e| invalid(format!("outbox changed while sorting: {e}")))?;
-            self.id.clear();
-            self.id.extend_from_slice(id.as_bytes());
-            self.prefix = prefix_key(&self.id);
-            self.line = range;
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    fn line(&self) -> &[u8] {
-        &self.reader.buffer[self.line.clone()]
-    }
-
-    fn order(&self, other: &Self) -> Ordering {
-        self.prefix
-            .cmp(&other.prefix)
-            .then_with(|| self.id.cmp(&other.id))
-            .then_with(|| self.line().cmp(other.line()))
-    }
-}
-
-/// Write the lines of the sorted `runs` of `file` to `out` in order.
-fn merge(
-    file: &File,
-    runs: &[Range<u64>],
-    out: &mut impl Write,
-    limits: Limits,
-) -> io::Result<()> {
-    let capacity = (limits.merge_budget / runs.len().max(1))
-        .clamp(limits.min_run_buffer, limits.max_run_buffer);
-    let mut cursors = Vec::with_capacity(runs.len());
-    for run in runs {
-        if let Some(cursor) = Cursor::open(file, run.clone(), capacity)? {
-            cursors.push(cursor);
-        }
-    }
-    let mut heap = MinHeap::new(cursors.len(), |a, b| cursors[a].order(&cursors[b]));
-    while let Some(top) = heap.peek() {
-        out.write_all(cursors[top].line())?;
-        out.write_all(b"\n")?;
-        let more = cursors[top].advance()?;
-        heap.replace_top(more, |a, b| cursors[a].order(&cursors[b]));
-    }
-    Ok(())
-}
-
-/// A binary min-heap of run indices, ordered by a comparison the caller passes
-/// in (the lines live in the cursors, not in the heap).
-struct MinHeap {
-    items: Vec<usize>,
-}
-
-impl MinHeap {
-    fn new(n: usize, order: impl Fn(usize, usize) -> Ordering) -> Self {
-        let mut heap = Self {
-            items: (0..n).collect(),
-        };
-        for i in (0..n / 2).rev() {
-            heap.sift_down(i, &order);
-        }
-        heap
-    }
-
-    fn peek(&self) -> Option<usize> {
-        self.items.first().copied()
-    }
-
-    /// The top moved on (`more`) or ran out: restore the order.
-    fn replace_top(&mut self, more: bool, order: impl Fn(usize, usize) -> Ordering) {
-        if !more {
-            let last = self.items.len() - 1;
-            self.items.swap(0, last);
-            self.items.pop();
-        }
-        if !self.items.is_empty() {
-            self.sift_down(0, &order);
-        }
-    }
-
-    fn sift_down(&mut self, mut i: usize, order: &impl Fn(usize, usize) -> Ordering) {
-        let n = self.items.len();
-        loop {
-            let (left, right) = (2 * i + 1, 2 * i + 2);
-            let mut smallest = i;
-            for child in [left, right] {
-                if child < n && order(self.items[child], self.items[smallest]) == Ordering::Less {
-                    smallest = child;
-                }
-            }
-            if smallest == i {
-                return;
-            }
-            self.items.swap(i, smallest);
-            i = smallest;
-        }
-    }
-}
-
-/// Too many runs to merge at once: sort chunks of about `chunk_bytes` in
-/// memory into `scratch`, and return the chunks' ranges (sorted runs there).
-fn sort_chunks(
-    source: &File,
-    runs: &[Range<u64>],
-    scratch: &Path,
-    limits: Limits,
-) -> io::Result<Vec<Range<u64>>> {
-    let end = runs.last().map_or(0, |run| run.end);
-    let mut reader = LineReader::new(source, 0..end, limits.scan_buffer);
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(scratch)?);
-    let mut chunk = Chunk::default();
-    let mut chunks = Vec::new();
-    let mut written = 0u64;
-    while let Some((_, range)) = reader.next_line()? {
-        let line = &reader.buffer[range];
-        if is_blank(line) {
-            continue;
-        }
-        chunk.push(line)?;
-        if chunk.text.len() >= limits.chunk_bytes {
-            chunks.push(chunk.write_sorted(&mut out, &mut written)?);
-        }
-    }
-    if !chunk.lines.is_empty() {
-        chunks.push(chunk.write_sorted(&mut out, &mut written)?);
-    }
-    out.into_inner().map_err(|e| e.into_error())?;
-    Ok(chunks)
-}
-
-#[derive(Default)]
-struct Chunk {
-    text: Vec<u8>,
-    /// (prefix, id range, line range) in `text`; the id follows the line.
-    lines: Vec<(u128, Range<usize>, Range<usize>)>,
-}
-
-impl Chunk {
-    fn push(&mut self, line: &[u8]) -> io::Result<()> {
-        let id = line_id(line).map_err(|e| invalid(format!("outbox changed while sorting: {e}")))?;
-        let line_range = self.text.len()..self.text.len() + line.len();
-        self.text.extend_from_slice(line);
-        let id_range = self.text.len()..self.text.len() + id.len();
-        self.text.extend_from_slice(id.as_bytes());
-        self.lines.push((prefix_key(id.as_bytes()), id_range, line_range));
-        Ok(())
-    }
-
-    fn write_sorted(&mut self, out: &mut impl Write, written: &mut u64) -> io::Result<Range<u64>> {
-        let text = &self.text;
-        self.lines.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| text[a.1.clone()].cmp(&text[b.1.clone()]))
-                .then_with(|| text[a.2.clone()].cmp(&text[b.2.clone()]))
-        });
-        let start = *written;
-        for (_, _, line) in &self.lines {
-            out.write_all(&text[line.clone()])?;
-            out.write_all(b"\n")?;
-            *written += line.len() as u64 + 1;
-        }
-        self.text.clear();
-        self.lines.clear();
-        Ok(start..*written)
-    }
-}
-
-#[cfg(unix)]
-fn read_exact_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset)
-}
-
-#[cfg(not(unix))]
-fn read_exact_at(mut file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(buffer)
 }
 
 #[cfg(test)]
@@ -549,6 +366,15 @@ mod tests {
         min_run_buffer: 5,
         max_run_buffer: 9,
         chunk_bytes: 100,
+        checkpoint_every: 1,
+        split_from_bytes: 0,
+    };
+
+    /// Two threads merge halves even of a small file, split at checkpoints.
+    const SPLIT: Limits = Limits {
+        checkpoint_every: 2,
+        split_from_bytes: 0,
+        ..LIMITS
     };
 
     /// The definition: non-blank lines sorted by (id, bytes), each with a newline.
@@ -569,8 +395,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("outbox.jsonl");
         std::fs::write(&path, text).unwrap();
-        canonicalize_with(&path, limits).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no scratch left");
+        let lines = canonicalize_with(&path, limits).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no scratch left"
+        );
+        assert_eq!(lines as usize, reference(text).lines().count());
         std::fs::read_to_string(&path).unwrap()
     }
 
@@ -580,17 +411,22 @@ mod tests {
         let runs = [
             vec![line("msg-b", "1"), line("msg-d", "2"), line("msg-f", "3")],
             vec![line("msg-a", "4"), line("msg-e", "5")],
-            vec![r#"{"message_id":"msg-c\"q","n":6}"#.to_string(), line("msg-d", "0")],
+            vec![
+                r#"{"message_id":"msg-c\"q","n":6}"#.to_string(),
+                line("msg-d", "0"),
+            ],
         ];
         let text: String = runs.iter().flatten().map(|l| format!("{l}\n")).collect();
         let expected = reference(&text);
         assert_eq!(canonical_with(&text, LIMITS), expected);
         // tiny buffers: lines outgrow them, and 3 runs exceed nothing yet
         assert_eq!(canonical_with(&text, TINY), expected);
+        assert_eq!(canonical_with(&text, SPLIT), expected);
         // reversed, every line is its own run: more than the fan-in of 3
         let reversed: String = text.lines().rev().map(|l| format!("{l}\n")).collect();
         assert_eq!(canonical_with(&reversed, TINY), expected);
         assert_eq!(canonical_with(&reversed, LIMITS), expected);
+        assert_eq!(canonical_with(&reversed, SPLIT), expected);
     }
 
     #[cfg(unix)]
@@ -599,14 +435,26 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("outbox.jsonl");
-        std::fs::write(&path, format!("{}\n{}\n", line("msg-a", "1"), line("msg-b", "2"))).unwrap();
+        std::fs::write(
+            &path,
+            format!("{}\n{}\n", line("msg-a", "1"), line("msg-b", "2")),
+        )
+        .unwrap();
         let inode = std::fs::metadata(&path).unwrap().ino();
-        canonicalize_outbox(&path).unwrap();
+        assert_eq!(canonicalize_outbox(&path).unwrap(), 2);
         assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
         // a missing final newline is fixed, which needs a rewrite
-        std::fs::write(&path, format!("{}\n{}", line("msg-a", "1"), line("msg-b", "2"))).unwrap();
+        std::fs::write(
+            &path,
+            format!("{}\n{}", line("msg-a", "1"), line("msg-b", "2")),
+        )
+        .unwrap();
         canonicalize_outbox(&path).unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().ends_with("\"2\"}\n"));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .ends_with("\"2\"}\n")
+        );
     }
 
     proptest::proptest! {
@@ -616,7 +464,7 @@ mod tests {
         fn any_order_of_any_lines_gives_the_reference(
             lines in proptest::collection::vec(("[a-d]{0,3}", "[x-z]{0,2}", proptest::bool::ANY), 0..40),
             blank_every in 2usize..9,
-            tiny in proptest::bool::ANY,
+            limits in 0usize..3,
         ) {
             let mut text = String::new();
             for (i, (id, body, escaped)) in lines.iter().enumerate() {
@@ -626,7 +474,7 @@ mod tests {
                     text.push_str("  \n");
                 }
             }
-            let limits = if tiny { TINY } else { LIMITS };
+            let limits = [LIMITS, TINY, SPLIT][limits];
             proptest::prop_assert_eq!(canonical_with(&text, limits), reference(&text));
         }
     }

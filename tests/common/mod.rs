@@ -1,0 +1,354 @@
+//! Helpers of the fleet tests: worker processes of the `cpo` binary on the real
+//! RabbitMQ and Redis (127.0.0.1, or CPO_TEST_AMQP_URL / CPO_TEST_REDIS_URL) under
+//! a prefix of their own, so tests share the broker without seeing each other.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const STAGES: [&str; 6] = [
+    "segmentation",
+    "retrieval",
+    "generation",
+    "safety",
+    "experimentation",
+    "delivery",
+];
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A prefix no other test (or earlier run) uses.
+pub fn unique_prefix(tag: &str) -> String {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("t{tag}{}x{n}x{nanos}", std::process::id())
+}
+
+pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("CPO__AMQP__PREFIX".to_string(), format!("cpo.{prefix}.")),
+        ("CPO__REDIS__KEY_PREFIX".to_string(), format!("cpo:{prefix}:")),
+        (
+            "CPO__SECURITY__SIGNING_KEY".to_string(),
+            format!("test-signing-{prefix}"),
+        ),
+        (
+            "CPO__SECURITY__PSEUDONYM_KEY".to_string(),
+            "test-pseudonyms".to_string(),
+        ),
+        ("CPO__GENERATION__BRAND".to_string(), "Northwind Outfitters".to_string()),
+        ("CPO__WORKER__AUDIT_DIR".to_string(), work.display().to_string()),
+        (
+            "CPO__WORKER__OUTBOX".to_string(),
+            work.join("outbox.jsonl").display().to_string(),
+        ),
+        ("CPO__WORKER__BIND".to_string(), "127.0.0.1".to_string()),
+    ];
+    if let Ok(url) = std::env::var("CPO_TEST_AMQP_URL") {
+        vars.push(("CPO__AMQP__URL".into(), url));
+    }
+    if let Ok(url) = std::env::var("CPO_TEST_REDIS_URL") {
+        vars.push(("CPO__REDIS__URL".into(), url));
+    }
+    vars
+}
+
+pub fn cpo(vars: &[(String, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cpo"));
+    command.current_dir(repo()).env_remove("CPO_CONFIG");
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    command
+}
+
+pub fn check_services() {
+    let amqp = std::net::TcpStream::connect_timeout(&"127.0.0.1:5672".parse().unwrap(), Duration::from_secs(2));
+    assert!(
+        amqp.is_ok() || std::env::var("CPO_TEST_AMQP_URL").is_ok(),
+        "RabbitMQ is not running on 127.0.0.1:5672: start it with `rabbitmq-server -detached`"
+    );
+    let redis = std::net::TcpStream::connect_timeout(&"127.0.0.1:6379".parse().unwrap(), Duration::from_secs(2));
+    assert!(
+        redis.is_ok() || std::env::var("CPO_TEST_REDIS_URL").is_ok(),
+        "Redis is not running on 127.0.0.1:6379: start it with `redis-server --daemonize yes`"
+    );
+}
+
+pub fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// customer -> (segment, arm, variant) of an outbox.
+pub fn plan(outbox: &[Value]) -> BTreeMap<String, (String, String, String)> {
+    outbox
+        .iter()
+        .map(|m| {
+            let s = |k: &str| m[k].as_str().unwrap().to_string();
+            (s("customer_id"), (s("segment"), s("arm"), s("variant_id")))
+        })
+        .collect()
+}
+
+/// Six (or fewer) worker processes under one prefix; killed when dropped.
+pub struct Fleet {
+    pub prefix: String,
+    pub work: PathBuf,
+    pub vars: Vec<(String, String)>,
+    children: BTreeMap<&'static str, Child>,
+    base_port: u16,
+}
+
+impl Fleet {
+    /// A fleet whose processes (workers and tools) all get `extra` in their environment.
+    pub fn new(tmp: &Path, tag: &str, extra: &[(&str, &str)]) -> Self {
+        check_services();
+        static PORTS: AtomicU16 = AtomicU16::new(0);
+        let work = tmp.join("fleet");
+        std::fs::create_dir_all(&work).unwrap();
+        let prefix = unique_prefix(tag);
+        let mut vars = env(&prefix, &work);
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let slot = PORTS.fetch_add(1, Ordering::Relaxed);
+        // Apart from tests/fleet.rs (20000-39999): 30 ports per test process, 6 per fleet.
+        let base_port = 40_000 + (std::process::id() % 800) as u16 * 30 + (slot % 5) * 6;
+        Self {
+            prefix,
+            work,
+            vars,
+            children: BTreeMap::new(),
+            base_port,
+        }
+    }
+
+    pub fn cpo(&self) -> Command {
+        cpo(&self.vars)
+    }
+
+    fn port(&self, stage: &str) -> u16 {
+        self.base_port + STAGES.iter().position(|s| *s == stage).unwrap() as u16
+    }
+
+    /// Start a stage's worker (its stderr appended to `<stage>.log`).
+    pub fn start(&mut self, stage: &'static str) {
+        self.start_with(stage, &[]);
+    }
+
+    pub fn start_with(&mut self, stage: &'static str, extra: &[(&str, &str)]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.work.join(format!("{stage}.log")))
+            .unwrap();
+        let mut command = self.cpo();
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command
+            .args(["worker", stage, "--port", &self.port(stage).to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        assert!(self.children.insert(stage, child).is_none(), "{stage} started twice");
+    }
+
+    pub fn start_all(&mut self) {
+        for stage in STAGES {
+            self.start(stage);
+        }
+    }
+
+    /// SIGKILL: no shutdown hook, no flush, unacked deliveries go back to the queue.
+    pub fn kill(&mut self, stage: &str) {
+        let mut child = self
+            .children
+            .remove(stage)
+            .unwrap_or_else(|| panic!("{stage} is not running"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Every started worker is still running (none crashed on what it was fed).
+    pub fn assert_running(&mut self) {
+        let exited: Vec<&str> = self
+            .children
+            .iter_mut()
+            .filter_map(|(stage, child)| child.try_wait().unwrap().map(|_| *stage))
+            .collect();
+        let logs: Vec<String> = exited.iter().map(|s| self.logs_of(s)).collect();
+        assert!(exited.is_empty(), "{exited:?} exited\n{}", logs.join("\n"));
+    }
+
+    pub fn logs_of(&self, stage: &str) -> String {
+        let log = std::fs::read_to_string(self.work.join(format!("{stage}.log"))).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        format!("--- {stage}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+    }
+
+    pub fn logs(&self) -> String {
+        STAGES.iter().map(|s| self.logs_of(s)).collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.work.join("outbox.jsonl")
+    }
+
+    pub fn enqueue(&self, customers: Option<&Path>) {
+        let mut command = self.cpo();
+        command.args(["enqueue", "data/campaign.yaml"]);
+        if let Some(customers) = customers {
+            command.arg("--customers").arg(customers);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "enqueue: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `cpo collect` of the bundled campaign, started in the background.
+    pub fn spawn_collect(&self, out: &Path, timeout_s: u64) -> Collect {
+        let child = self
+            .cpo()
+            .args(["collect", "autumn-2026", "--out", out.to_str().unwrap(), "--outbox"])
+            .arg(self.outbox())
+            .args(["--timeout", &timeout_s.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Collect(Some(child))
+    }
+
+    /// Wait for a collect, failing with its output and the workers' logs.
+    pub fn finish_collect(&self, mut collect: Collect) {
+        let output = collect.0.take().unwrap().wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "collect: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.logs()
+        );
+    }
+
+    pub fn collect(&self, out: &Path, timeout_s: u64) {
+        self.finish_collect(self.spawn_collect(out, timeout_s));
+    }
+
+    /// The dead-letter queue through `cpo dlq list --json` (which must leave it intact).
+    pub fn dead_letters(&self) -> Vec<Value> {
+        let out = self.cpo().args(["dlq", "list", "--json"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "dlq list: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.cpo().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "cpo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Stop the workers, then delete the prefix's queues and keys.
+    pub fn teardown(mut self) {
+        self.stop();
+        self.run(&["teardown"]);
+    }
+
+    fn stop(&mut self) {
+        for child in self.children.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A background `cpo collect`, killed if the test fails before waiting for it.
+pub struct Collect(Option<Child>);
+
+impl Drop for Collect {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The summary of a collected campaign, checked: every customer accounted for, one
+/// outbox line per assigned customer, no message id twice. Returns (summary, outbox).
+pub fn check_collected(out: &Path, customers: u64) -> (Value, Vec<Value>) {
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let n = |k: &str| summary[k].as_u64().unwrap();
+    assert_eq!(n("customers_total"), customers, "{summary}");
+    assert_eq!(
+        n("customers_assigned") + n("customers_excluded"),
+        customers,
+        "{summary}"
+    );
+    let outbox = jsonl(&out.join("outbox.jsonl"));
+    let ids: std::collections::HashSet<&str> = outbox.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), outbox.len(), "a message was sent twice");
+    assert_eq!(
+        outbox.len() as u64,
+        n("customers_assigned"),
+        "a message is missing: {summary}"
+    );
+    (summary, outbox)
+}
+
+/// `cpo gen-data` customers (20,000 make a campaign long enough to break in the middle of).
+pub fn gen_customers(dir: &Path, count: u32) -> PathBuf {
+    let path = dir.join("customers.csv");
+    let out = cpo(&[])
+        .args(["gen-data", "--customers", &count.to_string(), "--seed", "3", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gen-data: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// Seconds since `start`, for the timings the tests print.
+pub fn secs(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
+}
