@@ -103,10 +103,16 @@ struct VariantReport<'a> {
 pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<RunReport> {
     let out = &options.out_dir;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    for stale in ["outbox.jsonl", "audit.jsonl", "dead_letters.jsonl", "exclusions.jsonl"] {
+    for stale in [
+        "outbox.jsonl",
+        "audit.jsonl",
+        "dead_letters.jsonl",
+        "exclusions.jsonl",
+    ] {
         let path = out.join(stale);
         if path.exists() {
-            std::fs::remove_file(&path).with_context(|| format!("cannot replace {}", path.display()))?;
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot replace {}", path.display()))?;
         }
     }
     let embedded: EmbeddedConfig = options.settings.section("embedded")?;
@@ -136,15 +142,28 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     let customers_file = match &campaign.audience {
         // Absolute, so `cpo analyze --run` finds the covariates from any directory.
         AudienceSource::Csv { path } => Some(
-            std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.clone()),
+            std::fs::canonicalize(path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| path.clone()),
         ),
         AudienceSource::Inline { .. } => None,
     };
     let arm_weights = effective_weights(&campaign);
-    let envelope = Envelope::new(derive_id(&[&campaign_id, "campaign"]), campaign_id.clone(), campaign);
+    let envelope = Envelope::new(
+        derive_id(&[&campaign_id, "campaign"]),
+        campaign_id.clone(),
+        campaign,
+    );
     let body = serde_json::to_vec(&envelope)?;
     transport
-        .publish(queues::CAMPAIGNS, Publish { id: envelope.id.clone(), body, delay: None })
+        .publish(
+            queues::CAMPAIGNS,
+            Publish {
+                id: envelope.id.clone(),
+                body,
+                delay: None,
+            },
+        )
         .await?;
 
     let progress = options.progress.then(progress_bar);
@@ -184,7 +203,12 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
         .collect::<Result<_, _>>()
         .context("undecodable dead letter")?;
 
-    let mut summary = Summary { campaign_id, customers_file, arm_weights, ..Summary::default() };
+    let mut summary = Summary {
+        campaign_id,
+        customers_file,
+        arm_weights,
+        ..Summary::default()
+    };
     summary.dead_lettered = dead_letters.len() as u64;
     write_jsonl(&out.join("dead_letters.jsonl"), &dead_letters)?;
     summarize(&ledger, &mut summary, out)?;
@@ -196,7 +220,9 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
 
 pub fn effective_weights(campaign: &CampaignRequest) -> BTreeMap<String, f64> {
     let mut weights = BTreeMap::new();
-    for arm in std::iter::once(cpo_shared::model::CONTROL_ARM.to_string()).chain(campaign.tones.iter().cloned()) {
+    for arm in std::iter::once(cpo_shared::model::CONTROL_ARM.to_string())
+        .chain(campaign.tones.iter().cloned())
+    {
         let w = campaign.arm_weights.get(&arm).copied().unwrap_or(1.0);
         weights.insert(arm, w);
     }
@@ -210,16 +236,30 @@ pub fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> a
     let mut verdicts: BTreeMap<&str, &SafetyVerdict> = BTreeMap::new();
     for entry in ledger {
         match entry {
-            LedgerEntry::Audience { customers_total, segments: profiles, exclusions: excluded, .. } => {
+            LedgerEntry::Audience {
+                customers_total,
+                segments: profiles,
+                exclusions: excluded,
+                ..
+            } => {
                 summary.customers_total += customers_total;
                 segments.extend(profiles);
                 exclusions.extend(excluded);
             }
-            LedgerEntry::Variants { variants: generated, .. } => variants.extend(generated),
+            LedgerEntry::Variants {
+                variants: generated,
+                ..
+            } => variants.extend(generated),
             LedgerEntry::Verdict { verdict, .. } => {
                 verdicts.insert(&verdict.variant_id, verdict);
             }
-            LedgerEntry::Assigned { assignments, per_arm, fallbacks, exclusions: excluded, .. } => {
+            LedgerEntry::Assigned {
+                assignments,
+                per_arm,
+                fallbacks,
+                exclusions: excluded,
+                ..
+            } => {
                 summary.customers_assigned += assignments;
                 summary.fallbacks += fallbacks;
                 for (arm, n) in per_arm {
@@ -232,7 +272,10 @@ pub fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> a
     summary.segments = segments.len() as u64;
     summary.customers_excluded = exclusions.len() as u64;
     for e in &exclusions {
-        let reason = serde_json::to_value(e.reason)?.as_str().unwrap_or("unknown").to_string();
+        let reason = serde_json::to_value(e.reason)?
+            .as_str()
+            .unwrap_or("unknown")
+            .to_string();
         *summary.excluded_by_reason.entry(reason).or_default() += 1;
     }
     summary.variants_generated = variants.len() as u64;
@@ -269,7 +312,9 @@ pub fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> a
 }
 
 pub fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()> {
-    let mut writer = BufWriter::new(File::create(path).with_context(|| format!("cannot write {}", path.display()))?);
+    let mut writer = BufWriter::new(
+        File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+    );
     for item in items {
         serde_json::to_writer(&mut writer, item)?;
         writer.write_all(b"\n")?;
@@ -298,7 +343,10 @@ pub fn count_lines(path: &Path) -> anyhow::Result<u64> {
 
 fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }

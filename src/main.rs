@@ -62,7 +62,9 @@ fn main() -> ExitCode {
         Command::Collect(args) => commands::fleet::collect(args, cli.config.as_deref()),
         Command::Teardown => commands::fleet::teardown(cli.config.as_deref()),
         Command::GenData(args) => cpo_segmentation::run_gen_data(args).map(|()| 0),
-        Command::Screen(args) => cpo_safety::cli::run_screen_with_config(args, cli.config.as_deref()).map(|()| 0),
+        Command::Screen(args) => {
+            cpo_safety::cli::run_screen_with_config(args, cli.config.as_deref()).map(|()| 0)
+        }
         Command::Audit { command } => commands::audit::run(command),
         Command::Dlq { command } => commands::dlq::run(command, cli.config.as_deref()),
         Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),

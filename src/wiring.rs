@@ -37,22 +37,42 @@ impl std::fmt::Debug for SecurityConfig {
     }
 }
 
-fn secret(value: &Option<String>, file: &Option<PathBuf>, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+fn secret(
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+    name: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
     if let Some(path) = file {
-        let bytes = std::fs::read(path).with_context(|| format!("security.{name}_file: cannot read {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("security.{name}_file: cannot read {}", path.display()))?;
         let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
-        anyhow::ensure!(!trimmed.is_empty(), "security.{name}_file: {} is empty", path.display());
+        anyhow::ensure!(
+            !trimmed.is_empty(),
+            "security.{name}_file: {} is empty",
+            path.display()
+        );
         return Ok(Some(trimmed));
     }
-    Ok(value.as_ref().filter(|v| !v.is_empty()).map(|v| v.as_bytes().to_vec()))
+    Ok(value
+        .as_ref()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.as_bytes().to_vec()))
 }
 
 /// The keys of this process. `ephemeral_ok`: without configured keys, use random
 /// ones (fine when one process signs and verifies, as in the embedded mode).
 pub fn keys(settings: &Settings, ephemeral_ok: bool) -> anyhow::Result<(Signer, Pseudonymizer)> {
     let security: SecurityConfig = settings.section("security")?;
-    let signing = secret(&security.signing_key, &security.signing_key_file, "signing_key")?;
-    let pseudonym = secret(&security.pseudonym_key, &security.pseudonym_key_file, "pseudonym_key")?;
+    let signing = secret(
+        &security.signing_key,
+        &security.signing_key_file,
+        "signing_key",
+    )?;
+    let pseudonym = secret(
+        &security.pseudonym_key,
+        &security.pseudonym_key_file,
+        "pseudonym_key",
+    )?;
     let signing = match signing {
         Some(key) => key,
         None if ephemeral_ok => rand::random::<[u8; 32]>().to_vec(),
@@ -111,14 +131,20 @@ pub fn generation(b: &Backends) -> anyhow::Result<cpo_generation::GenerationStag
 pub fn safety(b: &Backends) -> anyhow::Result<cpo_safety::SafetyStage> {
     let config: cpo_safety::SafetyConfig = b.settings.section("safety")?;
     Ok(match &b.screen {
-        Some(screen) => cpo_safety::SafetyStage::new(screen.clone(), b.signer.clone(), b.audit.clone(), config)?,
+        Some(screen) => {
+            cpo_safety::SafetyStage::new(screen.clone(), b.signer.clone(), b.audit.clone(), config)?
+        }
         None => cpo_safety::SafetyStage::embedded(b.signer.clone(), b.audit.clone(), config)?,
     })
 }
 
 pub fn experimentation(b: &Backends) -> anyhow::Result<cpo_experimentation::ExperimentationStage> {
-    let config: cpo_experimentation::ExperimentationConfig = b.settings.section("experimentation")?;
-    Ok(cpo_experimentation::ExperimentationStage::new(config, b.cache.clone()))
+    let config: cpo_experimentation::ExperimentationConfig =
+        b.settings.section("experimentation")?;
+    Ok(cpo_experimentation::ExperimentationStage::new(
+        config,
+        b.cache.clone(),
+    ))
 }
 
 pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
@@ -164,7 +190,8 @@ pub fn spawn_all(runtime: &Runtime, b: &Backends, tasks: &mut StageTasks) -> any
 /// Sort the outbox by message id so runs are byte-identical whatever the batch interleaving.
 pub fn finish_outbox(path: &Path) -> anyhow::Result<()> {
     if path.exists() {
-        cpo_delivery::canonicalize_outbox(path).with_context(|| format!("cannot sort {}", path.display()))?;
+        cpo_delivery::canonicalize_outbox(path)
+            .with_context(|| format!("cannot sort {}", path.display()))?;
     }
     Ok(())
 }

@@ -48,24 +48,54 @@ fn bundled_demo_accounts_for_every_customer_and_is_reproducible() {
     let summary = run_into(&a, &[]);
     run_into(&b, &[]);
 
-    let n = |k: &str| summary[k].as_u64().unwrap_or_else(|| panic!("summary lacks {k}: {summary}"));
+    let n = |k: &str| {
+        summary[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("summary lacks {k}: {summary}"))
+    };
     assert_eq!(n("customers_total"), 250);
-    assert_eq!(n("customers_assigned") + n("customers_excluded"), 250, "{summary}");
+    assert_eq!(
+        n("customers_assigned") + n("customers_excluded"),
+        250,
+        "{summary}"
+    );
     assert!(n("customers_assigned") > 200, "{summary}");
-    for key in ["variants_generated", "variants_approved", "variants_blocked", "messages", "segments"] {
+    for key in [
+        "variants_generated",
+        "variants_approved",
+        "variants_blocked",
+        "messages",
+        "segments",
+    ] {
         n(key);
     }
 
     let outbox = jsonl(&a.join("outbox.jsonl"));
     assert_eq!(outbox.len() as u64, n("customers_assigned"));
     assert_eq!(n("messages"), outbox.len() as u64);
-    let ids: HashSet<&str> = outbox.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let ids: HashSet<&str> = outbox
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), outbox.len(), "message ids are unique");
-    let customers: HashSet<&str> = outbox.iter().map(|m| m["customer_id"].as_str().unwrap()).collect();
+    let customers: HashSet<&str> = outbox
+        .iter()
+        .map(|m| m["customer_id"].as_str().unwrap())
+        .collect();
     assert_eq!(customers.len(), outbox.len(), "one message per customer");
     for m in &outbox {
-        for field in ["campaign_id", "segment", "arm", "variant_id", "subject", "body"] {
-            assert!(m[field].as_str().is_some_and(|s| !s.is_empty()), "{field} missing in {m}");
+        for field in [
+            "campaign_id",
+            "segment",
+            "arm",
+            "variant_id",
+            "subject",
+            "body",
+        ] {
+            assert!(
+                m[field].as_str().is_some_and(|s| !s.is_empty()),
+                "{field} missing in {m}"
+            );
         }
         let body = m["body"].as_str().unwrap();
         assert!(!body.contains("{{"), "merge fields rendered: {body}");
@@ -79,13 +109,25 @@ fn bundled_demo_accounts_for_every_customer_and_is_reproducible() {
 
     let first = std::fs::read(a.join("outbox.jsonl")).unwrap();
     let second = std::fs::read(b.join("outbox.jsonl")).unwrap();
-    assert!(first == second, "two runs must produce byte-identical outboxes");
+    assert!(
+        first == second,
+        "two runs must produce byte-identical outboxes"
+    );
 
-    for file in ["segments.json", "variants.json", "dead_letters.jsonl", "audit.jsonl"] {
+    for file in [
+        "segments.json",
+        "variants.json",
+        "dead_letters.jsonl",
+        "audit.jsonl",
+    ] {
         assert!(a.join(file).exists(), "{file} written");
     }
     let verify = cpo(&["audit", "verify", a.join("audit.jsonl").to_str().unwrap()]);
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     // the audit trail never carries an email address
     let audit = std::fs::read_to_string(a.join("audit.jsonl")).unwrap();
     assert!(!audit.contains("@example"), "audit leaks emails");
@@ -99,11 +141,17 @@ fn audit_verify_names_an_edited_line() {
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     assert!(lines.len() > 3);
-    lines[2] = lines[2].replacen("\"approved\"", "\"blocked\"", 1).replacen("\"send\"", "\"sent\"", 1);
+    lines[2] = lines[2]
+        .replacen("\"approved\"", "\"blocked\"", 1)
+        .replacen("\"send\"", "\"sent\"", 1);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let verify = cpo(&["audit", "verify", path.to_str().unwrap()]);
     assert!(!verify.status.success());
-    assert!(String::from_utf8_lossy(&verify.stderr).contains("line 3"), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        String::from_utf8_lossy(&verify.stderr).contains("line 3"),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
 
 #[test]
@@ -112,7 +160,12 @@ fn malformed_csv_row_is_reported_with_its_line_and_the_run_continues() {
     let original = std::fs::read_to_string(repo().join("data/customers.csv")).unwrap();
     let mut lines: Vec<&str> = original.lines().collect();
     // line 6 of the file (header is line 1) gets a non-numeric order value
-    let broken = lines[5].split(',').enumerate().map(|(i, f)| if i == 7 { "lots" } else { f }).collect::<Vec<_>>().join(",");
+    let broken = lines[5]
+        .split(',')
+        .enumerate()
+        .map(|(i, f)| if i == 7 { "lots" } else { f })
+        .collect::<Vec<_>>()
+        .join(",");
     lines[5] = &broken;
     let csv = tmp.path().join("customers.csv");
     std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
@@ -120,18 +173,29 @@ fn malformed_csv_row_is_reported_with_its_line_and_the_run_continues() {
     let summary = run_into(&out, &["--customers", csv.to_str().unwrap()]);
     assert_eq!(summary["customers_total"], 250);
     assert_eq!(
-        summary["customers_assigned"].as_u64().unwrap() + summary["customers_excluded"].as_u64().unwrap(),
+        summary["customers_assigned"].as_u64().unwrap()
+            + summary["customers_excluded"].as_u64().unwrap(),
         250
     );
     let excluded = jsonl(&out.join("exclusions.jsonl"));
-    let bad = excluded.iter().find(|e| e["line"] == 6).expect("line 6 listed");
+    let bad = excluded
+        .iter()
+        .find(|e| e["line"] == 6)
+        .expect("line 6 listed");
     assert_eq!(bad["reason"], "invalid");
     assert!(bad["detail"].as_str().unwrap().contains("line 6"), "{bad}");
 }
 
 #[test]
 fn missing_customer_file_is_a_clear_error() {
-    let output = cpo(&["run", "--quiet", "--customers", "no/such/file.csv", "--out", "target/never"]);
+    let output = cpo(&[
+        "run",
+        "--quiet",
+        "--customers",
+        "no/such/file.csv",
+        "--out",
+        "target/never",
+    ]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no/such/file.csv"));
 }

@@ -30,7 +30,9 @@ impl Generator for OverclaimingUrgent {
     async fn draft(&self, brief: &Brief, voice: Voice<'_>) -> Result<Draft, GenerationError> {
         let mut draft = self.0.compose(brief, voice);
         if voice.arm() == "urgent" {
-            draft.body.push_str("\nOur jackets are a guaranteed cure for winter colds.");
+            draft
+                .body
+                .push_str("\nOur jackets are a guaranteed cure for winter colds.");
         }
         Ok(draft)
     }
@@ -45,7 +47,10 @@ impl SafetyScreen for BrokenScreen {
         "broken"
     }
 
-    async fn screen(&self, _request: &cpo_safety::ScreenRequest<'_>) -> Result<cpo_safety::ScreenReport, ScreenError> {
+    async fn screen(
+        &self,
+        _request: &cpo_safety::ScreenRequest<'_>,
+    ) -> Result<cpo_safety::ScreenReport, ScreenError> {
         Err(ScreenError::Backend("connection refused".into()))
     }
 }
@@ -67,7 +72,11 @@ fn campaign() -> cpo_shared::model::CampaignRequest {
 }
 
 fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn accounted(report: &RunReport) {
@@ -85,32 +94,61 @@ async fn blocked_variant_never_reaches_the_outbox_and_its_customers_fall_back_to
     let report = run(campaign(), opts).await.unwrap();
     accounted(&report);
     let s = &report.summary;
-    assert_eq!(s.variants_blocked, s.segments, "one urgent variant per segment blocked");
+    assert_eq!(
+        s.variants_blocked, s.segments,
+        "one urgent variant per segment blocked"
+    );
 
-    let variants: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("variants.json")).unwrap()).unwrap();
+    let variants: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("variants.json")).unwrap())
+            .unwrap();
     let blocked: HashSet<&str> = variants
         .iter()
         .filter(|v| v["verdict"]["decision"] == "blocked")
         .map(|v| v["variant_id"].as_str().unwrap())
         .collect();
     assert_eq!(blocked.len() as u64, s.segments);
-    assert!(variants.iter().filter(|v| v["arm"] == "urgent").all(|v| v["verdict"]["decision"] == "blocked"));
+    assert!(
+        variants
+            .iter()
+            .filter(|v| v["arm"] == "urgent")
+            .all(|v| v["verdict"]["decision"] == "blocked")
+    );
 
     let outbox = jsonl(&tmp.path().join("outbox.jsonl"));
     assert!(!outbox.is_empty());
     for message in &outbox {
-        assert!(!blocked.contains(message["variant_id"].as_str().unwrap()), "blocked variant sent: {message}");
-        assert!(!message["body"].as_str().unwrap().contains("guaranteed cure"));
+        assert!(
+            !blocked.contains(message["variant_id"].as_str().unwrap()),
+            "blocked variant sent: {message}"
+        );
+        assert!(
+            !message["body"]
+                .as_str()
+                .unwrap()
+                .contains("guaranteed cure")
+        );
     }
     let fallbacks: Vec<&Value> = outbox.iter().filter(|m| m["arm"] == "urgent").collect();
-    assert!(!fallbacks.is_empty(), "urgent customers are still messaged, with the control copy");
-    assert!(fallbacks.iter().all(|m| m["fallback"].as_str().is_some_and(|f| f.contains("urgent"))));
+    assert!(
+        !fallbacks.is_empty(),
+        "urgent customers are still messaged, with the control copy"
+    );
+    assert!(
+        fallbacks
+            .iter()
+            .all(|m| m["fallback"].as_str().is_some_and(|f| f.contains("urgent")))
+    );
     assert_eq!(s.fallbacks, fallbacks.len() as u64);
 
     let dead = jsonl(&tmp.path().join("dead_letters.jsonl"));
     let blocked_letters: Vec<&Value> = dead.iter().filter(|d| d["kind"] == "blocked").collect();
     assert_eq!(blocked_letters.len() as u64, s.segments);
-    assert!(blocked_letters.iter().all(|d| d["stage"] == "safety" && d["reason"].as_str().unwrap().contains("cure")));
+    assert!(
+        blocked_letters
+            .iter()
+            .all(|d| d["stage"] == "safety" && d["reason"].as_str().unwrap().contains("cure"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,8 +163,22 @@ async fn a_failing_safety_backend_blocks_everything() {
     assert_eq!(s.variants_blocked, s.variants_generated);
     assert_eq!(s.customers_assigned, 0);
     assert_eq!(s.messages, 0);
-    assert_eq!(std::fs::read_to_string(tmp.path().join("outbox.jsonl")).unwrap_or_default(), "");
-    assert!(s.excluded_by_reason.get("no_approved_message").copied().unwrap_or(0) > 200, "{s:?}");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("outbox.jsonl")).unwrap_or_default(),
+        ""
+    );
+    assert!(
+        s.excluded_by_reason
+            .get("no_approved_message")
+            .copied()
+            .unwrap_or(0)
+            > 200,
+        "{s:?}"
+    );
     let dead = jsonl(&tmp.path().join("dead_letters.jsonl"));
-    assert!(dead.iter().all(|d| d["kind"] == "blocked" && d["reason"].as_str().unwrap().contains("screen error")));
+    assert!(
+        dead.iter()
+            .all(|d| d["kind"] == "blocked"
+                && d["reason"].as_str().unwrap().contains("screen error"))
+    );
 }

@@ -32,15 +32,36 @@ fn six_worker_processes_deliver_the_bundled_campaign_like_the_embedded_mode() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("fleet");
     std::fs::create_dir_all(&work).unwrap();
-    let prefix = format!("t{}x{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
+    let prefix = format!(
+        "t{}x{}",
+        std::process::id(),
+        Instant::now().elapsed().subsec_nanos()
+    );
     let vars = env(&prefix, &work);
 
-    let mut fleet = Fleet { children: Vec::new() };
+    let mut fleet = Fleet {
+        children: Vec::new(),
+    };
     let base_port = 20000 + (std::process::id() % 20000) as u16;
-    for (i, stage) in ["segmentation", "retrieval", "generation", "safety", "experimentation", "delivery"].iter().enumerate() {
+    for (i, stage) in [
+        "segmentation",
+        "retrieval",
+        "generation",
+        "safety",
+        "experimentation",
+        "delivery",
+    ]
+    .iter()
+    .enumerate()
+    {
         let log = std::fs::File::create(work.join(format!("{stage}.log"))).unwrap();
         let child = cpo(&vars)
-            .args(["worker", stage, "--port", &(base_port + i as u16).to_string()])
+            .args([
+                "worker",
+                stage,
+                "--port",
+                &(base_port + i as u16).to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -48,12 +69,25 @@ fn six_worker_processes_deliver_the_bundled_campaign_like_the_embedded_mode() {
         fleet.children.push(child);
     }
 
-    let enqueue = cpo(&vars).args(["enqueue", "data/campaign.yaml"]).output().unwrap();
-    assert!(enqueue.status.success(), "enqueue: {}", String::from_utf8_lossy(&enqueue.stderr));
+    let enqueue = cpo(&vars)
+        .args(["enqueue", "data/campaign.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        enqueue.status.success(),
+        "enqueue: {}",
+        String::from_utf8_lossy(&enqueue.stderr)
+    );
 
     let out = tmp.path().join("out");
     let collect = cpo(&vars)
-        .args(["collect", "autumn-2026", "--out", out.to_str().unwrap(), "--outbox"])
+        .args([
+            "collect",
+            "autumn-2026",
+            "--out",
+            out.to_str().unwrap(),
+            "--outbox",
+        ])
         .arg(work.join("outbox.jsonl"))
         .args(["--timeout", "180"])
         .output()
@@ -61,36 +95,74 @@ fn six_worker_processes_deliver_the_bundled_campaign_like_the_embedded_mode() {
     let logs = || {
         ["segmentation", "experimentation", "delivery"]
             .iter()
-            .map(|s| format!("--- {s}\n{}", std::fs::read_to_string(work.join(format!("{s}.log"))).unwrap_or_default()))
+            .map(|s| {
+                format!(
+                    "--- {s}\n{}",
+                    std::fs::read_to_string(work.join(format!("{s}.log"))).unwrap_or_default()
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert!(collect.status.success(), "collect: {}\n{}", String::from_utf8_lossy(&collect.stderr), logs());
+    assert!(
+        collect.status.success(),
+        "collect: {}\n{}",
+        String::from_utf8_lossy(&collect.stderr),
+        logs()
+    );
 
     // /metrics of a worker speaks the Prometheus text format with the runtime's counters
     let metrics = std::process::Command::new("curl")
-        .args(["-fs", &format!("http://127.0.0.1:{}/metrics", base_port + 5)])
+        .args([
+            "-fs",
+            &format!("http://127.0.0.1:{}/metrics", base_port + 5),
+        ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
         .unwrap_or_default();
-    assert!(metrics.contains("cpo_stage_messages_succeeded_total{stage=\"delivery\"}"), "{metrics}");
+    assert!(
+        metrics.contains("cpo_stage_messages_succeeded_total{stage=\"delivery\"}"),
+        "{metrics}"
+    );
 
     drop(fleet);
     let teardown = cpo(&vars).arg("teardown").output().unwrap();
-    assert!(teardown.status.success(), "teardown: {}", String::from_utf8_lossy(&teardown.stderr));
+    assert!(
+        teardown.status.success(),
+        "teardown: {}",
+        String::from_utf8_lossy(&teardown.stderr)
+    );
 
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let n = |k: &str| summary[k].as_u64().unwrap();
     assert_eq!(n("customers_total"), 250);
-    assert_eq!(n("customers_assigned") + n("customers_excluded"), 250, "{summary}");
+    assert_eq!(
+        n("customers_assigned") + n("customers_excluded"),
+        250,
+        "{summary}"
+    );
     let outbox = jsonl(&out.join("outbox.jsonl"));
     assert_eq!(outbox.len() as u64, n("customers_assigned"));
-    let ids: HashSet<&str> = outbox.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let ids: HashSet<&str> = outbox
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), outbox.len(), "no message sent twice");
 
     // the embedded mode on the same input plans the same messages
     let embedded_out = tmp.path().join("embedded");
-    let run = cpo(&[]).args(["run", "--quiet", "--out", embedded_out.to_str().unwrap()]).output().unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    assert_eq!(plan(&outbox), plan(&jsonl(&embedded_out.join("outbox.jsonl"))));
+    let run = cpo(&[])
+        .args(["run", "--quiet", "--out", embedded_out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        plan(&outbox),
+        plan(&jsonl(&embedded_out.join("outbox.jsonl")))
+    );
 }

@@ -47,7 +47,14 @@ fn publish_raw(fleet: &Fleet, messages: Vec<(&'static str, String, Vec<u8>)>) {
         let transport = transport_for(fleet).await;
         for (queue, id, body) in messages {
             transport
-                .publish(queue, Publish { id, body, delay: None })
+                .publish(
+                    queue,
+                    Publish {
+                        id,
+                        body,
+                        delay: None,
+                    },
+                )
                 .await
                 .unwrap();
         }
@@ -62,7 +69,11 @@ fn wait_idle(fleet: &Fleet, within: Duration) {
         let transport = transport_for(fleet).await;
         let mut quiet = 0;
         while quiet < 3 {
-            assert!(Instant::now() < deadline, "work queues not drained\n{}", fleet.logs());
+            assert!(
+                Instant::now() < deadline,
+                "work queues not drained\n{}",
+                fleet.logs()
+            );
             let depths = transport.queue_depths().await.unwrap();
             let busy = depths
                 .iter()
@@ -82,7 +93,11 @@ fn workers_killed_one_by_one_mid_campaign_lose_and_duplicate_nothing() {
     let customers = gen_customers(tmp.path(), LARGE_CUSTOMERS);
     // Small audience batches: a thousand of them keep every stage busy long enough to
     // kill each in turn mid-campaign, and each kill interrupts some batch in flight.
-    let mut fleet = Fleet::new(tmp.path(), "kill", &[("CPO__SEGMENTATION__BATCH_SIZE", "20")]);
+    let mut fleet = Fleet::new(
+        tmp.path(),
+        "kill",
+        &[("CPO__SEGMENTATION__BATCH_SIZE", "20")],
+    );
     fleet.start_all();
     fleet.enqueue(Some(&customers));
     let out = tmp.path().join("out");
@@ -124,13 +139,20 @@ fn workers_killed_one_by_one_mid_campaign_lose_and_duplicate_nothing() {
 
 /// The four kinds of bad input for one queue, with the id (where it has one) and the
 /// reason fragment its dead letter must show.
-fn poison(queue: &'static str, limit: usize) -> Vec<(&'static str, String, Vec<u8>, &'static str, &'static str)> {
+fn poison(
+    queue: &'static str,
+    limit: usize,
+) -> Vec<(&'static str, String, Vec<u8>, &'static str, &'static str)> {
     let envelope = |id: &str, version: u32, payload: Value| {
         serde_json::to_vec(&json!({"id": id, "campaign_id": "poison", "version": version, "attempt": 0, "first_seen_ms": 1, "payload": payload})).unwrap()
     };
     let schema_id = format!("bad-schema-{queue}");
     let version_id = format!("bad-version-{queue}");
-    let oversized = envelope(&format!("big-{queue}"), 1, json!({"pad": "x".repeat(limit)}));
+    let oversized = envelope(
+        &format!("big-{queue}"),
+        1,
+        json!({"pad": "x".repeat(limit)}),
+    );
     vec![
         (
             queue,
@@ -171,10 +193,17 @@ fn poison_messages_on_every_work_queue_are_dead_lettered_and_the_workers_go_on()
     // Large enough for the bundled campaign's real messages, small enough to exceed cheaply.
     let limit = 2 * 1024 * 1024;
     let limit_s = limit.to_string();
-    let mut fleet = Fleet::new(tmp.path(), "poison", &[("CPO__RUNTIME__MAX_MESSAGE_BYTES", &limit_s)]);
+    let mut fleet = Fleet::new(
+        tmp.path(),
+        "poison",
+        &[("CPO__RUNTIME__MAX_MESSAGE_BYTES", &limit_s)],
+    );
     fleet.start_all();
 
-    let bad: Vec<_> = queues::WORK_QUEUES.iter().flat_map(|q| poison(q, limit)).collect();
+    let bad: Vec<_> = queues::WORK_QUEUES
+        .iter()
+        .flat_map(|q| poison(q, limit))
+        .collect();
     publish_raw(
         &fleet,
         bad.iter()
@@ -186,7 +215,11 @@ fn poison_messages_on_every_work_queue_are_dead_lettered_and_the_workers_go_on()
 
     // Listing twice shows the same letters: the listing leaves the queue intact.
     let letters = fleet.dead_letters();
-    assert_eq!(fleet.dead_letters().len(), letters.len(), "dlq list consumed letters");
+    assert_eq!(
+        fleet.dead_letters().len(),
+        letters.len(),
+        "dlq list consumed letters"
+    );
     for (queue, id, _, kind, reason) in &bad {
         let found = letters.iter().any(|l| {
             l["queue"] == *queue
@@ -201,8 +234,14 @@ fn poison_messages_on_every_work_queue_are_dead_lettered_and_the_workers_go_on()
     }
     // The table form also shows them, with a human first-seen time.
     let table = String::from_utf8_lossy(&fleet.run(&["dlq", "list"]).stdout).to_string();
-    assert!(table.contains(&format!("{} dead letter(s)", letters.len())), "{table}");
-    assert!(table.contains("first_seen=1970-01-01 00:00:00.001Z"), "{table}");
+    assert!(
+        table.contains(&format!("{} dead letter(s)", letters.len())),
+        "{table}"
+    );
+    assert!(
+        table.contains("first_seen=1970-01-01 00:00:00.001Z"),
+        "{table}"
+    );
 
     // The same workers still run a whole campaign.
     fleet.enqueue(None);
@@ -210,7 +249,11 @@ fn poison_messages_on_every_work_queue_are_dead_lettered_and_the_workers_go_on()
     fleet.collect(&out, 120);
     check_collected(&out, BUNDLED_CUSTOMERS);
     fleet.assert_running();
-    eprintln!("poison test: {} letters, {:.1}s", letters.len(), secs(started));
+    eprintln!(
+        "poison test: {} letters, {:.1}s",
+        letters.len(),
+        secs(started)
+    );
     fleet.teardown();
 }
 
@@ -255,10 +298,17 @@ fn tampered_or_unsigned_send_batches_never_reach_the_outbox() {
             .take(3)
             .cloned()
             .collect();
-        assert!(!messages.is_empty(), "no message uses the first template: {batch}");
+        assert!(
+            !messages.is_empty(),
+            "no message uses the first template: {batch}"
+        );
         forged["payload"]["messages"] = json!(messages);
         edit(&mut forged["payload"]["templates"][0]);
-        (queues::SEND, id.to_string(), serde_json::to_vec(&forged).unwrap())
+        (
+            queues::SEND,
+            id.to_string(),
+            serde_json::to_vec(&forged).unwrap(),
+        )
     };
     let forged = vec![
         forge("forged-body", &|t| {
@@ -267,7 +317,9 @@ fn tampered_or_unsigned_send_batches_never_reach_the_outbox() {
         forge("forged-signature", &|t| {
             t["approval"]["signature"] = json!("00".repeat(32))
         }),
-        forge("forged-unsigned", &|t| t["approval"]["signature"] = json!("")),
+        forge("forged-unsigned", &|t| {
+            t["approval"]["signature"] = json!("")
+        }),
     ];
     let per_batch = serde_json::from_slice::<Value>(&forged[0].2).unwrap()["payload"]["messages"]
         .as_array()
@@ -343,7 +395,11 @@ fn a_broker_restart_mid_campaign_changes_nothing_in_the_outbox() {
     let tmp = tempfile::tempdir().unwrap();
     let customers = gen_customers(tmp.path(), LARGE_CUSTOMERS);
     // Small batches, as in the kill test, so the broker goes down mid-campaign.
-    let mut fleet = Fleet::new(tmp.path(), "restart", &[("CPO__SEGMENTATION__BATCH_SIZE", "20")]);
+    let mut fleet = Fleet::new(
+        tmp.path(),
+        "restart",
+        &[("CPO__SEGMENTATION__BATCH_SIZE", "20")],
+    );
     fleet.start_all();
     fleet.enqueue(Some(&customers));
     let out = tmp.path().join("out");
@@ -382,12 +438,20 @@ fn a_broker_restart_mid_campaign_changes_nothing_in_the_outbox() {
         .args(["--out", embedded.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(
         common::plan(&outbox),
         common::plan(&common::jsonl(&embedded.join("outbox.jsonl")))
     );
-    eprintln!("restart test: {} messages, {:.1}s", outbox.len(), secs(started));
+    eprintln!(
+        "restart test: {} messages, {:.1}s",
+        outbox.len(),
+        secs(started)
+    );
     fleet.teardown();
 }
 
@@ -401,12 +465,22 @@ fn messages_refused_by_a_misconfigured_delivery_are_sent_once_replayed_and_raw_l
     let _shared = BROKER.read().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
-    let mut fleet = Fleet::new(tmp.path(), "replay", &[("CPO__SEGMENTATION__BATCH_SIZE", "50")]);
+    let mut fleet = Fleet::new(
+        tmp.path(),
+        "replay",
+        &[("CPO__SEGMENTATION__BATCH_SIZE", "50")],
+    );
     for stage in STAGES.iter().filter(|s| **s != "delivery") {
         fleet.start(stage);
     }
-    fleet.start_with("delivery", &[("CPO__SECURITY__SIGNING_KEY", "not-the-fleet-key")]);
-    publish_raw(&fleet, vec![(queues::SEND, "raw".into(), b"\xffnot json".to_vec())]);
+    fleet.start_with(
+        "delivery",
+        &[("CPO__SECURITY__SIGNING_KEY", "not-the-fleet-key")],
+    );
+    publish_raw(
+        &fleet,
+        vec![(queues::SEND, "raw".into(), b"\xffnot json".to_vec())],
+    );
     fleet.enqueue(None);
     let out = tmp.path().join("out");
     let collect = fleet.spawn_collect(&out, 120);
@@ -455,7 +529,8 @@ fn messages_refused_by_a_misconfigured_delivery_are_sent_once_replayed_and_raw_l
     fleet.start("delivery");
     // One by id first, then the rest.
     let first = refused[0]["id"].as_str().unwrap().to_string();
-    let one = String::from_utf8_lossy(&fleet.run(&["dlq", "replay", "--id", &first]).stdout).to_string();
+    let one =
+        String::from_utf8_lossy(&fleet.run(&["dlq", "replay", "--id", &first]).stdout).to_string();
     assert!(one.contains("1 replayed"), "{one}");
     let all = String::from_utf8_lossy(&fleet.run(&["dlq", "replay", "--all"]).stdout).to_string();
     assert!(

@@ -154,7 +154,10 @@ fn repair_torn_tail(path: &Path) -> Result<(), AuditError> {
         torn_bytes = bytes.len() - keep,
         "audit log ends in a torn line from an interrupted write, cutting it"
     );
-    OpenOptions::new().write(true).open(path)?.set_len(keep as u64)?;
+    OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(keep as u64)?;
     Ok(())
 }
 

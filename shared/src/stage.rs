@@ -245,7 +245,8 @@ mod tests {
 
     #[test]
     fn decode_json_reads_what_from_slice_reads_and_rejects_bad_utf8() {
-        let body = "{\"id\":\"x\",\"campaign_id\":\"c\",\"version\":1,\"payload\":\"é \\u00e9 \\\" 🦀\"}";
+        let body =
+            "{\"id\":\"x\",\"campaign_id\":\"c\",\"version\":1,\"payload\":\"é \\u00e9 \\\" 🦀\"}";
         let ours: Envelope<String> = decode_json(body.as_bytes()).unwrap();
         let theirs: Envelope<String> = serde_json::from_slice(body.as_bytes()).unwrap();
         assert_eq!(ours, theirs);

@@ -37,34 +37,59 @@ impl Stage for TestStage {
 
     async fn handle(&self, message: Envelope<Job>, _emit: &Emitter) -> StageResult {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
-        let out = Outgoing::new("briefs", &message.derive(format!("{}-out", message.id), "done"))?;
+        let out = Outgoing::new(
+            "briefs",
+            &message.derive(format!("{}-out", message.id), "done"),
+        )?;
         match message.payload.behaviour.as_str() {
             "ok" => Ok(vec![out]),
-            "transient-once" if message.attempt == 0 => Err(StageError::Transient(format!("flaky call {call}"))),
+            "transient-once" if message.attempt == 0 => {
+                Err(StageError::Transient(format!("flaky call {call}")))
+            }
             "transient-once" => Ok(vec![out]),
             "transient-always" => Err(StageError::Transient("backend down".into())),
             "permanent" => Err(StageError::Permanent("bad content".into())),
-            "blocked" => Err(StageError::Blocked { reasons: vec!["hate: 6".into()], notify: vec![out] }),
+            "blocked" => Err(StageError::Blocked {
+                reasons: vec!["hate: 6".into()],
+                notify: vec![out],
+            }),
             other => Err(StageError::Permanent(format!("unknown behaviour {other}"))),
         }
     }
 }
 
 fn fast_config() -> RuntimeConfig {
-    RuntimeConfig { max_attempts: 3, initial_backoff_ms: 1, max_backoff_ms: 5, ..RuntimeConfig::default() }
+    RuntimeConfig {
+        max_attempts: 3,
+        initial_backoff_ms: 1,
+        max_backoff_ms: 5,
+        ..RuntimeConfig::default()
+    }
 }
 
 async fn run_jobs(bodies: Vec<Vec<u8>>) -> (MemoryTransport, Vec<DeadLetter>, Vec<String>) {
     let transport = MemoryTransport::new(8);
     let token = CancellationToken::new();
     let runtime = Runtime::new(Arc::new(transport.clone()), fast_config(), token.clone());
-    let stage = Arc::new(TestStage { calls: AtomicU32::new(0) });
+    let stage = Arc::new(TestStage {
+        calls: AtomicU32::new(0),
+    });
     let handle = tokio::spawn({
         let runtime = runtime.clone();
         async move { runtime.run(stage).await }
     });
     for (i, body) in bodies.into_iter().enumerate() {
-        transport.publish("segments", Publish { id: i.to_string(), body, delay: None }).await.unwrap();
+        transport
+            .publish(
+                "segments",
+                Publish {
+                    id: i.to_string(),
+                    body,
+                    delay: None,
+                },
+            )
+            .await
+            .unwrap();
     }
     // "briefs" has no consumer here: drain it so idle detection sees the work as done.
     let drainer = tokio::spawn({
@@ -86,7 +111,9 @@ async fn run_jobs(bodies: Vec<Vec<u8>>) -> (MemoryTransport, Vec<DeadLetter>, Ve
             outputs
         }
     });
-    tokio::time::timeout(Duration::from_secs(5), transport.wait_idle()).await.expect("pipeline went idle");
+    tokio::time::timeout(Duration::from_secs(5), transport.wait_idle())
+        .await
+        .expect("pipeline went idle");
     token.cancel();
     handle.await.unwrap().unwrap();
     let outputs = drainer.await.unwrap();
@@ -99,7 +126,14 @@ async fn run_jobs(bodies: Vec<Vec<u8>>) -> (MemoryTransport, Vec<DeadLetter>, Ve
 }
 
 fn job(id: &str, behaviour: &str) -> Vec<u8> {
-    serde_json::to_vec(&Envelope::new(id, "camp-1", Job { behaviour: behaviour.into() })).unwrap()
+    serde_json::to_vec(&Envelope::new(
+        id,
+        "camp-1",
+        Job {
+            behaviour: behaviour.into(),
+        },
+    ))
+    .unwrap()
 }
 
 #[tokio::test]
@@ -119,7 +153,12 @@ async fn errors_are_retried_or_dead_lettered_by_kind() {
     // ok, the retried one, and the blocked one's notification were published.
     assert_eq!(outputs, ["a-out", "b-out", "e-out"]);
 
-    let by_id = |id: &str| letters.iter().find(|l| l.id == id).unwrap_or_else(|| panic!("no dead letter for {id}"));
+    let by_id = |id: &str| {
+        letters
+            .iter()
+            .find(|l| l.id == id)
+            .unwrap_or_else(|| panic!("no dead letter for {id}"))
+    };
     assert_eq!(letters.len(), 3, "{letters:?}");
     let exhausted = by_id("c");
     assert_eq!(exhausted.kind, DeadLetterKind::Exhausted);
@@ -133,7 +172,10 @@ async fn errors_are_retried_or_dead_lettered_by_kind() {
     assert_eq!(blocked.reasons, ["hate: 6"]);
     assert_eq!(blocked.campaign_id.as_deref(), Some("camp-1"));
     // the original envelope is kept for replay
-    assert_eq!(blocked.message.as_ref().unwrap()["payload"]["behaviour"], "blocked");
+    assert_eq!(
+        blocked.message.as_ref().unwrap()["payload"]["behaviour"],
+        "blocked"
+    );
 
     let retried = metrics().retried.with_label_values(&["test"]).get() - retried_before;
     assert!(retried >= 3, "b once, c twice: {retried}");
@@ -151,25 +193,62 @@ async fn malformed_and_oversized_input_is_dead_lettered_with_its_reason() {
         "id": "shape", "campaign_id": "c", "version": 1, "payload": {"nope": 1}
     }))
     .unwrap();
-    let (_t, letters, outputs) =
-        run_jobs(vec![b"not json at all".to_vec(), wrong_version, wrong_shape, oversized, job("fine", "ok")]).await;
+    let (_t, letters, outputs) = run_jobs(vec![
+        b"not json at all".to_vec(),
+        wrong_version,
+        wrong_shape,
+        oversized,
+        job("fine", "ok"),
+    ])
+    .await;
 
-    assert_eq!(outputs, ["fine-out"], "the worker kept going after bad input");
+    assert_eq!(
+        outputs,
+        ["fine-out"],
+        "the worker kept going after bad input"
+    );
     assert_eq!(letters.len(), 4);
     let kinds: Vec<_> = letters.iter().map(|l| (l.kind, l.reason.clone())).collect();
-    assert!(kinds.iter().any(|(k, r)| *k == DeadLetterKind::Undecodable && r.contains("not a JSON envelope")), "{kinds:?}");
-    assert!(kinds.iter().any(|(k, r)| *k == DeadLetterKind::Undecodable && r.contains("schema version")), "{kinds:?}");
-    assert!(kinds.iter().any(|(k, r)| *k == DeadLetterKind::Undecodable && r.contains("payload")), "{kinds:?}");
-    assert!(kinds.iter().any(|(k, r)| *k == DeadLetterKind::Oversized && r.contains("exceeds")), "{kinds:?}");
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, r)| *k == DeadLetterKind::Undecodable && r.contains("not a JSON envelope")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, r)| *k == DeadLetterKind::Undecodable && r.contains("schema version")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, r)| *k == DeadLetterKind::Undecodable && r.contains("payload")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, r)| *k == DeadLetterKind::Oversized && r.contains("exceeds")),
+        "{kinds:?}"
+    );
     let raw = letters.iter().find(|l| l.raw.is_some()).unwrap();
     assert_eq!(raw.raw.as_deref(), Some("not json at all"));
 }
 
 #[tokio::test]
 async fn retry_delay_grows_and_is_capped() {
-    let config = RuntimeConfig { initial_backoff_ms: 100, max_backoff_ms: 1000, ..RuntimeConfig::default() };
+    let config = RuntimeConfig {
+        initial_backoff_ms: 100,
+        max_backoff_ms: 1000,
+        ..RuntimeConfig::default()
+    };
     let first = config.retry_delay(1);
     let late = config.retry_delay(10);
     assert!(first <= Duration::from_millis(150), "{first:?}");
-    assert!(late <= Duration::from_millis(1200) && late >= Duration::from_millis(700), "{late:?}");
+    assert!(
+        late <= Duration::from_millis(1200) && late >= Duration::from_millis(700),
+        "{late:?}"
+    );
 }

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 fn schema_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("schemas")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("schemas")
 }
 
 #[test]
@@ -25,7 +27,10 @@ fn committed_schemas_are_current() {
             _ => stale.push(name),
         }
     }
-    assert!(stale.is_empty(), "stale schemas {stale:?}: run `make schemas` and commit schemas/");
+    assert!(
+        stale.is_empty(),
+        "stale schemas {stale:?}: run `make schemas` and commit schemas/"
+    );
 }
 
 #[test]

@@ -15,10 +15,15 @@ pub enum AuditCommand {
 pub fn run(command: AuditCommand) -> anyhow::Result<u8> {
     match command {
         AuditCommand::Verify { file } => {
-            let reader = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let reader = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
             match verify(reader) {
                 Ok(summary) => {
-                    println!("ok: {} lines, chain intact (head {})", summary.lines, &summary.last_hash[..16]);
+                    println!(
+                        "ok: {} lines, chain intact (head {})",
+                        summary.lines,
+                        &summary.last_hash[..16]
+                    );
                     Ok(0)
                 }
                 Err(AuditError::Broken { line, reason }) => {

@@ -52,7 +52,10 @@ pub enum DlqCommand {
 
 pub fn run(command: DlqCommand, config: Option<&Path>) -> anyhow::Result<u8> {
     match command {
-        DlqCommand::List { file: Some(file), json } => list_file(&file, json),
+        DlqCommand::List {
+            file: Some(file),
+            json,
+        } => list_file(&file, json),
         DlqCommand::List { file: None, json } => {
             super::init_logging(true, false);
             let amqp = amqp_config(config)?;
@@ -61,7 +64,11 @@ pub fn run(command: DlqCommand, config: Option<&Path>) -> anyhow::Result<u8> {
         DlqCommand::Replay { id, all } => {
             super::init_logging(true, false);
             let amqp = amqp_config(config)?;
-            let selection = if all { Selection::All } else { Selection::Ids(id) };
+            let selection = if all {
+                Selection::All
+            } else {
+                Selection::Ids(id)
+            };
             runtime()?.block_on(replay(amqp, selection))
         }
     }
@@ -84,15 +91,17 @@ fn amqp_config(config: Option<&Path>) -> anyhow::Result<AmqpConfig> {
 }
 
 fn list_file(file: &Path, json: bool) -> anyhow::Result<u8> {
-    let reader = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut count = 0;
     for (index, line) in std::io::BufReader::new(reader).lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let letter: DeadLetter = serde_json::from_str(&line)
-            .with_context(|| format!("{}: line {}: not a dead letter", file.display(), index + 1))?;
+        let letter: DeadLetter = serde_json::from_str(&line).with_context(|| {
+            format!("{}: line {}: not a dead letter", file.display(), index + 1)
+        })?;
         count += 1;
         if json {
             println!("{line}");
@@ -130,26 +139,38 @@ async fn take_all(transport: &AmqpTransport) -> anyhow::Result<(Vec<Held>, Box<d
     let mut held = Vec::new();
     while let Ok(Some(next)) = tokio::time::timeout(IDLE, subscription.next()).await {
         let delivery = next?;
-        let letter = serde_json::from_slice::<DeadLetter>(&delivery.body).map_err(|e| e.to_string());
+        let letter =
+            serde_json::from_slice::<DeadLetter>(&delivery.body).map_err(|e| e.to_string());
         held.push(Held { delivery, letter });
     }
     if held.len() >= usize::from(u16::MAX) {
-        eprintln!("warning: only the first {} dead letters were read", u16::MAX);
+        eprintln!(
+            "warning: only the first {} dead letters were read",
+            u16::MAX
+        );
     }
     Ok((held, subscription))
 }
 
 async fn list_fleet(amqp: AmqpConfig, json: bool) -> anyhow::Result<u8> {
-    let transport = AmqpTransport::connect(amqp).await.context("cannot reach RabbitMQ")?;
+    let transport = AmqpTransport::connect(amqp)
+        .await
+        .context("cannot reach RabbitMQ")?;
     let (held, subscription) = take_all(&transport).await?;
     let count = held.len();
     for Held { delivery, letter } in held {
         match &letter {
             Ok(letter) if !json => println!("{}", row(letter)),
             Ok(_) => println!("{}", String::from_utf8_lossy(&delivery.body)),
-            Err(e) => eprintln!("warning: a message of the dead-letter queue is not a dead letter: {e}"),
+            Err(e) => {
+                eprintln!("warning: a message of the dead-letter queue is not a dead letter: {e}")
+            }
         }
-        delivery.acker.reject(true).await.context("hand a dead letter back")?;
+        delivery
+            .acker
+            .reject(true)
+            .await
+            .context("hand a dead letter back")?;
     }
     close(transport, subscription).await;
     if !json {
@@ -187,7 +208,9 @@ fn replay_body(letter: &DeadLetter) -> Option<Vec<u8>> {
 }
 
 async fn replay(amqp: AmqpConfig, selection: Selection) -> anyhow::Result<u8> {
-    let transport = AmqpTransport::connect(amqp).await.context("cannot reach RabbitMQ")?;
+    let transport = AmqpTransport::connect(amqp)
+        .await
+        .context("cannot reach RabbitMQ")?;
     let (held, subscription) = take_all(&transport).await?;
     let (mut replayed, mut kept, mut found) = (0u64, 0u64, Vec::new());
     let mut failure = None;
@@ -195,15 +218,26 @@ async fn replay(amqp: AmqpConfig, selection: Selection) -> anyhow::Result<u8> {
         let letter = match letter {
             Ok(letter) if failure.is_none() && selection.wants(&letter.id) => letter,
             _ => {
-                delivery.acker.reject(true).await.context("hand a dead letter back")?;
+                delivery
+                    .acker
+                    .reject(true)
+                    .await
+                    .context("hand a dead letter back")?;
                 continue;
             }
         };
         found.push(letter.id.clone());
         let Some(body) = replay_body(&letter) else {
-            println!("cannot replay {}: it carries no decodable message (kept)", letter.id);
+            println!(
+                "cannot replay {}: it carries no decodable message (kept)",
+                letter.id
+            );
             kept += 1;
-            delivery.acker.reject(true).await.context("hand a dead letter back")?;
+            delivery
+                .acker
+                .reject(true)
+                .await
+                .context("hand a dead letter back")?;
             continue;
         };
         // Published (and confirmed) before the ack: a crash in between replays it twice
@@ -215,12 +249,20 @@ async fn replay(amqp: AmqpConfig, selection: Selection) -> anyhow::Result<u8> {
         };
         match transport.publish(&letter.queue, publish).await {
             Ok(()) => {
-                delivery.acker.ack().await.context("ack a replayed dead letter")?;
+                delivery
+                    .acker
+                    .ack()
+                    .await
+                    .context("ack a replayed dead letter")?;
                 println!("replayed {} to {}", letter.id, letter.queue);
                 replayed += 1;
             }
             Err(e) => {
-                delivery.acker.reject(true).await.context("hand a dead letter back")?;
+                delivery
+                    .acker
+                    .reject(true)
+                    .await
+                    .context("hand a dead letter back")?;
                 failure = Some(format!("replay {} to {}: {e}", letter.id, letter.queue));
             }
         }

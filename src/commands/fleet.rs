@@ -42,7 +42,10 @@ pub struct CollectArgs {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 pub fn enqueue(args: EnqueueArgs, config: Option<&Path>) -> anyhow::Result<u8> {
@@ -50,17 +53,31 @@ pub fn enqueue(args: EnqueueArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     let settings = Settings::load(config)?;
     let mut campaign = super::run::load_campaign(&args.campaign, args.customers.as_deref())?;
     if let AudienceSource::Csv { path } = &mut campaign.audience {
-        let absolute = std::fs::canonicalize(&*path).with_context(|| format!("customer file {path}"))?;
+        let absolute =
+            std::fs::canonicalize(&*path).with_context(|| format!("customer file {path}"))?;
         *path = absolute.display().to_string();
     }
     let amqp: AmqpConfig = settings.section("amqp")?;
     runtime()?.block_on(async {
-        let transport = AmqpTransport::connect(amqp).await.context("cannot reach RabbitMQ")?;
+        let transport = AmqpTransport::connect(amqp)
+            .await
+            .context("cannot reach RabbitMQ")?;
         let campaign_id = campaign.campaign_id.clone();
-        let envelope = Envelope::new(derive_id(&[&campaign_id, "campaign"]), campaign_id.clone(), campaign);
+        let envelope = Envelope::new(
+            derive_id(&[&campaign_id, "campaign"]),
+            campaign_id.clone(),
+            campaign,
+        );
         let body = serde_json::to_vec(&envelope)?;
         transport
-            .publish(queues::CAMPAIGNS, Publish { id: envelope.id.clone(), body, delay: None })
+            .publish(
+                queues::CAMPAIGNS,
+                Publish {
+                    id: envelope.id.clone(),
+                    body,
+                    delay: None,
+                },
+            )
             .await
             .context("publish the campaign")?;
         transport.close().await;
@@ -85,11 +102,19 @@ struct Progress {
 impl Progress {
     fn add(&mut self, entry: LedgerEntry) {
         match &entry {
-            LedgerEntry::Audience { customers_total, exclusions, .. } => {
+            LedgerEntry::Audience {
+                customers_total,
+                exclusions,
+                ..
+            } => {
                 self.total = Some(*customers_total);
                 self.segment_exclusions = exclusions.len() as u64;
             }
-            LedgerEntry::Assigned { assignments, exclusions, .. } => {
+            LedgerEntry::Assigned {
+                assignments,
+                exclusions,
+                ..
+            } => {
                 self.settled += assignments + exclusions.len() as u64;
                 self.assigned += assignments;
             }
@@ -100,7 +125,8 @@ impl Progress {
 
     /// Every customer assigned or excluded.
     fn all_assigned(&self) -> bool {
-        self.total.is_some_and(|t| self.segment_exclusions + self.settled >= t)
+        self.total
+            .is_some_and(|t| self.segment_exclusions + self.settled >= t)
     }
 }
 
@@ -115,7 +141,10 @@ pub fn collect(args: CollectArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     let out_outbox = args.out.join("outbox.jsonl");
     let messages = copy_campaign_outbox(&args.outbox, &out_outbox, &args.campaign_id)?;
     cpo_delivery::canonicalize_outbox(&out_outbox)?;
-    let mut summary = Summary { campaign_id: args.campaign_id.clone(), ..Summary::default() };
+    let mut summary = Summary {
+        campaign_id: args.campaign_id.clone(),
+        ..Summary::default()
+    };
     embedded::summarize(&progress.entries, &mut summary, &args.out)?;
     summary.messages = messages;
     summary.dead_lettered = progress.dead_lettered;
@@ -138,16 +167,27 @@ struct Followed {
     dead_lettered: u64,
 }
 
-async fn follow(args: &CollectArgs, amqp: AmqpConfig, deadline: Instant) -> anyhow::Result<Followed> {
-    let transport = AmqpTransport::connect(amqp).await.context("cannot reach RabbitMQ")?;
+async fn follow(
+    args: &CollectArgs,
+    amqp: AmqpConfig,
+    deadline: Instant,
+) -> anyhow::Result<Followed> {
+    let transport = AmqpTransport::connect(amqp)
+        .await
+        .context("cannot reach RabbitMQ")?;
     let mut ledger = transport.subscribe(queues::LEDGER, 64).await?;
     let mut progress = Progress::default();
     loop {
         if Instant::now() > deadline {
-            bail!("campaign {} not complete before the timeout", args.campaign_id);
+            bail!(
+                "campaign {} not complete before the timeout",
+                args.campaign_id
+            );
         }
         // Drain what the ledger has, then check whether the campaign is done.
-        while let Ok(Some(next)) = tokio::time::timeout(Duration::from_millis(200), ledger.next()).await {
+        while let Ok(Some(next)) =
+            tokio::time::timeout(Duration::from_millis(200), ledger.next()).await
+        {
             let delivery = next?;
             if let Ok(envelope) = serde_json::from_slice::<Envelope<LedgerEntry>>(&delivery.body)
                 && envelope.campaign_id == args.campaign_id
@@ -170,13 +210,20 @@ async fn follow(args: &CollectArgs, amqp: AmqpConfig, deadline: Instant) -> anyh
                     .map(|d| u64::from(d.ready))
                     .unwrap_or(0);
                 transport.close().await;
-                return Ok(Followed { entries: progress.entries, dead_lettered });
+                return Ok(Followed {
+                    entries: progress.entries,
+                    dead_lettered,
+                });
             }
         }
     }
 }
 
-fn campaign_lines(path: &Path, campaign_id: &str, mut each: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
+fn campaign_lines(
+    path: &Path,
+    campaign_id: &str,
+    mut each: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     if !path.exists() {
         return Ok(());
     }
@@ -220,7 +267,9 @@ pub fn teardown(config: Option<&Path>) -> anyhow::Result<u8> {
     let amqp: AmqpConfig = settings.section("amqp")?;
     let redis: cpo_shared::redis_cache::RedisConfig = settings.section("redis")?;
     runtime()?.block_on(async {
-        let transport = AmqpTransport::connect(amqp).await.context("cannot reach RabbitMQ")?;
+        let transport = AmqpTransport::connect(amqp)
+            .await
+            .context("cannot reach RabbitMQ")?;
         transport.delete_topology().await?;
         transport.close().await;
         let cache = cpo_shared::redis_cache::RedisCache::new(&redis)?;

@@ -59,12 +59,18 @@ const DEFAULT_CUSTOMERS: &str = "data/customers.csv";
 const DEMO_CONFIG: &str = "data/cpo.yaml";
 
 pub fn load_campaign(path: &Path, customers: Option<&Path>) -> anyhow::Result<CampaignRequest> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read campaign {}", path.display()))?;
-    let file: CampaignFile = serde_norway::from_str(&text).with_context(|| format!("invalid campaign {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read campaign {}", path.display()))?;
+    let file: CampaignFile = serde_norway::from_str(&text)
+        .with_context(|| format!("invalid campaign {}", path.display()))?;
     let audience = match (customers, file.audience) {
-        (Some(csv), _) => AudienceSource::Csv { path: csv.display().to_string() },
+        (Some(csv), _) => AudienceSource::Csv {
+            path: csv.display().to_string(),
+        },
         (None, Some(audience)) => audience,
-        (None, None) => AudienceSource::Csv { path: DEFAULT_CUSTOMERS.to_string() },
+        (None, None) => AudienceSource::Csv {
+            path: DEFAULT_CUSTOMERS.to_string(),
+        },
     };
     if let AudienceSource::Csv { path } = &audience
         && !Path::new(path).exists()
@@ -93,7 +99,10 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     let config = config.or_else(|| demo_config.exists().then_some(demo_config));
     let settings = Settings::load(config)?;
     let campaign = load_campaign(&args.campaign, args.customers.as_deref())?;
-    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(&campaign.campaign_id));
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out").join(&campaign.campaign_id));
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -113,7 +122,10 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     if args.simulate {
         let paths = cpo_analysis::simulate_and_report(&out_dir, args.seed)?;
         println!();
-        println!("SIMULATED engagement (not real outcomes): report at {}", paths.html.display());
+        println!(
+            "SIMULATED engagement (not real outcomes): report at {}",
+            paths.html.display()
+        );
     }
     Ok(if report.unaccounted() == 0 { 0 } else { 2 })
 }
@@ -131,7 +143,11 @@ fn print_summary(report: &RunReport, out_dir: &Path, seconds: f64) {
         } else {
             format!(
                 " ({})",
-                s.excluded_by_reason.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+                s.excluded_by_reason
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     );
@@ -144,10 +160,17 @@ fn print_summary(report: &RunReport, out_dir: &Path, seconds: f64) {
         "  messages: {} in the outbox ({} with control fallback), {} dead letters",
         s.messages, s.fallbacks, s.dead_lettered
     );
-    let arms: Vec<String> = s.per_arm.iter().map(|(arm, n)| format!("{arm} {n}")).collect();
+    let arms: Vec<String> = s
+        .per_arm
+        .iter()
+        .map(|(arm, n)| format!("{arm} {n}"))
+        .collect();
     println!("  arms: {}", arms.join(", "));
     if report.unaccounted() != 0 {
-        println!("  WARNING: {} customers unaccounted for", report.unaccounted());
+        println!(
+            "  WARNING: {} customers unaccounted for",
+            report.unaccounted()
+        );
     }
     println!("  output: {}", out_dir.display());
 }

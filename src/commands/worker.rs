@@ -122,12 +122,20 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     });
 
     let amqp: AmqpConfig = settings.section("amqp")?;
-    let transport = AmqpTransport::connect(amqp).await.context("cannot reach RabbitMQ")?;
+    let transport = AmqpTransport::connect(amqp)
+        .await
+        .context("cannot reach RabbitMQ")?;
     let redis: RedisConfig = settings.section("redis")?;
     let cache: Arc<dyn Cache> = Arc::new(RedisCache::new(&redis)?);
-    std::fs::create_dir_all(&worker.audit_dir)
-        .with_context(|| format!("worker.audit_dir: cannot create {}", worker.audit_dir.display()))?;
-    let audit = Arc::new(FileAuditLog::open(&worker.audit_dir.join(format!("audit-{stage_name}.jsonl")))?);
+    std::fs::create_dir_all(&worker.audit_dir).with_context(|| {
+        format!(
+            "worker.audit_dir: cannot create {}",
+            worker.audit_dir.display()
+        )
+    })?;
+    let audit = Arc::new(FileAuditLog::open(
+        &worker.audit_dir.join(format!("audit-{stage_name}.jsonl")),
+    )?);
     if let Some(parent) = worker.outbox.parent() {
         std::fs::create_dir_all(parent)?;
     }

@@ -39,7 +39,10 @@ pub fn unique_prefix(tag: &str) -> String {
 pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
     let mut vars = vec![
         ("CPO__AMQP__PREFIX".to_string(), format!("cpo.{prefix}.")),
-        ("CPO__REDIS__KEY_PREFIX".to_string(), format!("cpo:{prefix}:")),
+        (
+            "CPO__REDIS__KEY_PREFIX".to_string(),
+            format!("cpo:{prefix}:"),
+        ),
         (
             "CPO__SECURITY__SIGNING_KEY".to_string(),
             format!("test-signing-{prefix}"),
@@ -48,8 +51,14 @@ pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
             "CPO__SECURITY__PSEUDONYM_KEY".to_string(),
             "test-pseudonyms".to_string(),
         ),
-        ("CPO__GENERATION__BRAND".to_string(), "Northwind Outfitters".to_string()),
-        ("CPO__WORKER__AUDIT_DIR".to_string(), work.display().to_string()),
+        (
+            "CPO__GENERATION__BRAND".to_string(),
+            "Northwind Outfitters".to_string(),
+        ),
+        (
+            "CPO__WORKER__AUDIT_DIR".to_string(),
+            work.display().to_string(),
+        ),
         (
             "CPO__WORKER__OUTBOX".to_string(),
             work.join("outbox.jsonl").display().to_string(),
@@ -75,12 +84,18 @@ pub fn cpo(vars: &[(String, String)]) -> Command {
 }
 
 pub fn check_services() {
-    let amqp = std::net::TcpStream::connect_timeout(&"127.0.0.1:5672".parse().unwrap(), Duration::from_secs(2));
+    let amqp = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5672".parse().unwrap(),
+        Duration::from_secs(2),
+    );
     assert!(
         amqp.is_ok() || std::env::var("CPO_TEST_AMQP_URL").is_ok(),
         "RabbitMQ is not running on 127.0.0.1:5672: start it with `rabbitmq-server -detached`"
     );
-    let redis = std::net::TcpStream::connect_timeout(&"127.0.0.1:6379".parse().unwrap(), Duration::from_secs(2));
+    let redis = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:6379".parse().unwrap(),
+        Duration::from_secs(2),
+    );
     assert!(
         redis.is_ok() || std::env::var("CPO_TEST_REDIS_URL").is_ok(),
         "Redis is not running on 127.0.0.1:6379: start it with `redis-server --daemonize yes`"
@@ -166,7 +181,10 @@ impl Fleet {
             .stderr(log)
             .spawn()
             .unwrap();
-        assert!(self.children.insert(stage, child).is_none(), "{stage} started twice");
+        assert!(
+            self.children.insert(stage, child).is_none(),
+            "{stage} started twice"
+        );
     }
 
     pub fn start_all(&mut self) {
@@ -197,13 +215,21 @@ impl Fleet {
     }
 
     pub fn logs_of(&self, stage: &str) -> String {
-        let log = std::fs::read_to_string(self.work.join(format!("{stage}.log"))).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self.work.join(format!("{stage}.log"))).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
-        format!("--- {stage}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+        format!(
+            "--- {stage}\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
     }
 
     pub fn logs(&self) -> String {
-        STAGES.iter().map(|s| self.logs_of(s)).collect::<Vec<_>>().join("\n")
+        STAGES
+            .iter()
+            .map(|s| self.logs_of(s))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn outbox(&self) -> PathBuf {
@@ -228,7 +254,13 @@ impl Fleet {
     pub fn spawn_collect(&self, out: &Path, timeout_s: u64) -> Collect {
         let child = self
             .cpo()
-            .args(["collect", "autumn-2026", "--out", out.to_str().unwrap(), "--outbox"])
+            .args([
+                "collect",
+                "autumn-2026",
+                "--out",
+                out.to_str().unwrap(),
+                "--outbox",
+            ])
             .arg(self.outbox())
             .args(["--timeout", &timeout_s.to_string()])
             .stdout(Stdio::piped())
@@ -313,7 +345,8 @@ impl Drop for Collect {
 /// The summary of a collected campaign, checked: every customer accounted for, one
 /// outbox line per assigned customer, no message id twice. Returns (summary, outbox).
 pub fn check_collected(out: &Path, customers: u64) -> (Value, Vec<Value>) {
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let n = |k: &str| summary[k].as_u64().unwrap();
     assert_eq!(n("customers_total"), customers, "{summary}");
     assert_eq!(
@@ -322,7 +355,10 @@ pub fn check_collected(out: &Path, customers: u64) -> (Value, Vec<Value>) {
         "{summary}"
     );
     let outbox = jsonl(&out.join("outbox.jsonl"));
-    let ids: std::collections::HashSet<&str> = outbox.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let ids: std::collections::HashSet<&str> = outbox
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), outbox.len(), "a message was sent twice");
     assert_eq!(
         outbox.len() as u64,
@@ -336,7 +372,14 @@ pub fn check_collected(out: &Path, customers: u64) -> (Value, Vec<Value>) {
 pub fn gen_customers(dir: &Path, count: u32) -> PathBuf {
     let path = dir.join("customers.csv");
     let out = cpo(&[])
-        .args(["gen-data", "--customers", &count.to_string(), "--seed", "3", "--out"])
+        .args([
+            "gen-data",
+            "--customers",
+            &count.to_string(),
+            "--seed",
+            "3",
+            "--out",
+        ])
         .arg(&path)
         .output()
         .unwrap();

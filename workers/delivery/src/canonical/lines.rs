@@ -1,5 +1,6 @@
 //! Reading the lines of a byte range of a file through one buffer, with
-//! positional reads so several readers can share one `File`.
+//! positional reads so several readers can share one `File`; positional
+//! writes for the two halves of a split merge.
 
 use std::fs::File;
 use std::io;
@@ -93,4 +94,17 @@ fn read_exact_at(mut file: &File, buffer: &mut [u8], offset: u64) -> io::Result<
     use std::io::{Read, Seek, SeekFrom};
     file.seek(SeekFrom::Start(offset))?;
     file.read_exact(buffer)
+}
+
+#[cfg(unix)]
+pub(super) fn write_all_at(file: &File, buffer: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buffer, offset)
+}
+
+/// Only one writer at a time uses this (the split merge is unix-only).
+#[cfg(not(unix))]
+pub(super) fn write_all_at(mut file: &File, buffer: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(buffer)
 }

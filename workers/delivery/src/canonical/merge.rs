@@ -24,6 +24,8 @@ struct Cursor<'f, 'k> {
     reader: LineReader<'f>,
     part: Part<'k>,
     line: Range<usize>,
+    /// Where the current line starts in the file.
+    offset: u64,
     id: Vec<u8>,
     prefix: u128,
 }
@@ -39,6 +41,7 @@ impl<'f, 'k> Cursor<'f, 'k> {
             reader: LineReader::new(file, run, capacity),
             part,
             line: 0..0,
+            offset: 0,
             id: Vec::new(),
             prefix: 0,
         };
@@ -48,7 +51,7 @@ impl<'f, 'k> Cursor<'f, 'k> {
     /// Move to the next non-blank line of this part; false at the end of the
     /// run or of the part (ids increase within a run).
     fn advance(&mut self) -> io::Result<bool> {
-        while let Some((_, range)) = self.reader.next_line()? {
+        while let Some((offset, range)) = self.reader.next_line()? {
             let line = &self.reader.buffer[range.clone()];
             if is_blank(line) {
                 continue;
@@ -64,6 +67,7 @@ impl<'f, 'k> Cursor<'f, 'k> {
             self.id.extend_from_slice(id.as_bytes());
             self.prefix = prefix_key(&self.id);
             self.line = range;
+            self.offset = offset;
             return Ok(true);
         }
         Ok(false)
@@ -89,22 +93,53 @@ pub(super) fn merge(
     out: &mut impl Write,
     limits: Limits,
 ) -> io::Result<()> {
-    let capacity = (limits.merge_budget / runs.len().max(1))
-        .clamp(limits.min_run_buffer, limits.max_run_buffer);
-    let mut cursors = Vec::with_capacity(runs.len());
-    for run in runs {
-        if let Some(cursor) = Cursor::open(file, run.clone(), part, capacity)? {
-            cursors.push(cursor);
+    Merge::open(file, runs, part, limits)?.write_to(out)
+}
+
+/// A merge whose runs are open, each at its first line of the part.
+pub(super) struct Merge<'f, 'k> {
+    cursors: Vec<Cursor<'f, 'k>>,
+    /// Per run, where the part's first line starts (the run's end if none).
+    pub(super) first_offsets: Vec<u64>,
+}
+
+impl<'f, 'k> Merge<'f, 'k> {
+    pub(super) fn open(
+        file: &'f File,
+        runs: &[Range<u64>],
+        part: Part<'k>,
+        limits: Limits,
+    ) -> io::Result<Self> {
+        let capacity = (limits.merge_budget / runs.len().max(1))
+            .clamp(limits.min_run_buffer, limits.max_run_buffer);
+        let mut cursors = Vec::with_capacity(runs.len());
+        let mut first_offsets = Vec::with_capacity(runs.len());
+        for run in runs {
+            match Cursor::open(file, run.clone(), part, capacity)? {
+                Some(cursor) => {
+                    first_offsets.push(cursor.offset);
+                    cursors.push(cursor);
+                }
+                None => first_offsets.push(run.end),
+            }
         }
+        Ok(Self {
+            cursors,
+            first_offsets,
+        })
     }
-    let mut heap = MinHeap::new(cursors.len(), |a, b| cursors[a].order(&cursors[b]));
-    while let Some(top) = heap.peek() {
-        out.write_all(cursors[top].line())?;
-        out.write_all(b"\n")?;
-        let more = cursors[top].advance()?;
-        heap.replace_top(more, |a, b| cursors[a].order(&cursors[b]));
+
+    pub(super) fn write_to(mut self, out: &mut impl Write) -> io::Result<()> {
+        let cursors = &mut self.cursors;
+        let mut heap = MinHeap::new(cursors.len(), |a, b| cursors[a].order(&cursors[b]));
+        while let Some(top) = heap.peek() {
+            out.write_all(cursors[top].line())?;
+            out.write_all(b"\n")?;
+            let more = cursors[top].advance()?;
+            heap.replace_top(more, |a, b| cursors[a].order(&cursors[b]));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A binary min-heap of run indices, ordered by a comparison the caller passes
