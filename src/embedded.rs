@@ -188,7 +188,7 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     }
     audit.flush()?;
     drop(backends);
-    wiring::finish_outbox(&out.join("outbox.jsonl"))?;
+    let messages = wiring::finish_outbox(&out.join("outbox.jsonl"))?;
 
     let ledger: Vec<LedgerEntry> = transport
         .drain(queues::LEDGER)
@@ -212,7 +212,7 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     summary.dead_lettered = dead_letters.len() as u64;
     write_jsonl(&out.join("dead_letters.jsonl"), &dead_letters)?;
     summarize(&ledger, &mut summary, out)?;
-    summary.messages = count_lines(&out.join("outbox.jsonl"))?;
+    summary.messages = messages;
     let file = File::create(out.join("summary.json"))?;
     serde_json::to_writer_pretty(BufWriter::new(file), &summary)?;
     Ok(RunReport { summary })
@@ -321,24 +321,6 @@ pub fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()>
     }
     writer.flush()?;
     Ok(())
-}
-
-pub fn count_lines(path: &Path) -> anyhow::Result<u64> {
-    if !path.exists() {
-        return Ok(0);
-    }
-    // Streamed: a 1M-customer outbox is larger than the memory budget.
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, File::open(path)?);
-    let mut lines = 0u64;
-    loop {
-        let chunk = std::io::BufRead::fill_buf(&mut reader)?;
-        if chunk.is_empty() {
-            return Ok(lines);
-        }
-        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-        let n = chunk.len();
-        std::io::BufRead::consume(&mut reader, n);
-    }
 }
 
 fn progress_bar() -> ProgressBar {

@@ -188,10 +188,11 @@ pub fn spawn_all(runtime: &Runtime, b: &Backends, tasks: &mut StageTasks) -> any
 }
 
 /// Sort the outbox by message id so runs are byte-identical whatever the batch interleaving.
-pub fn finish_outbox(path: &Path) -> anyhow::Result<()> {
-    if path.exists() {
-        cpo_delivery::canonicalize_outbox(path)
-            .with_context(|| format!("cannot sort {}", path.display()))?;
+/// Returns the number of messages in the outbox.
+pub fn finish_outbox(path: &Path) -> anyhow::Result<u64> {
+    if !path.exists() {
+        return Ok(0);
     }
-    Ok(())
+    cpo_delivery::canonicalize_outbox(path)
+        .with_context(|| format!("cannot sort {}", path.display()))
 }

@@ -96,7 +96,7 @@ fn workers_killed_one_by_one_mid_campaign_lose_and_duplicate_nothing() {
     let mut fleet = Fleet::new(
         tmp.path(),
         "kill",
-        &[("CPO__SEGMENTATION__BATCH_SIZE", "20")],
+        &[("CPO__SEGMENTATION__BATCH_SIZE", "10")],
     );
     fleet.start_all();
     fleet.enqueue(Some(&customers));
@@ -110,13 +110,13 @@ fn workers_killed_one_by_one_mid_campaign_lose_and_duplicate_nothing() {
     };
     let mut at_kill = Vec::new();
     for stage in STAGES {
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(150));
         at_kill.push((stage, outbox_lines(&fleet)));
         fleet.kill(stage);
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(300));
         fleet.start(stage);
         // A worker that cannot come back after a crash fails here, not at the timeout.
-        std::thread::sleep(Duration::from_millis(700));
+        std::thread::sleep(Duration::from_millis(400));
         fleet.assert_running();
         eprintln!("killed and restarted {stage} at {:.1}s", secs(started));
     }
@@ -398,7 +398,7 @@ fn a_broker_restart_mid_campaign_changes_nothing_in_the_outbox() {
     let mut fleet = Fleet::new(
         tmp.path(),
         "restart",
-        &[("CPO__SEGMENTATION__BATCH_SIZE", "20")],
+        &[("CPO__SEGMENTATION__BATCH_SIZE", "10")],
     );
     fleet.start_all();
     fleet.enqueue(Some(&customers));

@@ -3,10 +3,11 @@
 //!
 //! Line: `{"seq":N,"ts_ms":T,"prev":"<hex>","event":{...},"hash":"<hex>"}` with
 //! `hash = sha256(seq | ts_ms | prev | event-json)`, where event-json is the
-//! event's serialization as a `serde_json::Value` (keys sorted). That is also
-//! the text of the event in the line, so appending serializes each event once
-//! and `verify` re-serializes the parsed event to get the same bytes. Customer
-//! ids in events must already be pseudonymized (`privacy.rs`).
+//! text of the event exactly as it stands in the line: appending writes the
+//! bytes it hashed, and `verify` hashes the bytes it reads, so any change to a
+//! line, even one a JSON parser would not see, breaks it. A `Value` is written
+//! as `serde_json` serializes it (keys sorted). Customer ids in events must
+//! already be pseudonymized (`privacy.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -39,6 +40,14 @@ pub trait AuditSink: Send + Sync {
     fn append_batch(&self, events: &[serde_json::Value]) -> Result<(), AuditError> {
         events.iter().try_for_each(|event| self.append(event))
     }
+
+    /// Append one event given as JSON text on one line (a stage that writes
+    /// large records builds the text directly rather than a `Value`). A file
+    /// log hashes and writes these exact bytes; the default parses them and
+    /// calls `append`.
+    fn append_json(&self, event_json: &str) -> Result<(), AuditError> {
+        self.append(&serde_json::from_str(event_json)?)
+    }
 }
 
 #[derive(Deserialize)]
@@ -46,8 +55,18 @@ struct AuditLine {
     seq: u64,
     ts_ms: u64,
     prev: String,
-    event: serde_json::Value,
+    /// Only checked to be JSON here: the hash covers its text in the line.
+    #[serde(rename = "event")]
+    _event: serde::de::IgnoredAny,
     hash: String,
+}
+
+/// What stands before and after the event's text in a line.
+fn line_frame(seq: u64, ts_ms: u64, prev: &str, hash: &str) -> (String, String) {
+    (
+        format!(r#"{{"seq":{seq},"ts_ms":{ts_ms},"prev":"{prev}","event":"#),
+        format!(r#","hash":"{hash}"}}"#),
+    )
 }
 
 fn line_hash(seq: u64, ts_ms: u64, prev: &str, event_json: &[u8]) -> String {
@@ -103,19 +122,15 @@ impl FileAuditLog {
 impl ChainState {
     /// Write one line and advance the chain. The chain only moves once the
     /// line is in the buffer, so a failed event leaves it where it was.
-    fn append(&mut self, event: &serde_json::Value, ts_ms: u64) -> Result<(), AuditError> {
-        let event_json = serde_json::to_vec(event)?;
+    fn append(&mut self, event_json: &[u8], ts_ms: u64) -> Result<(), AuditError> {
         let seq = self.seq + 1;
-        let hash = line_hash(seq, ts_ms, &self.prev, &event_json);
-        // The same bytes serde would write for `AuditLine`: prev and hash are
-        // hex, so nothing needs escaping.
-        write!(
-            self.writer,
-            r#"{{"seq":{seq},"ts_ms":{ts_ms},"prev":"{}","event":"#,
-            self.prev
-        )?;
-        self.writer.write_all(&event_json)?;
-        writeln!(self.writer, r#","hash":"{hash}"}}"#)?;
+        let hash = line_hash(seq, ts_ms, &self.prev, event_json);
+        // prev and hash are hex: nothing needs escaping.
+        let (before, after) = line_frame(seq, ts_ms, &self.prev, &hash);
+        self.writer.write_all(before.as_bytes())?;
+        self.writer.write_all(event_json)?;
+        self.writer.write_all(after.as_bytes())?;
+        self.writer.write_all(b"\n")?;
         self.seq = seq;
         self.prev = hash;
         Ok(())
@@ -130,11 +145,29 @@ impl AuditSink for FileAuditLog {
     fn append_batch(&self, events: &[serde_json::Value]) -> Result<(), AuditError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ts_ms = now_ms();
-        events
-            .iter()
-            .try_for_each(|event| state.append(event, ts_ms))?;
+        events.iter().try_for_each(|event| {
+            let event_json = serde_json::to_vec(event)?;
+            state.append(&event_json, ts_ms)
+        })?;
         // On disk before the caller goes on (publishes, sends): a crash may lose
         // the caller's work, never an audit record of work that went ahead.
+        state.writer.flush()?;
+        Ok(())
+    }
+
+    fn append_json(&self, event_json: &str) -> Result<(), AuditError> {
+        // Checked before it is written: a line must stay one line, and
+        // `verify` must be able to read it back.
+        if event_json.contains('\n') {
+            return Err(AuditError::Encode(
+                <serde_json::Error as serde::de::Error>::custom(
+                    "an audit event must be JSON on one line",
+                ),
+            ));
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(event_json)?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.append(event_json.as_bytes(), now_ms())?;
         state.writer.flush()?;
         Ok(())
     }
@@ -222,8 +255,17 @@ pub fn verify(reader: impl Read) -> Result<AuditSummary, AuditError> {
                 "does not link to the previous line (line removed or reordered)".into(),
             ));
         }
-        let event_json = serde_json::to_vec(&parsed.event)?;
-        let hash = line_hash(parsed.seq, parsed.ts_ms, &parsed.prev, &event_json);
+        let (before, after) = line_frame(parsed.seq, parsed.ts_ms, &parsed.prev, &parsed.hash);
+        let event_json = line
+            .strip_prefix(&before)
+            .and_then(|rest| rest.strip_suffix(&after))
+            .ok_or_else(|| broken("not laid out as the log writes lines (line edited)".into()))?;
+        let hash = line_hash(
+            parsed.seq,
+            parsed.ts_ms,
+            &parsed.prev,
+            event_json.as_bytes(),
+        );
         if hash != parsed.hash {
             return Err(broken(
                 "content does not match its hash (line edited)".into(),
@@ -300,6 +342,49 @@ mod tests {
             verify_lines(&reordered),
             Err(AuditError::Broken { line: 4, .. })
         ));
+    }
+
+    #[test]
+    fn json_text_is_hashed_as_written_and_any_byte_change_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = FileAuditLog::open(&path).unwrap();
+        // keys in the writer's order, not sorted: the bytes are what counts
+        log.append_json(r#"{"event":"send_batch","sends":[["m1","cust_1"]],"batch_seq":1}"#)
+            .unwrap();
+        log.append(&json!({"event": "after"})).unwrap();
+        assert!(log.append_json("{\"a\":\n1}").is_err(), "two lines");
+        assert!(log.append_json(r#"{"a":"#).is_err(), "not JSON");
+        log.flush().unwrap();
+        let written = lines(&path);
+        assert_eq!(written.len(), 2);
+        assert!(written[0].contains(
+            r#""event":{"event":"send_batch","sends":[["m1","cust_1"]],"batch_seq":1},"hash""#
+        ));
+        assert_eq!(verify(File::open(&path).unwrap()).unwrap().lines, 2);
+        // the same JSON with a space, or keys reordered: still a change
+        for edit in [
+            written[0].replace(r#""sends":"#, r#""sends": "#),
+            written[0].replace(
+                r#"{"event":"send_batch","sends":[["m1","cust_1"]],"batch_seq":1}"#,
+                r#"{"batch_seq":1,"event":"send_batch","sends":[["m1","cust_1"]]}"#,
+            ),
+            written[0].replace("cust_1", "cust_2"),
+        ] {
+            assert_ne!(edit, written[0]);
+            let edited = vec![edit, written[1].clone()];
+            assert!(matches!(
+                verify_lines(&edited),
+                Err(AuditError::Broken { line: 1, .. })
+            ));
+        }
+        // a memory log reads the text back as a value
+        let memory = MemoryAuditLog::default();
+        memory.append_json(r#"{"b":1,"a":[true]}"#).unwrap();
+        assert_eq!(
+            memory.events.lock().unwrap()[0],
+            json!({"a": [true], "b": 1})
+        );
     }
 
     #[test]

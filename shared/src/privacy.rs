@@ -25,16 +25,21 @@ impl Pseudonymizer {
     }
 
     pub fn pseudonym(&self, customer_id: &str) -> String {
+        let mut out = String::with_capacity(25);
+        self.pseudonym_into(customer_id, &mut out);
+        out
+    }
+
+    /// Append the pseudonym to `out` (records that list many customers).
+    pub fn pseudonym_into(&self, customer_id: &str, out: &mut String) {
         let mut mac = self.keyed.clone();
         mac.update(customer_id.as_bytes());
         let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(25);
         out.push_str("cust_");
         for byte in &digest[..10] {
             out.push(char::from(HEX[usize::from(byte >> 4)]));
             out.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
-        out
     }
 }
 
@@ -64,5 +69,8 @@ mod tests {
         let expected = format!("cust_{}", hex::encode(&mac.finalize().into_bytes()[..10]));
         assert_eq!(p.pseudonym("C0001"), expected);
         assert_eq!(p.clone().pseudonym("C0001"), expected);
+        let mut listed = String::from("[");
+        p.pseudonym_into("C0001", &mut listed);
+        assert_eq!(listed, format!("[{expected}"));
     }
 }

@@ -161,7 +161,7 @@ impl Stage for DeliveryStage {
             );
             self.backends
                 .audit
-                .append(&event)
+                .append_json(&event)
                 .map_err(|e| StageError::Transient(format!("audit: {e}")))?;
             let markers: Vec<(String, Vec<u8>)> =
                 keys.into_iter().map(|key| (key, b"1".to_vec())).collect();

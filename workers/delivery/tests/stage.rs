@@ -230,6 +230,27 @@ async fn sink_failure_is_transient_and_marks_nothing() {
 }
 
 #[tokio::test]
+async fn audit_failure_after_the_sink_wrote_is_retried_without_a_second_line() {
+    let h = Harness::new();
+    h.audit.down.store(true, Ordering::SeqCst);
+    let err = h.deliver(batch(0, 0..4)).await.unwrap_err();
+    assert!(
+        matches!(&err, StageError::Transient(m) if m.contains("audit")),
+        "{err}"
+    );
+    // written, but neither audited nor marked
+    assert_eq!(h.records().len(), 4);
+    let first = message_id("camp-1", "C00000");
+    assert!(h.cache.get(&sent_key(&first)).await.unwrap().is_none());
+    // the retry audits and marks every send; the sink skips what it already wrote
+    h.audit.down.store(false, Ordering::SeqCst);
+    h.deliver(batch(0, 0..4)).await.unwrap();
+    assert_eq!(h.records().len(), 4);
+    assert_eq!(h.audited_sends().len(), 4);
+    assert!(h.cache.get(&sent_key(&first)).await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn audit_events_are_pseudonymized() {
     let h = Harness::new();
     h.deliver(batch(0, 0..2)).await.unwrap();

@@ -127,6 +127,26 @@ fn thread_cpu() -> Duration {
         .unwrap_or_default()
 }
 
+/// CPU time of the whole process (Linux, clock ticks), for a section that
+/// runs threads of its own (the canonical merge of a large outbox).
+fn process_cpu() -> Duration {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // utime and stime are fields 14 and 15; the command name may hold spaces
+            let fields: Vec<u64> = s
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .map(|f| f.parse().ok())
+                .collect::<Option<_>>()?;
+            Some(Duration::from_millis(fields.iter().sum::<u64>() * 10))
+        })
+        .unwrap_or_default()
+}
+
 /// Wall and CPU time spent in the measured sections.
 #[derive(Default)]
 struct Clock {
@@ -225,7 +245,11 @@ async fn one_million_customers_through_experimentation_and_delivery() {
             .unwrap();
     }
     audit.flush().unwrap();
-    canonical.time(|| canonicalize_outbox(&outbox_path).unwrap());
+    // The merge of a large outbox runs on two threads: count the process.
+    let (wall, cpu) = (Instant::now(), process_cpu());
+    canonicalize_outbox(&outbox_path).unwrap();
+    canonical.wall += wall.elapsed();
+    canonical.cpu += process_cpu().saturating_sub(cpu);
 
     // counted streaming: the outbox of 1M messages is ~450 MB
     let lines = BufReader::new(File::open(&outbox_path).unwrap())

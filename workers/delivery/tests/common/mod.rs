@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use cpo_delivery::{
     DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, OutboxEntry, OutboxSink, SinkError,
 };
-use cpo_shared::audit::MemoryAuditLog;
+use cpo_shared::audit::{AuditError, AuditSink, MemoryAuditLog};
 use cpo_shared::cache::{Cache, CacheError, MemoryCache};
 use cpo_shared::dead_letter::DeadLetter;
 use cpo_shared::envelope::message_id;
@@ -143,6 +143,22 @@ impl Cache for FlakyCache {
     }
 }
 
+/// An audit log that fails while `down` is set.
+#[derive(Default)]
+pub struct FlakyAudit {
+    pub inner: MemoryAuditLog,
+    pub down: AtomicBool,
+}
+
+impl AuditSink for FlakyAudit {
+    fn append(&self, event: &serde_json::Value) -> Result<(), AuditError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(AuditError::Io(std::io::Error::other("audit disk full")));
+        }
+        self.inner.append(event)
+    }
+}
+
 /// A sink that fails while `down` is set and otherwise writes to a file outbox.
 pub struct FlakySink {
     pub inner: FileOutbox,
@@ -164,7 +180,7 @@ pub struct Harness {
     pub outbox: PathBuf,
     pub cache: Arc<FlakyCache>,
     pub sink: Arc<FlakySink>,
-    pub audit: Arc<MemoryAuditLog>,
+    pub audit: Arc<FlakyAudit>,
     pub transport: MemoryTransport,
     pub stage: DeliveryStage,
 }
@@ -178,7 +194,7 @@ impl Harness {
             inner: FileOutbox::create(&outbox).unwrap(),
             down: AtomicBool::new(false),
         });
-        let audit = Arc::new(MemoryAuditLog::default());
+        let audit = Arc::new(FlakyAudit::default());
         let stage = DeliveryStage::new(
             DeliveryConfig::default(),
             DeliveryBackends {
@@ -220,7 +236,7 @@ impl Harness {
     }
 
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
-        self.audit.events.lock().unwrap().clone()
+        self.audit.inner.events.lock().unwrap().clone()
     }
 
     /// Every send the audit trail lists, across its batch records.
