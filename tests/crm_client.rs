@@ -8,26 +8,17 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{STAGES, check_services, cpo, env, jsonl, repo};
 use cpo_shared::envelope::derive_id;
 use serde_json::Value;
 
-const STAGES: [&str; 6] = [
-    "segmentation",
-    "retrieval",
-    "generation",
-    "safety",
-    "experimentation",
-    "delivery",
-];
 const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 struct Fleet {
     children: Vec<Child>,
@@ -40,53 +31,6 @@ impl Drop for Fleet {
             let _ = child.wait();
         }
     }
-}
-
-fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
-    let mut vars = vec![
-        ("CPO__AMQP__PREFIX".to_string(), format!("cpo.{prefix}.")),
-        (
-            "CPO__REDIS__KEY_PREFIX".to_string(),
-            format!("cpo:{prefix}:"),
-        ),
-        (
-            "CPO__SECURITY__SIGNING_KEY".to_string(),
-            format!("test-signing-{prefix}"),
-        ),
-        (
-            "CPO__SECURITY__PSEUDONYM_KEY".to_string(),
-            "test-pseudonyms".to_string(),
-        ),
-        (
-            "CPO__GENERATION__BRAND".to_string(),
-            "Northwind Outfitters".to_string(),
-        ),
-        (
-            "CPO__WORKER__AUDIT_DIR".to_string(),
-            work.display().to_string(),
-        ),
-        (
-            "CPO__WORKER__OUTBOX".to_string(),
-            work.join("outbox.jsonl").display().to_string(),
-        ),
-        ("CPO__WORKER__BIND".to_string(), "127.0.0.1".to_string()),
-    ];
-    if let Ok(url) = std::env::var("CPO_TEST_AMQP_URL") {
-        vars.push(("CPO__AMQP__URL".into(), url));
-    }
-    if let Ok(url) = std::env::var("CPO_TEST_REDIS_URL") {
-        vars.push(("CPO__REDIS__URL".into(), url));
-    }
-    vars
-}
-
-fn cpo(vars: &[(String, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cpo"));
-    command.current_dir(repo()).env_remove("CPO_CONFIG");
-    for (k, v) in vars {
-        command.env(k, v);
-    }
-    command
 }
 
 /// The Python client, pointed at this test's broker and prefix. It runs from the
@@ -111,21 +55,6 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-fn check_services() {
-    let amqp =
-        TcpStream::connect_timeout(&"127.0.0.1:5672".parse().unwrap(), Duration::from_secs(2));
-    assert!(
-        amqp.is_ok() || std::env::var("CPO_TEST_AMQP_URL").is_ok(),
-        "RabbitMQ is not running on 127.0.0.1:5672: start it with `rabbitmq-server -detached`"
-    );
-    let redis =
-        TcpStream::connect_timeout(&"127.0.0.1:6379".parse().unwrap(), Duration::from_secs(2));
-    assert!(
-        redis.is_ok() || std::env::var("CPO_TEST_REDIS_URL").is_ok(),
-        "Redis is not running on 127.0.0.1:6379: start it with `redis-server --daemonize yes`"
-    );
 }
 
 /// pika, jsonschema and PyYAML, installed from the client's requirements when missing.
@@ -194,14 +123,6 @@ fn sample(metrics: &str, series: &str) -> f64 {
         })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

@@ -177,6 +177,7 @@ async fn follow(
         .context("cannot reach RabbitMQ")?;
     let mut ledger = transport.subscribe(queues::LEDGER, 64).await?;
     let mut progress = Progress::default();
+    let mut sent = OutboxTail::default();
     loop {
         if Instant::now() > deadline {
             bail!(
@@ -198,7 +199,7 @@ async fn follow(
             delivery.acker.ack().await?;
         }
         if progress.all_assigned() {
-            let sent = count_campaign_lines(&args.outbox, &args.campaign_id)?;
+            let sent = sent.count(&args.outbox, &args.campaign_id)?;
             let depths = transport.queue_depths().await?;
             let busy = depths
                 .iter()
@@ -238,13 +239,39 @@ fn campaign_lines(
     Ok(())
 }
 
-fn count_campaign_lines(path: &Path, campaign_id: &str) -> anyhow::Result<u64> {
-    let mut n = 0;
-    campaign_lines(path, campaign_id, |_| {
-        n += 1;
-        Ok(())
-    })?;
-    Ok(n)
+/// Counts a campaign's lines in the fleet's outbox incrementally: each poll
+/// reads only what delivery appended since the last one, not the whole file.
+#[derive(Default)]
+struct OutboxTail {
+    /// Bytes consumed so far; always the end of a complete line.
+    offset: u64,
+    lines: u64,
+}
+
+impl OutboxTail {
+    fn count(&mut self, path: &Path, campaign_id: &str) -> anyhow::Result<u64> {
+        use std::io::{Seek, SeekFrom};
+        if !path.exists() {
+            return Ok(self.lines);
+        }
+        let mut file = std::fs::File::open(path)?;
+        file.seek(SeekFrom::Start(self.offset))?;
+        let needle = format!("\"campaign_id\":\"{campaign_id}\"");
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = reader.read_line(&mut line)?;
+            // A line without its newline is still being written: count it next time.
+            if read == 0 || !line.ends_with('\n') {
+                return Ok(self.lines);
+            }
+            self.offset += read as u64;
+            if line.contains(&needle) {
+                self.lines += 1;
+            }
+        }
+    }
 }
 
 fn copy_campaign_outbox(from: &Path, to: &Path, campaign_id: &str) -> anyhow::Result<u64> {

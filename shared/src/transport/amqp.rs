@@ -14,6 +14,7 @@
 mod config;
 mod consumer;
 mod dead_letters;
+mod declare;
 mod link;
 mod topology;
 
@@ -81,7 +82,7 @@ impl AmqpTransport {
                 .create_channel()
                 .await
                 .map_err(|e| TransportError::Broker(connector.scrub(e)))?;
-            topology::declare(&topology, &channel)
+            declare::declare(&topology, &channel)
                 .await
                 .map_err(|e| TransportError::Broker(connector.scrub(e)))?;
             let _ = channel.close(200, "topology declared".into()).await;
@@ -136,7 +137,7 @@ impl AmqpTransport {
     /// teardown of a throwaway deployment; consumers of these queues are cancelled.
     pub async fn delete_topology(&self) -> Result<(), TransportError> {
         let channel = self.scratch_channel().await?;
-        topology::delete(&self.inner.topology, &channel)
+        declare::delete(&self.inner.topology, &channel)
             .await
             .map_err(TransportError::Broker)?;
         let _ = channel.close(200, "topology deleted".into()).await;
