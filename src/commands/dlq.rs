@@ -166,11 +166,7 @@ async fn list_fleet(amqp: AmqpConfig, json: bool) -> anyhow::Result<u8> {
                 eprintln!("warning: a message of the dead-letter queue is not a dead letter: {e}")
             }
         }
-        delivery
-            .acker
-            .reject(true)
-            .await
-            .context("hand a dead letter back")?;
+        hand_back(delivery).await;
     }
     close(transport, subscription).await;
     if !json {
@@ -179,10 +175,27 @@ async fn list_fleet(amqp: AmqpConfig, json: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// How long a requeue or the close may wait for the broker. Neither is needed for
+/// safety: whatever a closed channel held unacked, the broker requeues itself.
+const SETTLE_WAIT: Duration = Duration::from_secs(2);
+
+/// Requeue a letter we only looked at. Bounded: a broker that does not answer
+/// must not hang the command, and the letter comes back at close anyway.
+async fn hand_back(delivery: Delivery) {
+    if tokio::time::timeout(SETTLE_WAIT, delivery.acker.reject(true))
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "warning: the broker did not confirm a requeue; the letter returns when the connection closes"
+        );
+    }
+}
+
 /// Settled deliveries first, then the consumer's channel, then the connection.
 async fn close(transport: AmqpTransport, subscription: Box<dyn Subscription>) {
     drop(subscription);
-    transport.close().await;
+    let _ = tokio::time::timeout(SETTLE_WAIT, transport.close()).await;
 }
 
 enum Selection {
@@ -218,11 +231,7 @@ async fn replay(amqp: AmqpConfig, selection: Selection) -> anyhow::Result<u8> {
         let letter = match letter {
             Ok(letter) if failure.is_none() && selection.wants(&letter.id) => letter,
             _ => {
-                delivery
-                    .acker
-                    .reject(true)
-                    .await
-                    .context("hand a dead letter back")?;
+                hand_back(delivery).await;
                 continue;
             }
         };
@@ -233,11 +242,7 @@ async fn replay(amqp: AmqpConfig, selection: Selection) -> anyhow::Result<u8> {
                 letter.id
             );
             kept += 1;
-            delivery
-                .acker
-                .reject(true)
-                .await
-                .context("hand a dead letter back")?;
+            hand_back(delivery).await;
             continue;
         };
         // Published (and confirmed) before the ack: a crash in between replays it twice
@@ -258,11 +263,7 @@ async fn replay(amqp: AmqpConfig, selection: Selection) -> anyhow::Result<u8> {
                 replayed += 1;
             }
             Err(e) => {
-                delivery
-                    .acker
-                    .reject(true)
-                    .await
-                    .context("hand a dead letter back")?;
+                hand_back(delivery).await;
                 failure = Some(format!("replay {} to {}: {e}", letter.id, letter.queue));
             }
         }

@@ -189,18 +189,33 @@ async fn follow(
         while let Ok(Some(next)) =
             tokio::time::timeout(Duration::from_millis(200), ledger.next()).await
         {
-            let delivery = next?;
+            // A broker restart breaks the subscription or an ack: subscribe again. An entry
+            // whose ack was lost is redelivered, and `seen` keeps it from counting twice.
+            let delivery = match next {
+                Ok(delivery) => delivery,
+                Err(e) => {
+                    eprintln!("warning: ledger subscription lost ({e}), subscribing again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    ledger = transport.subscribe(queues::LEDGER, 64).await?;
+                    continue;
+                }
+            };
             if let Ok(envelope) = serde_json::from_slice::<Envelope<LedgerEntry>>(&delivery.body)
                 && envelope.campaign_id == args.campaign_id
                 && progress.seen.insert(envelope.id.clone())
             {
                 progress.add(envelope.payload);
             }
-            delivery.acker.ack().await?;
+            if let Err(e) = delivery.acker.ack().await {
+                eprintln!("warning: ledger ack lost ({e}); the entry will come again");
+            }
         }
         if progress.all_assigned() {
             let sent = sent.count(&args.outbox, &args.campaign_id)?;
-            let depths = transport.queue_depths().await?;
+            // Unanswered while the broker restarts: look again on the next round.
+            let Ok(depths) = transport.queue_depths().await else {
+                continue;
+            };
             let busy = depths
                 .iter()
                 .any(|d| queues::WORK_QUEUES.contains(&d.queue.as_str()) && d.ready > 0);
