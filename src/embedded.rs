@@ -121,7 +121,8 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
     let audit = Arc::new(FileAuditLog::open(&out.join("audit.jsonl"))?);
     let token = CancellationToken::new();
-    let runtime = Runtime::new(Arc::new(transport.clone()), runtime_config, token.clone());
+    let runtime = Runtime::new(Arc::new(transport.clone()), runtime_config, token.clone())
+        .with_progress(cache.clone());
 
     let (signer, pseudonymizer) = wiring::keys(&options.settings, true)?;
     let backends = wiring::Backends {

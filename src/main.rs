@@ -29,6 +29,8 @@ enum Command {
     Enqueue(commands::fleet::EnqueueArgs),
     /// Follow a campaign through the fleet until complete; write its outbox and summary.
     Collect(commands::fleet::CollectArgs),
+    /// Where a campaign stands in the fleet (progress counters in Redis).
+    Status(commands::status::StatusArgs),
     /// Delete the configured prefix's queues and Redis keys (tests and demos).
     Teardown,
     /// Generate synthetic customers with realistic distributions.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => commands::worker::run(args, cli.config.as_deref()),
         Command::Enqueue(args) => commands::fleet::enqueue(args, cli.config.as_deref()),
         Command::Collect(args) => commands::fleet::collect(args, cli.config.as_deref()),
+        Command::Status(args) => commands::status::status(args, cli.config.as_deref()),
         Command::Teardown => commands::fleet::teardown(cli.config.as_deref()),
         Command::GenData(args) => cpo_segmentation::run_gen_data(args).map(|()| 0),
         Command::Screen(args) => {

@@ -69,6 +69,11 @@ fn six_worker_processes_deliver_the_bundled_campaign_like_the_embedded_mode() {
         fleet.children.push(child);
     }
 
+    // Nothing recorded yet: status says so with its own exit code.
+    let unknown = cpo(&vars).args(["status", "autumn-2026"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(3), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stdout).contains("unknown"));
+
     let enqueue = cpo(&vars)
         .args(["enqueue", "data/campaign.yaml"])
         .output()
@@ -123,6 +128,58 @@ fn six_worker_processes_deliver_the_bundled_campaign_like_the_embedded_mode() {
     assert!(
         metrics.contains("cpo_stage_messages_succeeded_total{stage=\"delivery\"}"),
         "{metrics}"
+    );
+
+    // `cpo status` tells the same story from the Redis counters, without the ledger.
+    let status = cpo(&vars)
+        .args([
+            "status",
+            "autumn-2026",
+            "--json",
+            "--wait",
+            "--timeout",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "status: {status:?}\n{}", logs());
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let counter = |k: &str| status["counters"][k].as_u64().unwrap_or(0);
+    assert_eq!(status["state"], "complete", "{status}");
+    assert_eq!(status["outstanding"], 0);
+    assert_eq!(counter("customers_total"), 250);
+    assert_eq!(
+        counter("customers_assigned"),
+        summary["customers_assigned"].as_u64().unwrap()
+    );
+    assert_eq!(
+        counter("messages_delivered"),
+        summary["customers_assigned"].as_u64().unwrap()
+    );
+    assert_eq!(
+        counter("excluded_at_segmentation") + counter("excluded_at_assignment"),
+        summary["customers_excluded"].as_u64().unwrap(),
+        "{status}\n{summary}"
+    );
+    assert_eq!(counter("segments"), summary["segments"].as_u64().unwrap());
+    assert_eq!(counter("segments_retrieved"), counter("segments"));
+    assert_eq!(
+        counter("variants_generated"),
+        summary["variants_generated"].as_u64().unwrap()
+    );
+    assert_eq!(
+        counter("variants_approved") + counter("variants_blocked"),
+        counter("variants_generated")
+    );
+    assert_eq!(counter("batches_assigned"), counter("audience_batches"));
+    assert!(counter("enqueued_ms") > 0 && counter("updated_ms") >= counter("enqueued_ms"));
+    let human = cpo(&vars).args(["status", "autumn-2026"]).output().unwrap();
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.starts_with("campaign autumn-2026: complete"),
+        "{human}"
     );
 
     drop(fleet);

@@ -28,8 +28,28 @@ pub trait Cache: Send + Sync + 'static {
     ) -> Result<bool, CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
     /// Set one field of a hash (join state: one field per decided variant).
-    async fn hash_set(&self, key: &str, field: &str, value: &[u8]) -> Result<(), CacheError>;
+    /// With a TTL the whole hash expires that long after this write.
+    async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError>;
     async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError>;
+
+    /// Apply `update` to the integer fields of hash `key` once per `marker`:
+    /// the first call with a marker applies it and returns true; later calls
+    /// with the same marker (a redelivered message) change nothing and return
+    /// false. Claim and update are one atomic step, so a crash cannot leave
+    /// one without the other. Both keys expire `ttl` after the last update.
+    async fn hash_add_once(
+        &self,
+        key: &str,
+        marker: &str,
+        update: &HashUpdate,
+        ttl: Duration,
+    ) -> Result<bool, CacheError>;
 
     /// The values of `keys`, in the same order. Backends with round trips
     /// should answer in one (`MGET`); the default asks key by key.
@@ -52,6 +72,40 @@ pub trait Cache: Send + Sync + 'static {
             self.set(key, value, ttl).await?;
         }
         Ok(())
+    }
+}
+
+/// Changes to the integer fields of a hash (progress counters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HashUpdate {
+    /// Added to the field (a missing field counts as 0).
+    pub add: Vec<(String, i64)>,
+    /// The field becomes the larger of its value and this one (timestamps).
+    pub max: Vec<(String, i64)>,
+}
+
+impl HashUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.max.is_empty()
+    }
+
+    /// Apply to fields that hold decimal text, as Redis keeps them.
+    fn apply(&self, fields: &mut HashMap<String, Vec<u8>>) {
+        let read = |fields: &HashMap<String, Vec<u8>>, name: &str| -> Option<i64> {
+            fields
+                .get(name)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse().ok())
+        };
+        for (name, delta) in &self.add {
+            let value = read(fields, name).unwrap_or(0).saturating_add(*delta);
+            fields.insert(name.clone(), value.to_string().into_bytes());
+        }
+        for (name, candidate) in &self.max {
+            if read(fields, name).is_none_or(|current| *candidate > current) {
+                fields.insert(name.clone(), candidate.to_string().into_bytes());
+            }
+        }
     }
 }
 
@@ -158,6 +212,40 @@ impl Entries {
     fn live(&self, key: Fingerprint, now: u64) -> Option<&Slot> {
         self.slots.get(&key).filter(|slot| now < slot.expires)
     }
+
+    /// Change the fields of hash `key`, which starts empty when it is absent,
+    /// expired or a plain value; a TTL moves its expiry to `ttl` from now.
+    fn with_hash<R>(
+        &mut self,
+        key: Fingerprint,
+        ttl: Option<Duration>,
+        f: impl FnOnce(&mut HashMap<String, Vec<u8>>) -> R,
+    ) -> R {
+        let now = self.now();
+        let expiry = self.expiry(ttl);
+        let slot = self.slots.entry(key).or_insert(Slot {
+            expires: NEVER,
+            stored: Stored::Inline {
+                len: 0,
+                bytes: [0; INLINE],
+            },
+        });
+        let live = now < slot.expires;
+        let taken = std::mem::replace(&mut slot.stored, Stored::Hash(Box::default()));
+        let mut fields = match taken {
+            Stored::Hash(fields) if live => fields,
+            _ => {
+                slot.expires = NEVER;
+                Box::default()
+            }
+        };
+        if ttl.is_some() {
+            slot.expires = expiry;
+        }
+        let result = f(&mut fields);
+        slot.stored = Stored::Hash(fields);
+        result
+    }
 }
 
 /// Process-local cache for the embedded mode and unit tests. Keys are held
@@ -248,30 +336,51 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    async fn hash_set(&self, key: &str, field: &str, value: &[u8]) -> Result<(), CacheError> {
+    async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
         let key = self.fingerprint(key);
         self.with(|m| {
-            let slot = m.slots.entry(key).or_insert_with(|| Slot {
-                expires: NEVER,
-                stored: Stored::Hash(Box::default()),
-            });
-            if !matches!(slot.stored, Stored::Hash(_)) {
-                *slot = Slot {
-                    expires: NEVER,
-                    stored: Stored::Hash(Box::default()),
-                };
-            }
-            if let Stored::Hash(h) = &mut slot.stored {
-                h.insert(field.to_string(), value.to_vec());
-            }
+            m.with_hash(key, ttl, |fields| {
+                fields.insert(field.to_string(), value.to_vec())
+            })
         });
         Ok(())
+    }
+
+    async fn hash_add_once(
+        &self,
+        key: &str,
+        marker: &str,
+        update: &HashUpdate,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let (key, marker) = (self.fingerprint(key), self.fingerprint(marker));
+        Ok(self.with(|m| {
+            if m.live(marker, m.now()).is_some() {
+                return false;
+            }
+            let expires = m.expiry(Some(ttl));
+            m.slots.insert(
+                marker,
+                Slot {
+                    expires,
+                    stored: Stored::value(b"1"),
+                },
+            );
+            m.with_hash(key, Some(ttl), |fields| update.apply(fields));
+            true
+        }))
     }
 
     async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError> {
         let key = self.fingerprint(key);
         Ok(
-            self.with(|m| match m.slots.get(&key).map(|slot| &slot.stored) {
+            self.with(|m| match m.live(key, m.now()).map(|slot| &slot.stored) {
                 Some(Stored::Hash(h)) => {
                     let mut all: Vec<_> = h.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                     all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -333,8 +442,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(c.get("t").await.unwrap(), None);
         assert!(c.set_if_absent("t", b"y", None).await.unwrap());
-        c.hash_set("h", "b", b"2").await.unwrap();
-        c.hash_set("h", "a", b"1").await.unwrap();
+        c.hash_set("h", "b", b"2", None).await.unwrap();
+        c.hash_set("h", "a", b"1", None).await.unwrap();
         let all = c.hash_get_all("h").await.unwrap();
         assert_eq!(
             all.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
@@ -342,7 +451,7 @@ mod tests {
         );
         // a hash is not a value, and a value is replaced by a hash
         assert_eq!(c.get("h").await.unwrap(), None);
-        c.hash_set("k", "f", b"v").await.unwrap();
+        c.hash_set("k", "f", b"v", None).await.unwrap();
         assert_eq!(c.get("k").await.unwrap(), None);
         c.delete("k").await.unwrap();
         assert!(c.hash_get_all("k").await.unwrap().is_empty());
@@ -411,8 +520,23 @@ mod tests {
         async fn delete(&self, key: &str) -> Result<(), CacheError> {
             self.0.delete(key).await
         }
-        async fn hash_set(&self, key: &str, field: &str, value: &[u8]) -> Result<(), CacheError> {
-            self.0.hash_set(key, field, value).await
+        async fn hash_set(
+            &self,
+            key: &str,
+            field: &str,
+            value: &[u8],
+            ttl: Option<Duration>,
+        ) -> Result<(), CacheError> {
+            self.0.hash_set(key, field, value, ttl).await
+        }
+        async fn hash_add_once(
+            &self,
+            key: &str,
+            marker: &str,
+            update: &HashUpdate,
+            ttl: Duration,
+        ) -> Result<bool, CacheError> {
+            self.0.hash_add_once(key, marker, update, ttl).await
         }
         async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError> {
             self.0.hash_get_all(key).await

@@ -4,6 +4,7 @@
 //! - `stage`, `runtime`, `transport`: the Stage trait and the runtime that owns
 //!   decoding, acking, retries, dead-lettering, metrics and spans;
 //! - `cache`, `audit`, `signing`, `privacy`: backends and safeguards stages share;
+//! - `progress`: per-campaign counters behind `cpo status`;
 //! - `config`, `metrics`, `shutdown`, `schema`: process plumbing.
 
 pub mod audit;
@@ -14,6 +15,7 @@ pub mod envelope;
 pub mod metrics;
 pub mod model;
 pub mod privacy;
+pub mod progress;
 pub mod queues;
 pub mod redis_cache;
 pub mod runtime;

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -14,9 +14,11 @@ pub struct Metrics {
     pub succeeded: IntCounterVec,
     pub retried: IntCounterVec,
     pub deferred: IntCounterVec,
+    pub paused: IntCounterVec,
     pub dead_lettered: IntCounterVec,
     pub handle_seconds: HistogramVec,
     pub cache_requests: IntCounterVec,
+    pub progress_write_errors: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -67,6 +69,12 @@ impl Metrics {
                 "Messages put back to wait for a join",
                 &["stage"],
             ),
+            paused: counter(
+                &registry,
+                "stage_messages_paused_total",
+                "Messages put back because a dependency (Redis, a backend) was unavailable",
+                &["stage"],
+            ),
             dead_lettered: counter(
                 &registry,
                 "stage_messages_dead_lettered_total",
@@ -79,6 +87,15 @@ impl Metrics {
                 "Cache lookups by cache and result (hit, miss, error)",
                 &["cache", "result"],
             ),
+            progress_write_errors: {
+                let c = IntCounter::new(
+                    "progress_write_errors_total",
+                    "Campaign progress updates lost because the store was unavailable",
+                )
+                .unwrap_or_else(|e| panic!("metric progress_write_errors_total: {e}"));
+                let _ = registry.register(Box::new(c.clone()));
+                c
+            },
             handle_seconds,
             registry,
         }

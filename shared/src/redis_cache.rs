@@ -9,7 +9,7 @@
 //!
 //! Differences from `MemoryCache`, none of which cpo relies on: Redis answers a
 //! string command on a hash key (or the reverse) with a WRONGTYPE error instead of
-//! treating the key as absent, and hashes never expire (the trait gives them no TTL).
+//! treating the key as absent.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,7 +20,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::cache::{Cache, CacheError};
+use crate::cache::{Cache, CacheError, HashUpdate};
 use crate::metrics::metrics;
 use crate::transport::amqp::redact_url;
 
@@ -165,6 +165,17 @@ impl RedisCache {
         full
     }
 
+    async fn run_pipeline(&self, pipeline: &redis::Pipeline) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        pipeline
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| {
+                warn!(cache = CACHE_LABEL, url = %self.redacted_url, error = %e, "redis pipeline failed");
+                unavailable(format!("redis: {e}"))
+            })
+    }
+
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, CacheError> {
         // ConnectionManager is a cheap handle onto the shared multiplexed connection.
         let mut connection = self.connection.clone();
@@ -174,6 +185,30 @@ impl RedisCache {
         })
     }
 }
+
+/// `hash_add_once` in one atomic step. KEYS: the hash, the marker. ARGV: TTL
+/// in ms, the number of `add` pairs, then the `add` pairs, then the `max` pairs.
+/// (In a Redis Cluster both keys would need one hash slot; cpo runs one Redis.)
+const ADD_ONCE: &str = r#"
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+local adds = tonumber(ARGV[2])
+local i = 3
+for _ = 1, adds do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i < #ARGV do
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
+  if current == nil or tonumber(ARGV[i + 1]) > current then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+  i = i + 2
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"#;
 
 /// Escape Redis glob metacharacters so a prefix matches only itself.
 fn glob_escape(prefix: &str) -> String {
@@ -224,11 +259,57 @@ impl Cache for RedisCache {
         Ok(())
     }
 
-    async fn hash_set(&self, key: &str, field: &str, value: &[u8]) -> Result<(), CacheError> {
-        let _: u64 = self
-            .query(redis::cmd("HSET").arg(self.key(key)).arg(field).arg(value))
-            .await?;
-        Ok(())
+    async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        let key = self.key(key);
+        let Some(ttl) = ttl else {
+            let _: u64 = self
+                .query(redis::cmd("HSET").arg(&key).arg(field).arg(value))
+                .await?;
+            return Ok(());
+        };
+        // HSET and PEXPIRE in one MULTI: a hash must not outlive its TTL because
+        // the connection failed between the two.
+        let mut transaction = redis::pipe();
+        transaction
+            .atomic()
+            .cmd("HSET")
+            .arg(&key)
+            .arg(field)
+            .arg(value)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_ms(ttl))
+            .ignore();
+        self.run_pipeline(&transaction).await
+    }
+
+    async fn hash_add_once(
+        &self,
+        key: &str,
+        marker: &str,
+        update: &HashUpdate,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(ADD_ONCE)
+            .arg(2)
+            .arg(self.key(key))
+            .arg(self.key(marker))
+            .arg(ttl_ms(ttl))
+            .arg(update.add.len());
+        for (field, value) in update.add.iter().chain(&update.max) {
+            command.arg(field).arg(*value);
+        }
+        let applied: i64 = self.query(&command).await?;
+        Ok(applied == 1)
     }
 
     async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError> {
@@ -268,14 +349,7 @@ impl Cache for RedisCache {
                 }
                 command.ignore();
             }
-            let mut connection = self.connection.clone();
-            pipeline
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(|e| {
-                    warn!(cache = CACHE_LABEL, url = %self.redacted_url, error = %e, "redis pipeline failed");
-                    unavailable(format!("redis: {e}"))
-                })?;
+            self.run_pipeline(&pipeline).await?;
         }
         Ok(())
     }

@@ -16,9 +16,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
+use crate::cache::Cache;
 use crate::dead_letter::DeadLetterKind;
 use crate::envelope::{EnvelopeHeader, SCHEMA_VERSION, now_ms};
 use crate::metrics::metrics;
+use crate::progress::ProgressStore;
 use crate::stage::{Emitter, Outgoing, Stage, StageError};
 use crate::transport::{Delivery, Publish, Transport, TransportError};
 
@@ -37,6 +39,13 @@ pub struct RuntimeConfig {
     pub defer_timeout_ms: u64,
     /// Larger messages are dead-lettered unread.
     pub max_message_bytes: usize,
+    /// While a dependency is down, how often a waiting message is tried again.
+    pub outage_retry_ms: u64,
+    /// How long (since first seen) a message may wait out a dependency outage
+    /// before it is dead-lettered (replayable with `cpo dlq replay`).
+    pub outage_timeout_ms: u64,
+    /// How long a campaign's progress counters are kept after its last update.
+    pub progress_ttl_s: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -49,6 +58,9 @@ impl Default for RuntimeConfig {
             concurrency: 1,
             defer_timeout_ms: 120_000,
             max_message_bytes: 16 * 1024 * 1024,
+            outage_retry_ms: 1_000,
+            outage_timeout_ms: 30 * 60 * 1_000,
+            progress_ttl_s: 7 * 24 * 3_600,
         }
     }
 }
@@ -80,6 +92,7 @@ pub struct Runtime {
     transport: Arc<dyn Transport>,
     config: RuntimeConfig,
     shutdown: CancellationToken,
+    progress: Option<Arc<ProgressStore>>,
 }
 
 enum Settle {
@@ -96,7 +109,16 @@ impl Runtime {
             transport,
             config,
             shutdown,
+            progress: None,
         }
+    }
+
+    /// Record campaign progress (`Emitter::count`, dead letters) in `cache`,
+    /// kept for `progress_ttl_s` after a campaign's last update.
+    pub fn with_progress(mut self, cache: Arc<dyn Cache>) -> Self {
+        let ttl = Duration::from_secs(self.config.progress_ttl_s);
+        self.progress = Some(Arc::new(ProgressStore::new(cache, ttl)));
+        self
     }
 
     pub fn transport(&self) -> &Arc<dyn Transport> {
@@ -193,7 +215,8 @@ impl Runtime {
             reasons: Vec::new(),
             attempts,
         };
-        let emitter = Emitter::new(self.transport.clone(), name, queue);
+        let emitter =
+            Emitter::new(self.transport.clone(), name, queue).with_progress(self.progress.clone());
         if body.len() > self.config.max_message_bytes {
             let reason = format!(
                 "message of {} bytes exceeds the limit of {}",
@@ -219,12 +242,14 @@ impl Runtime {
         let attempt = envelope.attempt;
         let id = envelope.id.clone();
         let first_seen_ms = envelope.first_seen_ms;
+        let campaign = envelope.campaign_id.clone();
         let span = info_span!("handle", stage = name, msg_id = %envelope.id, campaign = %envelope.campaign_id, attempt);
         let outcome = stage.handle(envelope, &emitter).instrument(span).await;
         let m = metrics();
         match outcome {
             Ok(outputs) => {
                 self.publish_all(outputs).await?;
+                self.record_progress(&emitter, &campaign, name, &id).await;
                 m.succeeded.with_label_values(&[name]).inc();
                 Ok(Settle::Ack)
             }
@@ -265,6 +290,7 @@ impl Runtime {
                 );
                 draft.reasons = reasons;
                 self.dead_letter(&emitter, body, draft).await?;
+                self.record_progress(&emitter, &campaign, name, &id).await;
                 m.succeeded.with_label_values(&[name]).inc();
                 Ok(Settle::Ack)
             }
@@ -285,7 +311,41 @@ impl Runtime {
                 }
                 Ok(Settle::Ack)
             }
+            Err(StageError::Unavailable(reason)) => {
+                let waited = now_ms().saturating_sub(first_seen_ms);
+                if waited > self.config.outage_timeout_ms {
+                    let reason = format!(
+                        "a dependency was unavailable for {waited} ms, longer than the outage timeout: {reason}"
+                    );
+                    self.dead_letter(
+                        &emitter,
+                        body,
+                        dl(DeadLetterKind::Exhausted, reason, attempt + 1),
+                    )
+                    .await?;
+                } else {
+                    warn!(stage = name, msg_id = %id, %reason, "dependency unavailable, message waits");
+                    let after = Duration::from_millis(self.config.outage_retry_ms);
+                    self.republish(queue, body, &id, None, after).await?;
+                    m.paused.with_label_values(&[name]).inc();
+                }
+                Ok(Settle::Ack)
+            }
         }
+    }
+
+    /// Record what the stage counted for this message (once per message id).
+    async fn record_progress(&self, emitter: &Emitter, campaign: &str, stage: &str, id: &str) {
+        let Some(store) = &self.progress else {
+            return;
+        };
+        let mut update = emitter.take_counts();
+        if update.is_empty() {
+            return;
+        }
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        update.max.push((crate::progress::UPDATED_MS.into(), now));
+        store.record(campaign, stage, id, &update).await;
     }
 
     async fn publish_all(&self, outputs: Vec<Outgoing>) -> Result<(), TransportError> {

@@ -4,16 +4,18 @@
 //! dead-lettering, metrics, spans and shutdown. A stage never sees the broker.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
+use crate::cache::HashUpdate;
 use crate::dead_letter::{DeadLetter, DeadLetterKind};
 use crate::envelope::{Envelope, EnvelopeHeader, SCHEMA_VERSION, derive_id, now_ms};
 use crate::metrics::metrics;
+use crate::progress::ProgressStore;
 use crate::queues;
 use crate::transport::{Publish, Transport, TransportError};
 
@@ -58,9 +60,15 @@ pub enum StageError {
         notify: Vec<Outgoing>,
     },
     /// Not ready yet (waiting for a join): redelivered after `after`, attempt unchanged,
-    /// until `give_up_after` since first seen, then dead-lettered.
+    /// until `runtime.defer_timeout_ms` since first seen, then dead-lettered.
     #[error("deferred: {reason}")]
     Defer { reason: String, after: Duration },
+    /// A dependency is down (the dedupe store, the join state): the message
+    /// waits, redelivered every `runtime.outage_retry_ms` without using up its
+    /// attempts, until `runtime.outage_timeout_ms` since first seen, then it is
+    /// dead-lettered. Nothing is done halfway meanwhile (delivery sends nothing).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StageError {
@@ -70,6 +78,7 @@ impl StageError {
             StageError::Permanent(_) => "permanent",
             StageError::Blocked { .. } => "blocked",
             StageError::Defer { .. } => "deferred",
+            StageError::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -122,12 +131,16 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Er
 }
 
 /// Publishes on behalf of a stage while it handles a message. Everything it
-/// publishes is confirmed before `emit` returns.
+/// publishes is confirmed before `emit` returns. It also collects the
+/// message's progress counts (`count`), which the runtime records once the
+/// message is handled.
 #[derive(Clone)]
 pub struct Emitter {
     transport: Arc<dyn Transport>,
     stage: &'static str,
     queue: &'static str,
+    progress: Option<Arc<ProgressStore>>,
+    counts: Arc<Mutex<HashUpdate>>,
 }
 
 impl Emitter {
@@ -136,7 +149,45 @@ impl Emitter {
             transport,
             stage,
             queue,
+            progress: None,
+            counts: Arc::default(),
         }
+    }
+
+    /// Count dead letters in `store` (the runtime's progress store).
+    pub fn with_progress(mut self, store: Option<Arc<ProgressStore>>) -> Self {
+        self.progress = store;
+        self
+    }
+
+    /// Add `n` to the campaign's progress counter `field` (see `progress` for
+    /// the names) once this message is handled. Counted once per message,
+    /// however often it is redelivered.
+    pub fn count(&self, field: &str, n: u64) {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.update(|u| match u.add.iter_mut().find(|(f, _)| f == field) {
+            Some((_, total)) => *total = total.saturating_add(n),
+            None => u.add.push((field.to_string(), n)),
+        });
+    }
+
+    /// Raise the campaign's progress field `field` to at least `value` (timestamps).
+    pub fn stamp(&self, field: &str, value: u64) {
+        let value = i64::try_from(value).unwrap_or(i64::MAX);
+        self.update(|u| match u.max.iter_mut().find(|(f, _)| f == field) {
+            Some((_, current)) => *current = (*current).max(value),
+            None => u.max.push((field.to_string(), value)),
+        });
+    }
+
+    fn update(&self, f: impl FnOnce(&mut HashUpdate)) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut counts);
+    }
+
+    /// The counts collected so far (the runtime records them after handling).
+    pub fn take_counts(&self) -> HashUpdate {
+        std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Publish now and wait for the confirm. A transport failure is transient.
@@ -230,12 +281,16 @@ impl Emitter {
             .publish(
                 queues::DEAD_LETTER,
                 Publish {
-                    id,
+                    id: id.clone(),
                     body,
                     delay: None,
                 },
             )
-            .await
+            .await?;
+        if let (Some(store), Some(campaign)) = (&self.progress, &letter.campaign_id) {
+            store.dead_letter(campaign, self.stage, kind, &id).await;
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use cpo_shared::cache::{Cache, CacheError};
+use cpo_shared::cache::{Cache, CacheError, HashUpdate};
 use cpo_shared::metrics::metrics;
 use cpo_shared::redis_cache::{CACHE_LABEL, RedisCache, RedisConfig};
 use cpo_shared::transport::amqp::redact_url;
@@ -130,12 +130,105 @@ async fn ttls_expire_values_and_claims() {
 }
 
 #[tokio::test]
+async fn a_hash_with_a_ttl_expires_as_a_whole() {
+    with_cache("hash-ttl", |c| async move {
+        let ttl = Some(Duration::from_millis(300));
+        c.hash_set("join", "a", b"1", ttl).await.unwrap();
+        c.hash_set("join", "b", b"2", ttl).await.unwrap();
+        c.hash_set("kept", "a", b"1", None).await.unwrap();
+        assert_eq!(c.hash_get_all("join").await.unwrap().len(), 2);
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(c.hash_get_all("join").await.unwrap().is_empty());
+        assert_eq!(c.hash_get_all("kept").await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hash_add_once_applies_each_marker_once_even_when_racing() {
+    with_cache("add-once", |c| async move {
+        let ttl = Duration::from_secs(60);
+        let update = |n: i64, at: i64| HashUpdate {
+            add: vec![("delivered".into(), n), ("batches".into(), 1)],
+            max: vec![("updated_ms".into(), at)],
+        };
+        // 20 messages, each delivered three times concurrently (redeliveries racing).
+        let c = Arc::new(c);
+        let mut tasks = tokio::task::JoinSet::new();
+        for message in 0..20i64 {
+            for _ in 0..3 {
+                let c = c.clone();
+                tasks.spawn(async move {
+                    c.hash_add_once(
+                        "p",
+                        &format!("seen:{message}"),
+                        &update(10, 1000 + message),
+                        ttl,
+                    )
+                    .await
+                    .unwrap()
+                });
+            }
+        }
+        let mut applied = 0;
+        while let Some(joined) = tasks.join_next().await {
+            applied += u32::from(joined.unwrap());
+        }
+        assert_eq!(applied, 20, "one application per marker");
+        let fields: std::collections::BTreeMap<String, String> = c
+            .hash_get_all("p")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect();
+        assert_eq!(fields["delivered"], "200");
+        assert_eq!(fields["batches"], "20");
+        assert_eq!(fields["updated_ms"], "1019", "max keeps the largest");
+        // an older timestamp does not lower it; a new marker still adds
+        assert!(
+            c.hash_add_once("p", "seen:late", &update(1, 5), ttl)
+                .await
+                .unwrap()
+        );
+        let fields = c.hash_get_all("p").await.unwrap();
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+        };
+        assert_eq!(get("updated_ms").as_deref(), Some("1019"));
+        assert_eq!(get("delivered").as_deref(), Some("201"));
+        // both the hash and the markers expire
+        assert!(
+            c.hash_add_once("q", "m", &update(1, 1), Duration::from_millis(200))
+                .await
+                .unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(c.hash_get_all("q").await.unwrap().is_empty());
+        assert!(
+            c.hash_add_once("q", "m", &update(1, 1), ttl).await.unwrap(),
+            "an expired marker can be claimed again"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn hashes_keep_one_value_per_field_sorted_by_field() {
     with_cache("hash", |c| async move {
         assert!(c.hash_get_all("join").await.unwrap().is_empty());
-        c.hash_set("join", "variant-b", b"blocked").await.unwrap();
-        c.hash_set("join", "variant-a", b"approved").await.unwrap();
-        c.hash_set("join", "variant-b", b"approved").await.unwrap();
+        c.hash_set("join", "variant-b", b"blocked", None)
+            .await
+            .unwrap();
+        c.hash_set("join", "variant-a", b"approved", None)
+            .await
+            .unwrap();
+        c.hash_set("join", "variant-b", b"approved", None)
+            .await
+            .unwrap();
         let all = c.hash_get_all("join").await.unwrap();
         assert_eq!(
             all,
@@ -212,7 +305,10 @@ async fn a_closed_port_gives_unavailable_errors_quickly_and_counts_them() {
         c.set("k", b"v", None).await,
         c.set_if_absent("k", b"v", None).await.map(|_| ()),
         c.delete("k").await,
-        c.hash_set("h", "f", b"v").await,
+        c.hash_set("h", "f", b"v", None).await,
+        c.hash_add_once("h", "m", &HashUpdate::default(), Duration::from_secs(1))
+            .await
+            .map(|_| ()),
         c.hash_get_all("h").await.map(|_| ()),
         c.get_many(&["k".to_string()]).await.map(|_| ()),
         c.set_many(&[("k".to_string(), b"v".to_vec())], None).await,

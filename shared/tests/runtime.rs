@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use cpo_shared::cache::MemoryCache;
 use cpo_shared::dead_letter::{DeadLetter, DeadLetterKind};
 use cpo_shared::metrics::metrics;
+use cpo_shared::progress::ProgressStore;
 use cpo_shared::runtime::{Runtime, RuntimeConfig};
 use cpo_shared::transport::{MemoryTransport, Publish, Transport};
 use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult};
@@ -22,6 +24,7 @@ struct Job {
 /// Fails according to the job: "ok", "transient-once", "transient-always", "permanent", "blocked".
 struct TestStage {
     calls: AtomicU32,
+    outages: AtomicU32,
 }
 
 impl Stage for TestStage {
@@ -35,7 +38,7 @@ impl Stage for TestStage {
         &["segments"]
     }
 
-    async fn handle(&self, message: Envelope<Job>, _emit: &Emitter) -> StageResult {
+    async fn handle(&self, message: Envelope<Job>, emit: &Emitter) -> StageResult {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         let out = Outgoing::new(
             "briefs",
@@ -48,6 +51,28 @@ impl Stage for TestStage {
             }
             "transient-once" => Ok(vec![out]),
             "transient-always" => Err(StageError::Transient("backend down".into())),
+            "unavailable-thrice" if self.outages.fetch_add(1, Ordering::SeqCst) < 3 => {
+                Err(StageError::Unavailable("redis down".into()))
+            }
+            "unavailable-thrice" => Ok(vec![out]),
+            "unavailable-always" => Err(StageError::Unavailable("redis down".into())),
+            "counted" => {
+                emit.count("customers_assigned", 5);
+                emit.count("customers_assigned", 2);
+                emit.stamp("enqueued_ms", 42);
+                Ok(vec![out])
+            }
+            "counted-then-blocked" => {
+                emit.count("variants_blocked", 1);
+                Err(StageError::Blocked {
+                    reasons: vec!["violence: 5".into()],
+                    notify: Vec::new(),
+                })
+            }
+            "counted-then-failed" => {
+                emit.count("customers_assigned", 1000);
+                Err(StageError::Permanent("failed after counting".into()))
+            }
             "permanent" => Err(StageError::Permanent("bad content".into())),
             "blocked" => Err(StageError::Blocked {
                 reasons: vec!["hate: 6".into()],
@@ -68,11 +93,28 @@ fn fast_config() -> RuntimeConfig {
 }
 
 async fn run_jobs(bodies: Vec<Vec<u8>>) -> (MemoryTransport, Vec<DeadLetter>, Vec<String>) {
+    let (transport, letters, outputs, _) = run_jobs_with(fast_config(), bodies).await;
+    (transport, letters, outputs)
+}
+
+/// Run the jobs with `config`, recording progress in the returned cache.
+async fn run_jobs_with(
+    config: RuntimeConfig,
+    bodies: Vec<Vec<u8>>,
+) -> (
+    MemoryTransport,
+    Vec<DeadLetter>,
+    Vec<String>,
+    Arc<MemoryCache>,
+) {
     let transport = MemoryTransport::new(8);
     let token = CancellationToken::new();
-    let runtime = Runtime::new(Arc::new(transport.clone()), fast_config(), token.clone());
+    let cache = Arc::new(MemoryCache::new());
+    let runtime = Runtime::new(Arc::new(transport.clone()), config, token.clone())
+        .with_progress(cache.clone());
     let stage = Arc::new(TestStage {
         calls: AtomicU32::new(0),
+        outages: AtomicU32::new(0),
     });
     let handle = tokio::spawn({
         let runtime = runtime.clone();
@@ -122,7 +164,7 @@ async fn run_jobs(bodies: Vec<Vec<u8>>) -> (MemoryTransport, Vec<DeadLetter>, Ve
         .iter()
         .map(|b| serde_json::from_slice(b).unwrap())
         .collect();
-    (transport, letters, outputs)
+    (transport, letters, outputs, cache)
 }
 
 fn job(id: &str, behaviour: &str) -> Vec<u8> {
@@ -250,5 +292,73 @@ async fn retry_delay_grows_and_is_capped() {
     assert!(
         late <= Duration::from_millis(1200) && late >= Duration::from_millis(700),
         "{late:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unavailable_dependency_pauses_the_message_without_using_up_attempts() {
+    let config = RuntimeConfig {
+        max_attempts: 2,
+        outage_retry_ms: 5,
+        outage_timeout_ms: 300,
+        ..fast_config()
+    };
+    let paused = || metrics().paused.with_label_values(&["test"]).get();
+    let before = paused();
+    let (_, letters, outputs, _) = run_jobs_with(
+        config,
+        vec![
+            job("w", "unavailable-thrice"),
+            job("gone", "unavailable-always"),
+        ],
+    )
+    .await;
+    // three outages are more than max_attempts (2), yet the message went through
+    assert_eq!(outputs, ["w-out"]);
+    assert!(paused() - before >= 3, "each wait is counted");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter.id, "gone");
+    assert_eq!(letter.kind, DeadLetterKind::Exhausted);
+    assert!(
+        letter.reason.contains("unavailable") && letter.reason.contains("redis down"),
+        "{}",
+        letter.reason
+    );
+    assert_eq!(letter.attempts, 1, "waiting is not an attempt");
+}
+
+#[tokio::test]
+async fn progress_is_recorded_once_per_message_and_only_when_it_is_handled() {
+    let (_, letters, _, cache) = run_jobs_with(
+        fast_config(),
+        vec![
+            job("c1", "counted"),
+            job("c1", "counted"),
+            job("c2", "counted"),
+            job("b1", "counted-then-blocked"),
+            job("f1", "counted-then-failed"),
+            b"{not json".to_vec(),
+        ],
+    )
+    .await;
+    assert_eq!(letters.len(), 3);
+    let store = ProgressStore::new(cache, Duration::from_secs(60));
+    let progress = store.read("camp-1").await.unwrap().expect("recorded");
+    assert_eq!(
+        progress.get("customers_assigned"),
+        14,
+        "c1 counted once, c2 once; f1's count is dropped with its failure"
+    );
+    assert_eq!(progress.get("enqueued_ms"), 42);
+    assert_eq!(progress.get("variants_blocked"), 1, "blocked still counts");
+    assert!(progress.get("updated_ms") > 0);
+    let dead = progress.dead_letters();
+    assert_eq!(dead["test"]["blocked"], 1);
+    assert_eq!(dead["test"]["permanent"], 1);
+    assert_eq!(
+        dead["test"].values().sum::<i64>(),
+        2,
+        "a letter without a campaign (undecodable) is not counted: {dead:?}"
     );
 }

@@ -12,13 +12,17 @@
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{ArgGroup, Subcommand};
 use cpo_shared::config::Settings;
 use cpo_shared::dead_letter::DeadLetter;
+use cpo_shared::progress::ProgressStore;
 use cpo_shared::queues;
+use cpo_shared::redis_cache::{RedisCache, RedisConfig};
+use cpo_shared::runtime::RuntimeConfig;
 use cpo_shared::transport::amqp::{AmqpConfig, AmqpTransport};
 use cpo_shared::transport::{Delivery, Publish, Subscription, Transport};
 
@@ -64,12 +68,16 @@ pub fn run(command: DlqCommand, config: Option<&Path>) -> anyhow::Result<u8> {
         DlqCommand::Replay { id, all } => {
             super::init_logging(true, false);
             let amqp = amqp_config(config)?;
+            let settings = Settings::load(config)?;
+            let redis: RedisConfig = settings.section("redis")?;
+            let runtime_config: RuntimeConfig = settings.section("runtime")?;
+            let progress = (redis, runtime_config);
             let selection = if all {
                 Selection::All
             } else {
                 Selection::Ids(id)
             };
-            runtime()?.block_on(replay(amqp, selection))
+            runtime()?.block_on(replay(amqp, selection, progress))
         }
     }
 }
@@ -212,18 +220,36 @@ impl Selection {
     }
 }
 
-/// The original envelope, ready to be handled again from its first attempt.
+/// The original envelope, ready to be handled again from its first attempt,
+/// and first seen now: the join and outage timeouts count from the replay,
+/// not from when the message first failed.
 fn replay_body(letter: &DeadLetter) -> Option<Vec<u8>> {
     let mut message = letter.message.clone()?;
     let object = message.as_object_mut()?;
     object.insert("attempt".into(), 0.into());
+    object.insert(
+        "first_seen_ms".into(),
+        cpo_shared::envelope::now_ms().into(),
+    );
     serde_json::to_vec(&message).ok()
 }
 
-async fn replay(amqp: AmqpConfig, selection: Selection) -> anyhow::Result<u8> {
+async fn replay(
+    amqp: AmqpConfig,
+    selection: Selection,
+    (redis, runtime_config): (RedisConfig, RuntimeConfig),
+) -> anyhow::Result<u8> {
     let transport = AmqpTransport::connect(amqp)
         .await
         .context("cannot reach RabbitMQ")?;
+    // `cpo status` counts replayed letters, so it stops reporting them as a
+    // backlog. Best effort: a Redis that is down only leaves status behind.
+    let progress = RedisCache::new(&redis).ok().map(|cache| {
+        ProgressStore::new(
+            Arc::new(cache),
+            Duration::from_secs(runtime_config.progress_ttl_s),
+        )
+    });
     let (held, subscription) = take_all(&transport).await?;
     let (mut replayed, mut kept, mut found) = (0u64, 0u64, Vec::new());
     let mut failure = None;
@@ -261,6 +287,9 @@ async fn replay(amqp: AmqpConfig, selection: Selection) -> anyhow::Result<u8> {
                     .context("ack a replayed dead letter")?;
                 println!("replayed {} to {}", letter.id, letter.queue);
                 replayed += 1;
+                if let Some(progress) = &progress {
+                    progress.replayed(&letter).await;
+                }
             }
             Err(e) => {
                 hand_back(delivery).await;
@@ -345,13 +374,18 @@ mod tests {
     }
 
     #[test]
-    fn replay_resets_the_attempt_and_refuses_letters_without_a_message() {
+    fn replay_resets_the_attempt_and_first_seen_and_refuses_letters_without_a_message() {
         let body = replay_body(&letter(Some(
             serde_json::json!({"id": "m1", "attempt": 4, "payload": {"x": 1}}),
         )))
         .unwrap();
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["attempt"], 0);
+        let first_seen = value["first_seen_ms"].as_u64().unwrap();
+        assert!(
+            first_seen + 60_000 > cpo_shared::envelope::now_ms(),
+            "the join and outage timeouts count from the replay"
+        );
         assert_eq!(value["payload"]["x"], 1);
         assert!(replay_body(&letter(None)).is_none());
         assert!(replay_body(&letter(Some(serde_json::json!("not an object")))).is_none());

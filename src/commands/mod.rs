@@ -2,6 +2,7 @@ pub mod audit;
 pub mod dlq;
 pub mod fleet;
 pub mod run;
+pub mod status;
 pub mod worker;
 
 /// Logs go to stderr: text for people, JSON for the fleet's log collectors.

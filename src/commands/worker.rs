@@ -22,6 +22,7 @@ use cpo_shared::runtime::{Runtime, RuntimeConfig};
 use cpo_shared::shutdown;
 use cpo_shared::transport::amqp::{AmqpConfig, AmqpTransport};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::wiring::{self, Backends};
@@ -114,10 +115,13 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(ready.clone());
-    let http_token = token.clone();
+    // The endpoints outlive the signal: /metrics stays scrapable and /readyz
+    // answers 503 while in-flight work drains; they stop once the worker has.
+    let http_stop = CancellationToken::new();
+    let stopped = http_stop.clone().cancelled_owned();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_token.cancelled().await })
+            .with_graceful_shutdown(stopped)
             .await
     });
 
@@ -127,6 +131,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         .context("cannot reach RabbitMQ")?;
     let redis: RedisConfig = settings.section("redis")?;
     let cache: Arc<dyn Cache> = Arc::new(RedisCache::new(&redis)?);
+    let progress_cache = cache.clone();
     std::fs::create_dir_all(&worker.audit_dir).with_context(|| {
         format!(
             "worker.audit_dir: cannot create {}",
@@ -152,7 +157,8 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         screen: None,
     };
     let runtime_config: RuntimeConfig = settings.section("runtime")?;
-    let runtime = Runtime::new(Arc::new(transport.clone()), runtime_config, token.clone());
+    let runtime = Runtime::new(Arc::new(transport.clone()), runtime_config, token.clone())
+        .with_progress(progress_cache);
     let run = {
         let runtime = runtime.clone();
         match args.stage {
@@ -166,21 +172,41 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     };
     ready.store(true, Ordering::Release);
     info!(stage = stage_name, %addr, "worker consuming");
+    tokio::spawn({
+        let (ready, token) = (ready.clone(), token.clone());
+        async move {
+            token.cancelled().await;
+            ready.store(false, Ordering::Release);
+            info!(
+                stage = stage_name,
+                "shutting down: draining in-flight messages"
+            );
+        }
+    });
 
     let grace = Duration::from_millis(worker.shutdown_grace_ms);
     let outcome = tokio::select! {
-        done = run => done.context("stage task")?,
+        done = run => done
+            .context("stage task")?
+            .map_err(|e| anyhow::anyhow!("{stage_name} stopped: {e}")),
         _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
             error!(stage = stage_name, "in-flight work did not finish within the grace period");
-            Ok(())
+            // Nothing is lost (unacked messages return to their queue when the
+            // connection closes), but the exit status tells the orchestrator.
+            Err(anyhow::anyhow!(
+                "{stage_name}: in-flight work abandoned after the {} ms grace period; \
+                 its messages will be redelivered",
+                worker.shutdown_grace_ms
+            ))
         }
     };
     ready.store(false, Ordering::Release);
     token.cancel();
     audit.flush()?;
     transport.close().await;
+    http_stop.cancel();
     let _ = http.await;
-    outcome.map_err(|e| anyhow::anyhow!("{stage_name} stopped: {e}"))?;
+    outcome?;
     info!(stage = stage_name, "worker stopped");
     Ok(())
 }

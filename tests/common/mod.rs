@@ -395,3 +395,201 @@ pub fn gen_customers(dir: &Path, count: u32) -> PathBuf {
 pub fn secs(start: Instant) -> f64 {
     start.elapsed().as_secs_f64()
 }
+
+// Helpers of the signal and outage tests (tests/fleet_signals.rs, tests/fleet_outages.rs).
+
+impl Fleet {
+    /// Port of a stage's `/metrics`, `/healthz` and `/readyz`.
+    pub fn http_port(&self, stage: &str) -> u16 {
+        self.port(stage)
+    }
+
+    /// `GET path` on a stage's HTTP endpoints: (status, body), or None when the
+    /// port refuses the connection or does not answer.
+    pub fn http(&self, stage: &str, path: &str) -> Option<(u16, String)> {
+        http_get(self.port(stage), path)
+    }
+
+    /// A stage's `/metrics` text (empty when the port does not answer).
+    pub fn metrics_of(&self, stage: &str) -> String {
+        self.http(stage, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    }
+
+    /// Wait until a stage's `/readyz` answers 200, failing with its log.
+    pub fn wait_ready(&mut self, stage: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((200, _)) = self.http(stage, "/readyz") {
+                return;
+            }
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "{stage} not ready within {within:?}\n{}",
+                self.logs_of(stage)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Process id of a running stage's worker.
+    pub fn pid(&self, stage: &str) -> u32 {
+        self.children
+            .get(stage)
+            .unwrap_or_else(|| panic!("{stage} is not running"))
+            .id()
+    }
+
+    /// Send SIGTERM (through `kill -TERM`, as an orchestrator would) to a worker.
+    pub fn signal_term(&self, stage: &str) {
+        let pid = self.pid(stage);
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("cannot run `kill`");
+        assert!(status.success(), "kill -TERM {pid} ({stage}): {status}");
+    }
+
+    /// Wait up to `within` for a worker to exit; its status and how long it took
+    /// from `since`. A worker still running then is killed and the test fails.
+    pub fn wait_exit(
+        &mut self,
+        stage: &str,
+        since: Instant,
+        within: Duration,
+    ) -> (std::process::ExitStatus, Duration) {
+        let mut child = self
+            .children
+            .remove(stage)
+            .unwrap_or_else(|| panic!("{stage} is not running"));
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, since.elapsed());
+            }
+            if since.elapsed() > within {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{stage} still running {within:?} after SIGTERM\n{}",
+                    self.logs_of(stage)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM a worker and wait up to `within` for it to exit: (status, time to exit).
+    pub fn terminate(
+        &mut self,
+        stage: &str,
+        within: Duration,
+    ) -> (std::process::ExitStatus, Duration) {
+        let since = Instant::now();
+        self.signal_term(stage);
+        self.wait_exit(stage, since, within)
+    }
+
+    /// Whole lines in the fleet's outbox (0 before delivery wrote any).
+    pub fn outbox_lines(&self) -> usize {
+        std::fs::read_to_string(self.outbox())
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+/// `GET path` on 127.0.0.1:port over plain HTTP/1.1 with `Connection: close`:
+/// (status, body), or None when the port refuses or the answer is not HTTP.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    // axum answers with a length or chunks; the tests only look for substrings and
+    // sample lines, which chunk-size lines do not disturb.
+    Some((status, body.to_string()))
+}
+
+/// The value of one series of a Prometheus text exposition (`name{labels}` exactly
+/// as rendered, or a bare name), 0 when the series is absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            if name == series {
+                value.parse().ok()
+            } else {
+                None
+            }
+        })
+        .unwrap_or(0.0)
+}
+
+/// Poll `check` every `every` until it returns Some, failing with `what` (and the
+/// fleet's logs) after `within`.
+pub fn wait_for<T>(
+    fleet: &Fleet,
+    what: &str,
+    within: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}\n{}",
+            fleet.logs()
+        );
+        std::thread::sleep(every);
+    }
+}
+
+/// Every message id the delivery audit log records as sent for the campaign, with
+/// how many times (the log must also verify as an unbroken hash chain).
+pub fn audited_sends(fleet: &Fleet, campaign: &str) -> BTreeMap<String, usize> {
+    let path = fleet.work.join("audit-delivery.jsonl");
+    let verify = fleet
+        .cpo()
+        .args(["audit", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "audit verify {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let mut sends = BTreeMap::new();
+    for line in jsonl(&path) {
+        let event = &line["event"];
+        if event["event"] != "send_batch" || event["campaign_id"] != campaign {
+            continue;
+        }
+        for group in event["groups"].as_array().unwrap() {
+            for send in group["sends"].as_array().unwrap() {
+                *sends
+                    .entry(send[0].as_str().unwrap().to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    sends
+}

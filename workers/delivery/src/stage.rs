@@ -9,6 +9,7 @@ use cpo_shared::dead_letter::DeadLetterKind;
 use cpo_shared::envelope::derive_id;
 use cpo_shared::model::SendBatch;
 use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::progress;
 use cpo_shared::signing::Signer;
 use cpo_shared::{Emitter, Envelope, Stage, StageError, StageResult, queues};
 use tracing::debug;
@@ -47,8 +48,8 @@ impl DeliveryStage {
     }
 
     /// Messages not marked as sent yet, with their marker keys, in one cache
-    /// round trip. Without the dedupe store, sending pauses (transient) rather
-    /// than risking a second send.
+    /// round trip. Without the dedupe store, sending pauses (the batch waits
+    /// for the store, `StageError::Unavailable`) rather than risking a second send.
     async fn unsent<'r, 'a>(
         &self,
         rendered: &'r [Rendered<'a>],
@@ -57,14 +58,12 @@ impl DeliveryStage {
             .iter()
             .map(|r| sent_key(&r.message.message_id))
             .collect();
-        let markers = self
-            .backends
-            .cache
-            .get_many(&keys)
-            .await
-            .map_err(|e| StageError::Transient(format!("dedupe store: {e}; sending paused")))?;
+        let markers =
+            self.backends.cache.get_many(&keys).await.map_err(|e| {
+                StageError::Unavailable(format!("dedupe store: {e}; sending paused"))
+            })?;
         if markers.len() != keys.len() {
-            return Err(StageError::Transient(format!(
+            return Err(StageError::Unavailable(format!(
                 "dedupe store answered {} of {} keys; sending paused",
                 markers.len(),
                 keys.len()
@@ -181,6 +180,10 @@ impl Stage for DeliveryStage {
         let sent = fresh.len() as u64;
         let duplicates = (prepared.rendered.len() - fresh.len()) as u64;
         let rejected = prepared.rejected.len() as u64;
+        // Duplicates are in the outbox too (an earlier attempt sent them), and
+        // the runtime records this once per batch.
+        emit.count(progress::MESSAGES_DELIVERED, sent + duplicates);
+        emit.count(progress::MESSAGES_REFUSED, rejected);
         let counters = &delivery_metrics().messages;
         counters.with_label_values(&["sent"]).inc_by(sent);
         counters

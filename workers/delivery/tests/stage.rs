@@ -198,12 +198,12 @@ async fn redelivery_writes_nothing_twice() {
 }
 
 #[tokio::test]
-async fn cache_down_is_transient_and_writes_nothing() {
+async fn cache_down_pauses_sending_and_writes_nothing() {
     let h = Harness::new();
     h.cache.down.store(true, Ordering::SeqCst);
     let err = h.deliver(batch(0, 0..10)).await.unwrap_err();
     assert!(
-        matches!(&err, StageError::Transient(m) if m.contains("sending paused")),
+        matches!(&err, StageError::Unavailable(m) if m.contains("sending paused")),
         "{err}"
     );
     assert!(h.records().is_empty());

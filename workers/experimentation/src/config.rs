@@ -11,15 +11,25 @@ pub struct ExperimentationConfig {
     /// still waiting for safety decisions. The runtime's `defer_timeout_ms`
     /// bounds the total wait.
     pub defer_ms: u64,
+    /// How long a campaign's join state (the decisions per segment) is kept
+    /// after its last decision: long enough for a dead-letter replay days later.
+    pub join_ttl_s: u64,
 }
 
 impl Default for ExperimentationConfig {
     fn default() -> Self {
-        Self { defer_ms: 50 }
+        Self {
+            defer_ms: 50,
+            join_ttl_s: 7 * 24 * 3_600,
+        }
     }
 }
 
 impl ExperimentationConfig {
+    pub fn join_ttl(&self) -> Duration {
+        Duration::from_secs(self.join_ttl_s.max(1))
+    }
+
     pub fn defer(&self) -> Duration {
         Duration::from_millis(self.defer_ms.max(1))
     }

@@ -25,7 +25,9 @@ pub enum ExperimentError {
 impl From<ExperimentError> for StageError {
     fn from(error: ExperimentError) -> Self {
         match error {
-            ExperimentError::Cache(_) => StageError::Transient(error.to_string()),
+            // The join state lives in the cache: while it is down, batches and
+            // decisions wait (without using up attempts) instead of failing.
+            ExperimentError::Cache(_) => StageError::Unavailable(error.to_string()),
             ExperimentError::Plan(_)
             | ExperimentError::CorruptJoin(_)
             | ExperimentError::Encode(_)

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cpo_shared::cache::Cache;
 use cpo_shared::model::{ApprovedTemplate, Decision, VariantDecision};
@@ -140,6 +141,7 @@ pub fn evaluate(fields: &[(String, Vec<u8>)]) -> Result<JoinStatus, ExperimentEr
 /// Join state: the shared cache, fronted by an in-process map of decided segments.
 pub struct JoinState {
     cache: Arc<dyn Cache>,
+    ttl: Duration,
     decided: Mutex<HashMap<String, Arc<SegmentArms>>>,
 }
 
@@ -150,9 +152,11 @@ pub enum SegmentJoin {
 }
 
 impl JoinState {
-    pub fn new(cache: Arc<dyn Cache>) -> Self {
+    /// Decisions expire `ttl` after a segment's last one.
+    pub fn new(cache: Arc<dyn Cache>, ttl: Duration) -> Self {
         Self {
             cache,
+            ttl,
             decided: Mutex::new(HashMap::new()),
         }
     }
@@ -163,7 +167,7 @@ impl JoinState {
         let value = serde_json::to_vec(&for_join(decision))
             .map_err(|e| ExperimentError::Encode(e.to_string()))?;
         self.cache
-            .hash_set(&key, &decision.variant.variant_id, &value)
+            .hash_set(&key, &decision.variant.variant_id, &value, Some(self.ttl))
             .await
             .map_err(|e| ExperimentError::Cache(e.to_string()))
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cpo_shared::cache::Cache;
 use cpo_shared::envelope::derive_id;
 use cpo_shared::model::{CustomerBatch, ExperimentInput, LedgerEntry, VariantDecision};
+use cpo_shared::progress;
 use cpo_shared::stage::decode_json;
 use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult, queues};
 use serde::Serialize;
@@ -29,8 +30,8 @@ impl ExperimentationStage {
     /// `cache` holds the join state (the in-memory cache embedded, Redis in the fleet).
     pub fn new(config: ExperimentationConfig, cache: Arc<dyn Cache>) -> Self {
         Self {
-            config,
-            join: JoinState::new(cache),
+            config: config.clone(),
+            join: JoinState::new(cache, config.join_ttl()),
         }
     }
 
@@ -49,6 +50,7 @@ impl ExperimentationStage {
         &self,
         envelope: &Envelope<ExperimentInput>,
         batch: &CustomerBatch,
+        emit: &Emitter,
     ) -> StageResult {
         let campaign_id = batch.campaign.campaign_id.as_str();
         let plan = ArmPlan::from_campaign(&batch.campaign).map_err(ExperimentError::from)?;
@@ -87,6 +89,10 @@ impl ExperimentationStage {
             .with_label_values(&["fallback"])
             .inc_by(assigned.fallbacks);
         counters.with_label_values(&["excluded"]).inc_by(excluded);
+        emit.count(progress::BATCHES_ASSIGNED, 1);
+        emit.count(progress::CUSTOMERS_ASSIGNED, assignments);
+        emit.count(progress::FALLBACKS, assigned.fallbacks);
+        emit.count(progress::EXCLUDED_AT_ASSIGNMENT, excluded);
         debug!(
             batch_seq = batch.batch_seq,
             assignments,
@@ -177,10 +183,10 @@ impl Stage for ExperimentationStage {
         }
     }
 
-    async fn handle(&self, message: Envelope<ExperimentInput>, _emit: &Emitter) -> StageResult {
+    async fn handle(&self, message: Envelope<ExperimentInput>, emit: &Emitter) -> StageResult {
         match &message.payload {
             ExperimentInput::Decision(decision) => self.on_decision(decision).await,
-            ExperimentInput::Batch(batch) => self.on_batch(&message, batch).await,
+            ExperimentInput::Batch(batch) => self.on_batch(&message, batch, emit).await,
         }
     }
 }

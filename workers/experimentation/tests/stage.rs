@@ -242,7 +242,7 @@ async fn join_state_survives_a_worker_restart_and_is_read_once_per_segment() {
 }
 
 #[tokio::test]
-async fn cache_down_is_transient_for_decisions_and_batches() {
+async fn cache_down_makes_decisions_and_batches_wait_for_it() {
     let cache = Arc::new(FlakyCache::default());
     let stage = stage(cache.clone());
     cache.down.store(true, Ordering::SeqCst);
@@ -253,12 +253,12 @@ async fn cache_down_is_transient_for_decisions_and_batches() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, StageError::Transient(_)), "{err}");
+    assert!(matches!(err, StageError::Unavailable(_)), "{err}");
     let err = stage
         .handle(batch_envelope(batch(0, 0, 5, &[], |_| "loyal")), &emitter())
         .await
         .unwrap_err();
-    assert!(matches!(err, StageError::Transient(_)), "{err}");
+    assert!(matches!(err, StageError::Unavailable(_)), "{err}");
 }
 
 #[tokio::test]

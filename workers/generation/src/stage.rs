@@ -104,7 +104,7 @@ impl Stage for GenerationStage {
 
     /// Drafts every arm before publishing anything, so a failed draft leaves
     /// no half variant set behind; a retry redoes the whole set with the same ids.
-    async fn handle(&self, message: Envelope<Brief>, _emit: &Emitter) -> StageResult {
+    async fn handle(&self, message: Envelope<Brief>, emit: &Emitter) -> StageResult {
         let brief = &message.payload;
         let tones = self.tones(brief)?;
         let variants_in_segment = u32::try_from(tones.len() + 1)
@@ -141,6 +141,10 @@ impl Stage for GenerationStage {
             &brief.campaign.campaign_id,
             &brief.segment.name,
         ]);
+        emit.count(
+            cpo_shared::progress::VARIANTS_GENERATED,
+            variants.len() as u64,
+        );
         let entry = LedgerEntry::Variants {
             segment: brief.segment.name.clone(),
             variants,

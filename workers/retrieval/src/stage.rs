@@ -90,7 +90,7 @@ impl Stage for RetrievalStage {
         &[queues::SEGMENTS]
     }
 
-    async fn handle(&self, message: Envelope<SegmentTask>, _emit: &Emitter) -> StageResult {
+    async fn handle(&self, message: Envelope<SegmentTask>, emit: &Emitter) -> StageResult {
         let task = &message.payload;
         let brief = self.brief(task).await.map_err(|e| {
             if e.is_transient() {
@@ -115,6 +115,7 @@ impl Stage for RetrievalStage {
                 "brief ready"
             );
         }
+        emit.count(cpo_shared::progress::SEGMENTS_RETRIEVED, 1);
         let id = derive_id(&[&brief.campaign.campaign_id, "brief", segment]);
         let out = Outgoing::new(queues::BRIEFS, &message.derive(id, brief))?;
         Ok(vec![out])

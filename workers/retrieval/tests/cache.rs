@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cpo_retrieval::cache::CACHE_LABEL;
 use cpo_retrieval::{CachedRetriever, Retriever};
-use cpo_shared::cache::{Cache, CacheError, MemoryCache};
+use cpo_shared::cache::{Cache, CacheError, HashUpdate, MemoryCache};
 use cpo_shared::metrics::metrics;
 
 use common::{BUNDLED_OBJECTIVE, query, retriever, run_date, typical_segments};
@@ -51,7 +51,22 @@ impl Cache for BrokenCache {
     async fn delete(&self, _: &str) -> Result<(), CacheError> {
         Err(CacheError::Unavailable("connection refused".into()))
     }
-    async fn hash_set(&self, _: &str, _: &str, _: &[u8]) -> Result<(), CacheError> {
+    async fn hash_set(
+        &self,
+        _: &str,
+        _: &str,
+        _: &[u8],
+        _: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        Err(CacheError::Unavailable("connection refused".into()))
+    }
+    async fn hash_add_once(
+        &self,
+        _: &str,
+        _: &str,
+        _: &HashUpdate,
+        _: Duration,
+    ) -> Result<bool, CacheError> {
         Err(CacheError::Unavailable("connection refused".into()))
     }
     async fn hash_get_all(&self, _: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError> {

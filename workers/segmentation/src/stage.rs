@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cpo_shared::model::{AudienceSource, CampaignContext, CampaignRequest};
+use cpo_shared::progress;
 use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult, queues};
 use tokio::sync::mpsc;
 use tracing::info;
@@ -105,6 +106,7 @@ impl Stage for SegmentationStage {
     }
 
     async fn handle(&self, message: Envelope<CampaignRequest>, emit: &Emitter) -> StageResult {
+        let enqueued_ms = message.first_seen_ms;
         let request = message.payload;
         let campaign = request.context();
         let audience = Arc::new(self.audience(request.audience)?);
@@ -141,6 +143,14 @@ impl Stage for SegmentationStage {
             batches = two.batches,
             "audience segmented"
         );
+        emit.stamp(progress::ENQUEUED_MS, enqueued_ms);
+        emit.count(progress::CUSTOMERS_TOTAL, one.customers_total);
+        emit.count(
+            progress::EXCLUDED_AT_SEGMENTATION,
+            one.exclusions.len() as u64,
+        );
+        emit.count(progress::SEGMENTS, one.profiles.len() as u64);
+        emit.count(progress::AUDIENCE_BATCHES, two.batches);
         Ok(vec![outputs::audience_ledger(
             &campaign.campaign_id,
             one,

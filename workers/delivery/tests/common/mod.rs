@@ -11,7 +11,7 @@ use cpo_delivery::{
     DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, OutboxEntry, OutboxSink, SinkError,
 };
 use cpo_shared::audit::{AuditError, AuditSink, MemoryAuditLog};
-use cpo_shared::cache::{Cache, CacheError, MemoryCache};
+use cpo_shared::cache::{Cache, CacheError, HashUpdate, MemoryCache};
 use cpo_shared::dead_letter::DeadLetter;
 use cpo_shared::envelope::message_id;
 use cpo_shared::model::{
@@ -133,9 +133,25 @@ impl Cache for FlakyCache {
         self.check()?;
         self.inner.delete(key).await
     }
-    async fn hash_set(&self, key: &str, field: &str, value: &[u8]) -> Result<(), CacheError> {
+    async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
         self.check()?;
-        self.inner.hash_set(key, field, value).await
+        self.inner.hash_set(key, field, value, ttl).await
+    }
+    async fn hash_add_once(
+        &self,
+        key: &str,
+        marker: &str,
+        update: &HashUpdate,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        self.check()?;
+        self.inner.hash_add_once(key, marker, update, ttl).await
     }
     async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError> {
         self.check()?;

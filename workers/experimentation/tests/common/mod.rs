@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cpo_shared::cache::{Cache, CacheError, MemoryCache};
+use cpo_shared::cache::{Cache, CacheError, HashUpdate, MemoryCache};
 use cpo_shared::model::{
     Approval, CampaignContext, CategorySeverities, Customer, CustomerBatch, Decision,
     ExperimentInput, SafetyVerdict, SegmentedCustomer, Variant, VariantDecision,
@@ -175,9 +175,25 @@ impl Cache for FlakyCache {
         self.check()?;
         self.inner.delete(key).await
     }
-    async fn hash_set(&self, key: &str, field: &str, value: &[u8]) -> Result<(), CacheError> {
+    async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
         self.check()?;
-        self.inner.hash_set(key, field, value).await
+        self.inner.hash_set(key, field, value, ttl).await
+    }
+    async fn hash_add_once(
+        &self,
+        key: &str,
+        marker: &str,
+        update: &HashUpdate,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        self.check()?;
+        self.inner.hash_add_once(key, marker, update, ttl).await
     }
     async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError> {
         self.check()?;

@@ -1,0 +1,381 @@
+//! Campaign progress counters: what `cpo status CAMPAIGN` reads.
+//!
+//! Each stage counts what it did for a campaign (customers read, variants
+//! approved, customers assigned, messages delivered...) through
+//! `Emitter::count`; once the message is handled and its outputs confirmed,
+//! the runtime adds the counts to one Redis hash per campaign, once per
+//! (stage, message id): a redelivered message is not counted twice. Dead
+//! letters are counted per stage and kind as they are published.
+//!
+//! Counting is best effort: it never fails or delays a message. When the
+//! store is down the count is lost (logged and counted on
+//! `cpo_progress_write_errors_total`), so `cpo status` can fall behind the
+//! truth, never ahead of it; the outbox and the ledger remain the record.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::warn;
+
+use crate::cache::{Cache, CacheError, HashUpdate};
+use crate::dead_letter::{DeadLetter, DeadLetterKind};
+use crate::metrics::metrics;
+
+/// Customers in the audience (segmentation).
+pub const CUSTOMERS_TOTAL: &str = "customers_total";
+/// Customers segmentation excluded (opted out, invalid, duplicate...).
+pub const EXCLUDED_AT_SEGMENTATION: &str = "excluded_at_segmentation";
+/// Segments with at least one customer.
+pub const SEGMENTS: &str = "segments";
+/// Customer batches segmentation published.
+pub const AUDIENCE_BATCHES: &str = "audience_batches";
+/// Segments retrieval found content for.
+pub const SEGMENTS_RETRIEVED: &str = "segments_retrieved";
+pub const VARIANTS_GENERATED: &str = "variants_generated";
+pub const VARIANTS_APPROVED: &str = "variants_approved";
+pub const VARIANTS_BLOCKED: &str = "variants_blocked";
+/// Customer batches experimentation assigned.
+pub const BATCHES_ASSIGNED: &str = "batches_assigned";
+pub const CUSTOMERS_ASSIGNED: &str = "customers_assigned";
+pub const FALLBACKS: &str = "fallbacks";
+/// Customers experimentation excluded (no approved message, duplicate).
+pub const EXCLUDED_AT_ASSIGNMENT: &str = "excluded_at_assignment";
+/// Messages in the outbox (sent now, or already sent by an earlier attempt).
+pub const MESSAGES_DELIVERED: &str = "messages_delivered";
+/// Messages delivery refused (altered, unsigned, unrenderable): dead-lettered.
+pub const MESSAGES_REFUSED: &str = "messages_refused";
+/// When the campaign was enqueued (ms since the epoch).
+pub const ENQUEUED_MS: &str = "enqueued_ms";
+/// When any stage last reported (ms since the epoch).
+pub const UPDATED_MS: &str = "updated_ms";
+/// Prefix of the dead-letter fields: `dead_letters:<stage>:<kind>`.
+pub const DEAD_LETTERS: &str = "dead_letters";
+/// Prefix of the replayed-letter fields: `replayed:<stage>:<kind>` (`cpo dlq replay`).
+pub const REPLAYED: &str = "replayed";
+
+/// Key of a campaign's counters.
+pub fn key(campaign_id: &str) -> String {
+    format!("cpo:v1:progress:{campaign_id}")
+}
+
+fn marker(campaign_id: &str, stage: &str, message_id: &str) -> String {
+    format!("cpo:v1:progress-seen:{campaign_id}:{stage}:{message_id}")
+}
+
+/// Writes and reads the counters.
+pub struct ProgressStore {
+    cache: Arc<dyn Cache>,
+    ttl: Duration,
+}
+
+impl ProgressStore {
+    /// Counters (and their once-per-message markers) expire `ttl` after a campaign's last update.
+    pub fn new(cache: Arc<dyn Cache>, ttl: Duration) -> Self {
+        Self { cache, ttl }
+    }
+
+    /// Add `update` for message `message_id` handled by `stage`, once. Never fails:
+    /// an unreachable store is logged and counted.
+    pub async fn record(
+        &self,
+        campaign_id: &str,
+        stage: &str,
+        message_id: &str,
+        update: &HashUpdate,
+    ) {
+        if update.is_empty() {
+            return;
+        }
+        let result = self
+            .cache
+            .hash_add_once(
+                &key(campaign_id),
+                &marker(campaign_id, stage, message_id),
+                update,
+                self.ttl,
+            )
+            .await;
+        if let Err(e) = result {
+            metrics().progress_write_errors.inc();
+            warn!(stage, campaign = campaign_id, msg_id = message_id, error = %e, "progress not recorded");
+        }
+    }
+
+    /// Count one dead letter of `stage`. A letter published again for the same
+    /// message (a redelivery dead-lettered twice) counts once.
+    pub async fn dead_letter(
+        &self,
+        campaign_id: &str,
+        stage: &str,
+        kind: DeadLetterKind,
+        message_id: &str,
+    ) {
+        let update = HashUpdate {
+            add: vec![(dead_letter_field(stage, kind), 1)],
+            max: vec![(UPDATED_MS.into(), now())],
+        };
+        let tag = format!("dead-letter:{}", kind.as_str());
+        self.record(campaign_id, &tag, &format!("{stage}:{message_id}"), &update)
+            .await;
+    }
+
+    /// Count a dead letter `cpo dlq replay` published again. Each letter counts
+    /// once (by its id and when it was dead-lettered), however often the
+    /// command is run.
+    pub async fn replayed(&self, letter: &DeadLetter) {
+        let Some(campaign) = &letter.campaign_id else {
+            return;
+        };
+        let update = HashUpdate {
+            add: vec![(
+                format!("{REPLAYED}:{}:{}", letter.stage, letter.kind.as_str()),
+                1,
+            )],
+            max: vec![(UPDATED_MS.into(), now())],
+        };
+        let id = format!("{}:{}:{}", letter.stage, letter.id, letter.dead_lettered_ms);
+        self.record(campaign, "replay", &id, &update).await;
+    }
+
+    /// The counters of a campaign, `None` if no stage has reported (or they expired).
+    pub async fn read(&self, campaign_id: &str) -> Result<Option<CampaignProgress>, CacheError> {
+        let fields = self.cache.hash_get_all(&key(campaign_id)).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let counters = fields
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let value = std::str::from_utf8(&value).ok()?.parse().ok()?;
+                Some((name, value))
+            })
+            .collect();
+        Ok(Some(CampaignProgress {
+            campaign_id: campaign_id.to_string(),
+            counters,
+        }))
+    }
+}
+
+fn now() -> i64 {
+    i64::try_from(crate::envelope::now_ms()).unwrap_or(i64::MAX)
+}
+
+fn dead_letter_field(stage: &str, kind: DeadLetterKind) -> String {
+    format!("{DEAD_LETTERS}:{stage}:{}", kind.as_str())
+}
+
+/// Where a campaign stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignState {
+    /// Segmentation has not reported the audience yet.
+    Starting,
+    /// Customers are still on their way.
+    Running,
+    /// Customers are missing and some of the campaign's messages are in the
+    /// dead-letter queue: `cpo dlq list`, fix, `cpo dlq replay`.
+    Waiting,
+    /// Every customer delivered or excluded.
+    Complete,
+}
+
+impl CampaignState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignState::Starting => "starting",
+            CampaignState::Running => "running",
+            CampaignState::Waiting => "waiting on dead letters",
+            CampaignState::Complete => "complete",
+        }
+    }
+}
+
+/// A campaign's counters as read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignProgress {
+    pub campaign_id: String,
+    pub counters: BTreeMap<String, i64>,
+}
+
+impl CampaignProgress {
+    /// A counter, 0 when no stage reported it.
+    pub fn get(&self, field: &str) -> i64 {
+        self.counters.get(field).copied().unwrap_or(0)
+    }
+
+    /// Dead letters per stage and kind, stages in name order.
+    pub fn dead_letters(&self) -> BTreeMap<String, BTreeMap<String, i64>> {
+        self.by_stage_and_kind(DEAD_LETTERS)
+    }
+
+    /// Dead letters replayed with `cpo dlq replay`, per stage and kind.
+    pub fn replayed(&self) -> BTreeMap<String, BTreeMap<String, i64>> {
+        self.by_stage_and_kind(REPLAYED)
+    }
+
+    fn by_stage_and_kind(&self, family: &str) -> BTreeMap<String, BTreeMap<String, i64>> {
+        let mut by_stage: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        let prefix = format!("{family}:");
+        for (field, count) in &self.counters {
+            if let Some((stage, kind)) = field.strip_prefix(&prefix).and_then(|r| r.split_once(':'))
+            {
+                by_stage
+                    .entry(stage.to_string())
+                    .or_default()
+                    .insert(kind.to_string(), *count);
+            }
+        }
+        by_stage
+    }
+
+    /// Dead letters that hold customers or variants back and were not
+    /// replayed. Blocked variants are decisions, not a backlog: their
+    /// customers fall back or are excluded.
+    pub fn dead_letters_pending(&self) -> i64 {
+        let backlog = |family: BTreeMap<String, BTreeMap<String, i64>>| -> i64 {
+            family
+                .values()
+                .flat_map(|kinds| kinds.iter())
+                .filter(|(kind, _)| kind.as_str() != DeadLetterKind::Blocked.as_str())
+                .map(|(_, n)| n)
+                .sum()
+        };
+        (backlog(self.dead_letters()) - backlog(self.replayed())).max(0)
+    }
+
+    /// Customers delivered or excluded so far.
+    pub fn settled(&self) -> i64 {
+        self.get(MESSAGES_DELIVERED)
+            + self.get(EXCLUDED_AT_SEGMENTATION)
+            + self.get(EXCLUDED_AT_ASSIGNMENT)
+    }
+
+    /// Customers neither delivered nor excluded yet (`None` before the audience is known).
+    pub fn outstanding(&self) -> Option<i64> {
+        self.counters
+            .get(CUSTOMERS_TOTAL)
+            .map(|total| (total - self.settled()).max(0))
+    }
+
+    pub fn state(&self) -> CampaignState {
+        match self.outstanding() {
+            None => CampaignState::Starting,
+            Some(0) => CampaignState::Complete,
+            Some(_) if self.dead_letters_pending() > 0 => CampaignState::Waiting,
+            Some(_) => CampaignState::Running,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::MemoryCache;
+
+    fn update(add: &[(&str, i64)]) -> HashUpdate {
+        HashUpdate {
+            add: add.iter().map(|(f, n)| (f.to_string(), *n)).collect(),
+            max: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_counts_once_and_the_state_follows_the_counters() {
+        let store = ProgressStore::new(Arc::new(MemoryCache::new()), Duration::from_secs(60));
+        assert_eq!(store.read("c").await.unwrap(), None);
+
+        let audience = update(&[(CUSTOMERS_TOTAL, 10), (EXCLUDED_AT_SEGMENTATION, 2)]);
+        store.record("c", "segmentation", "m1", &audience).await;
+        store.record("c", "segmentation", "m1", &audience).await;
+        let p = store.read("c").await.unwrap().unwrap();
+        assert_eq!(
+            p.get(CUSTOMERS_TOTAL),
+            10,
+            "a redelivery is not counted again"
+        );
+        assert_eq!(p.outstanding(), Some(8));
+        assert_eq!(p.state(), CampaignState::Running);
+
+        store
+            .dead_letter("c", "experimentation", DeadLetterKind::Timeout, "b1")
+            .await;
+        store
+            .dead_letter("c", "experimentation", DeadLetterKind::Timeout, "b1")
+            .await;
+        store
+            .dead_letter("c", "safety", DeadLetterKind::Blocked, "v1")
+            .await;
+        let p = store.read("c").await.unwrap().unwrap();
+        assert_eq!(p.dead_letters()["experimentation"]["timeout"], 1);
+        assert_eq!(
+            p.dead_letters_pending(),
+            1,
+            "blocked variants are not a backlog"
+        );
+        assert_eq!(p.state(), CampaignState::Waiting);
+
+        let letter = DeadLetter {
+            version: crate::SCHEMA_VERSION,
+            id: "b1".into(),
+            campaign_id: Some("c".into()),
+            stage: "experimentation".into(),
+            queue: "audience".into(),
+            kind: DeadLetterKind::Timeout,
+            reason: "waited".into(),
+            reasons: Vec::new(),
+            attempts: 1,
+            first_seen_ms: 1,
+            dead_lettered_ms: 2,
+            message: None,
+            raw: None,
+        };
+        store.replayed(&letter).await;
+        store.replayed(&letter).await;
+        let p = store.read("c").await.unwrap().unwrap();
+        assert_eq!(p.replayed()["experimentation"]["timeout"], 1);
+        assert_eq!(
+            p.dead_letters_pending(),
+            0,
+            "replayed letters are no backlog"
+        );
+        assert_eq!(p.state(), CampaignState::Running);
+
+        let delivered = update(&[(MESSAGES_DELIVERED, 5), (EXCLUDED_AT_ASSIGNMENT, 3)]);
+        store.record("c", "delivery", "b1", &delivered).await;
+        let p = store.read("c").await.unwrap().unwrap();
+        assert_eq!(p.outstanding(), Some(0));
+        assert_eq!(p.state(), CampaignState::Complete);
+        // the same message id at another stage is another message
+        store
+            .record("c", "experimentation", "b1", &update(&[(FALLBACKS, 1)]))
+            .await;
+        assert_eq!(store.read("c").await.unwrap().unwrap().get(FALLBACKS), 1);
+    }
+
+    #[tokio::test]
+    async fn max_fields_keep_the_largest_value() {
+        let store = ProgressStore::new(Arc::new(MemoryCache::new()), Duration::from_secs(60));
+        for (id, ms) in [("a", 20), ("b", 10), ("c", 30)] {
+            let update = HashUpdate {
+                add: Vec::new(),
+                max: vec![(UPDATED_MS.into(), ms)],
+            };
+            store.record("c", "s", id, &update).await;
+        }
+        assert_eq!(store.read("c").await.unwrap().unwrap().get(UPDATED_MS), 30);
+    }
+
+    #[tokio::test]
+    async fn before_the_audience_is_known_the_campaign_is_starting() {
+        let store = ProgressStore::new(Arc::new(MemoryCache::new()), Duration::from_secs(60));
+        store
+            .record("c", "generation", "v", &update(&[(VARIANTS_GENERATED, 3)]))
+            .await;
+        let p = store.read("c").await.unwrap().unwrap();
+        assert_eq!(p.state(), CampaignState::Starting);
+        assert_eq!(p.outstanding(), None);
+    }
+}
