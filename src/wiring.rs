@@ -128,13 +128,28 @@ pub fn generation(b: &Backends) -> anyhow::Result<cpo_generation::GenerationStag
     Ok(cpo_generation::GenerationStage::new(generator, &config))
 }
 
+/// The safety stage with the configured screen (`safety.backend`), or the
+/// injected one. When `safety.on_screen_error` is not set, a screen error
+/// blocks (`block`): the embedded mode has no operator to replay a held
+/// variant, it would only wait out the join timeout. A fleet worker calls
+/// `safety_with_default(b, OnScreenError::Hold)` instead.
 pub fn safety(b: &Backends) -> anyhow::Result<cpo_safety::SafetyStage> {
-    let config: cpo_safety::SafetyConfig = b.settings.section("safety")?;
+    safety_with_default(b, cpo_safety::OnScreenError::Block)
+}
+
+/// The safety stage, with `default` as the screen-error policy when
+/// `safety.on_screen_error` is not set (a set key always wins).
+pub fn safety_with_default(
+    b: &Backends,
+    default: cpo_safety::OnScreenError,
+) -> anyhow::Result<cpo_safety::SafetyStage> {
+    let mut config: cpo_safety::SafetyConfig = b.settings.section("safety")?;
+    config.on_screen_error.get_or_insert(default);
     Ok(match &b.screen {
         Some(screen) => {
             cpo_safety::SafetyStage::new(screen.clone(), b.signer.clone(), b.audit.clone(), config)?
         }
-        None => cpo_safety::SafetyStage::embedded(b.signer.clone(), b.audit.clone(), config)?,
+        None => cpo_safety::SafetyStage::from_config(b.signer.clone(), b.audit.clone(), config)?,
     })
 }
 

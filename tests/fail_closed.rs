@@ -1,6 +1,8 @@
 //! Fail-closed safety through the whole embedded pipeline: a blocked variant
 //! never reaches the outbox (its customers fall back to control), and a safety
-//! backend that errors blocks everything rather than letting anything through.
+//! backend that errors blocks everything rather than letting anything through
+//! (the embedded mode's default `safety.on_screen_error: block`), or, with
+//! `hold` set explicitly, decides nothing and sends nothing.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -8,8 +10,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cpo::embedded::{Options, RunReport, run};
+use cpo::wiring;
 use cpo_generation::{Draft, GenerationError, Generator, GroundingLimits, OfflineComposer, Voice};
-use cpo_safety::{SafetyScreen, ScreenError};
+use cpo_safety::{OnScreenError, SafetyScreen, ScreenError};
 use cpo_shared::config::Settings;
 use cpo_shared::model::Brief;
 use serde_json::Value;
@@ -180,5 +183,115 @@ async fn a_failing_safety_backend_blocks_everything() {
         dead.iter()
             .all(|d| d["kind"] == "blocked"
                 && d["reason"].as_str().unwrap().contains("screen error"))
+    );
+}
+
+fn backends(settings: &Settings) -> wiring::Backends<'_> {
+    wiring::Backends {
+        settings,
+        cache: Arc::new(cpo_shared::cache::MemoryCache::new()),
+        audit: Arc::new(cpo_shared::audit::MemoryAuditLog::default()),
+        signer: cpo_shared::signing::Signer::new(b"k".to_vec()),
+        pseudonymizer: cpo_shared::privacy::Pseudonymizer::new(b"p".to_vec()),
+        content_dir: None,
+        outbox: PathBuf::from("unused-outbox.jsonl"),
+        generator: None,
+        screen: None,
+    }
+}
+
+#[test]
+fn wiring_blocks_on_screen_errors_unless_told_otherwise() {
+    let unset = Settings::from_yaml("safety:\n  timeout_ms: 100\n").unwrap();
+    let b = backends(&unset);
+    // The embedded mode (`spawn_all` -> `safety`) blocks; a fleet worker asks for hold.
+    assert_eq!(
+        wiring::safety(&b).unwrap().on_screen_error(),
+        OnScreenError::Block
+    );
+    assert_eq!(
+        wiring::safety_with_default(&b, OnScreenError::Hold)
+            .unwrap()
+            .on_screen_error(),
+        OnScreenError::Hold
+    );
+    // A set key wins over either default.
+    let hold = Settings::from_yaml("safety:\n  on_screen_error: hold\n").unwrap();
+    assert_eq!(
+        wiring::safety(&backends(&hold)).unwrap().on_screen_error(),
+        OnScreenError::Hold
+    );
+    let block = Settings::from_yaml("safety:\n  on_screen_error: block\n").unwrap();
+    assert_eq!(
+        wiring::safety_with_default(&backends(&block), OnScreenError::Hold)
+            .unwrap()
+            .on_screen_error(),
+        OnScreenError::Block
+    );
+    // The configured backend is built, and a missing key is named.
+    let azure = Settings::from_yaml("safety:\n  backend: azure\n").unwrap();
+    let err = wiring::safety(&backends(&azure)).err().unwrap().to_string();
+    assert!(err.contains("safety.azure.endpoint"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_hold_set_a_failing_safety_backend_decides_nothing_and_sends_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(tmp.path());
+    opts.settings = Settings::from_yaml(
+        "generation:\n  brand: Northwind Outfitters\n\
+         safety:\n  on_screen_error: hold\n\
+         runtime:\n  max_attempts: 2\n  initial_backoff_ms: 10\n  max_backoff_ms: 20\n  defer_timeout_ms: 1500\n",
+    )
+    .unwrap();
+    opts.screen = Some(Arc::new(BrokenScreen));
+    let report = run(campaign(), opts).await.unwrap();
+    let s = &report.summary;
+    assert!(s.variants_generated > 0);
+    assert_eq!(s.variants_approved, 0);
+    assert_eq!(s.customers_assigned, 0);
+    assert_eq!(s.messages, 0);
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("outbox.jsonl")).unwrap_or_default(),
+        ""
+    );
+    // No verdict at all: the segments stayed undecided.
+    let variants: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("variants.json")).unwrap())
+            .unwrap();
+    assert!(
+        variants.iter().all(|v| v["verdict"].is_null()),
+        "{variants:?}"
+    );
+    let dead = jsonl(&tmp.path().join("dead_letters.jsonl"));
+    let held: Vec<&Value> = dead.iter().filter(|d| d["stage"] == "safety").collect();
+    assert_eq!(held.len() as u64, s.variants_generated);
+    assert!(held.iter().all(|d| {
+        d["kind"] == "exhausted"
+            && d["reason"]
+                .as_str()
+                .unwrap()
+                .contains("screen error: backend: connection refused")
+    }));
+    assert!(dead.iter().all(|d| d["kind"] != "blocked"));
+    // The waiting customer batches gave up at the join timeout, to be replayed.
+    assert!(
+        dead.iter()
+            .any(|d| d["stage"] == "experimentation" && d["kind"] == "timeout"),
+        "{dead:?}"
+    );
+    // The audit trail shows every held attempt and no decision.
+    let audit = jsonl(&tmp.path().join("audit.jsonl"));
+    assert!(
+        audit
+            .iter()
+            .all(|e| e["event"]["event"] != "safety_decision")
+    );
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e["event"]["event"] == "safety_screen_error")
+            .count() as u64,
+        2 * s.variants_generated
     );
 }

@@ -165,7 +165,10 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
             StageName::Segmentation => spawn(runtime, wiring::segmentation(&backends)?),
             StageName::Retrieval => spawn(runtime, wiring::retrieval(&backends)?),
             StageName::Generation => spawn(runtime, wiring::generation(&backends)?),
-            StageName::Safety => spawn(runtime, wiring::safety(&backends)?),
+            StageName::Safety => spawn(
+                runtime,
+                wiring::safety_with_default(&backends, cpo_safety::OnScreenError::Hold)?,
+            ),
             StageName::Experimentation => spawn(runtime, wiring::experimentation(&backends)?),
             StageName::Delivery => spawn(runtime, wiring::delivery(&backends)?),
         }

@@ -1,8 +1,10 @@
-//! The audit event of a safety decision. It carries no customer data: a
-//! variant is a template, and reasons name kinds of personal data, not values.
+//! Audit events of the safety stage. They carry no customer data: a variant
+//! is a template, and reasons name kinds of personal data, not values.
 
 use cpo_shared::model::{Decision, SafetyVerdict, Variant};
 use serde_json::{Value, json};
+
+use crate::error::ScreenError;
 
 pub fn decision_event(variant: &Variant, verdict: &SafetyVerdict) -> Value {
     json!({
@@ -19,5 +21,30 @@ pub fn decision_event(variant: &Variant, verdict: &SafetyVerdict) -> Value {
         "reasons": verdict.reasons,
         "content_hash": verdict.content_hash,
         "screened_by": verdict.screened_by,
+    })
+}
+
+/// A screen error under `on_screen_error: hold`: no decision was made, the
+/// variant is retried (`transient`) or dead-lettered (`permanent`). One event
+/// per failed attempt, so the trail shows how long the outage held a variant.
+pub fn screen_error_event(
+    variant: &Variant,
+    content_hash: &str,
+    screened_by: &str,
+    error: &ScreenError,
+    attempt: u32,
+) -> Value {
+    json!({
+        "event": "safety_screen_error",
+        "campaign_id": variant.campaign_id,
+        "variant_id": variant.variant_id,
+        "segment": variant.segment,
+        "arm": variant.arm,
+        "action": "held",
+        "kind": error.kind().as_str(),
+        "error": format!("screen error: {error}"),
+        "attempt": attempt,
+        "content_hash": content_hash,
+        "screened_by": screened_by,
     })
 }

@@ -10,7 +10,10 @@
 //! the input cannot be read, the output cannot be written or the config is invalid.
 //!
 //! Settings: the `safety` section of the config file (`--config`, a global
-//! option of `cpo`, or `CPO_CONFIG`), then `CPO__SAFETY__*` variables.
+//! option of `cpo`, or `CPO_CONFIG`), then `CPO__SAFETY__*` variables; the
+//! configured backend screens (`safety.backend`). A screen error is a blocked
+//! verdict naming it (`on_screen_error` is the stage's business: here the
+//! verdict is the output).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -25,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::citations::CitationCheck;
 use crate::config::SafetyConfig;
 use crate::error::ScreenIoError;
-use crate::screen::{EmbeddedScreen, SafetyScreen};
+use crate::screen::SafetyScreen;
 use crate::verdict::{Content, evaluate};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -151,14 +154,14 @@ pub fn run_screen(args: ScreenArgs) -> anyhow::Result<()> {
     run_screen_with_config(args, config.as_deref())
 }
 
-/// `cpo screen`: the embedded screen over a file or stdin, verdicts to stdout
+/// `cpo screen`: the configured screen over a file or stdin, verdicts to stdout
 /// or `--output`, a summary on stderr. Blocks on its own small runtime, so
 /// call it from synchronous code.
 pub fn run_screen_with_config(args: ScreenArgs, config_file: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
     let config: SafetyConfig = settings.section("safety")?;
     config.validate()?;
-    let screen = EmbeddedScreen::new(&config)?;
+    let screen = config.screen()?;
     let input: Box<dyn BufRead> = if args.input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -172,12 +175,13 @@ pub fn run_screen_with_config(args: ScreenArgs, config_file: Option<&Path>) -> a
         }
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    // The screen's timeout needs a timer; one thread is plenty for sequential records.
+    // The screen's timeout needs a timer, the Azure backend sockets; one
+    // thread is plenty for sequential records.
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .context("start the screening runtime")?;
-    let stats = runtime.block_on(screen_jsonl(input, output, &screen, &config))?;
+    let stats = runtime.block_on(screen_jsonl(input, output, &*screen, &config))?;
     eprintln!(
         "screened {} records: {} approved, {} blocked ({} malformed)",
         stats.records, stats.approved, stats.blocked, stats.malformed

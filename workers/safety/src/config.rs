@@ -1,10 +1,32 @@
 //! Config section `safety`.
+//!
+//! ```yaml
+//! safety:
+//!   backend: embedded          # or azure
+//!   on_screen_error: hold      # or block; unset: hold in the fleet, block in `cpo run`
+//!   timeout_ms: 2000           # per screen call (each Azure request too)
+//!   thresholds: { hate: 4, violence: 4, self_harm: 4, sexual: 4 }
+//!   azure:
+//!     endpoint: https://my-resource.cognitiveservices.azure.com
+//!     api_version: 2024-09-01
+//!     blocklists: [brand-terms]
+//!     # api_key_file: /run/secrets/content-safety-key
+//! ```
+//!
+//! The Azure key comes from `CPO__SAFETY__AZURE__API_KEY` or
+//! `safety.azure.api_key_file`; it is never logged (`Debug` redacts it).
 
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
 
+use crate::azure::AzureScreen;
 use crate::error::SafetyError;
+use crate::screen::{EmbeddedScreen, SafetyScreen};
 
 /// Harm categories at or above their threshold block (`>=`, not `>`: the
 /// prototype's `> 4` let severity-4 content through).
@@ -28,18 +50,264 @@ impl Default for Thresholds {
     }
 }
 
+/// Which screen reports harm severities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScreenBackend {
+    /// Lexicons over normalized text, offline and deterministic.
+    #[default]
+    Embedded,
+    /// Azure AI Content Safety text analysis for the harm categories, plus the
+    /// embedded brand-policy checks (and its lexicon severities: the higher wins).
+    Azure,
+}
+
+/// What the safety stage does when the screen fails (error, timeout, panic,
+/// malformed report). A content block is never affected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnScreenError {
+    /// Publish no decision: a transient error is retried by the runtime (then
+    /// dead-lettered as `exhausted`), a permanent one is dead-lettered at once.
+    /// The segment stays undecided at experimentation until the variant is
+    /// replayed (`cpo dlq replay`); nothing is sent meanwhile.
+    #[default]
+    Hold,
+    /// Publish a blocked decision (`screen error: ...`): the arm falls back to
+    /// control, and the variant is dead-lettered as blocked.
+    Block,
+}
+
+/// An API key. Deserializes from a string only, and neither `Debug` nor a
+/// deserialization error ever shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself, for the request header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        // The environment source parses values that look like numbers or
+        // booleans; serde's usual "invalid type" error would then echo the key.
+        const NOT_A_STRING: &str = "must be a string (the value is not shown; a key that reads as a number or boolean must come from api_key_file)";
+        impl Visitor<'_> for KeyVisitor {
+            type Value = ApiKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ApiKey, E> {
+                Ok(ApiKey(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<ApiKey, E> {
+                Ok(ApiKey(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ApiKey, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ApiKey, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ApiKey, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ApiKey, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+/// Settings of the Azure AI Content Safety backend (`safety.azure`).
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AzureConfig {
+    /// The resource endpoint, e.g. `https://my-resource.cognitiveservices.azure.com`;
+    /// requests go to `{endpoint}/contentsafety/text:analyze?api-version={api_version}`.
+    pub endpoint: Option<String>,
+    /// Prefer the environment (`CPO__SAFETY__AZURE__API_KEY`) or `api_key_file`
+    /// over writing it into a config file.
+    pub api_key: Option<ApiKey>,
+    /// Read the key from this file (trimmed) instead.
+    pub api_key_file: Option<PathBuf>,
+    pub api_version: String,
+    /// Custom blocklists to match (`blocklistNames`); any match blocks.
+    /// A list in YAML, or comma-separated in the environment.
+    #[serde(deserialize_with = "names")]
+    pub blocklists: Vec<String>,
+}
+
+impl Default for AzureConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            api_key: None,
+            api_key_file: None,
+            api_version: "2024-09-01".into(),
+            blocklists: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for AzureConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureConfig")
+            .field("endpoint", &self.endpoint)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_file", &self.api_key_file)
+            .field("api_version", &self.api_version)
+            .field("blocklists", &self.blocklists)
+            .finish()
+    }
+}
+
+/// A list, or one comma-separated string (environment variables carry no lists).
+fn names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Joined(String),
+    }
+    Ok(match Names::deserialize(deserializer)? {
+        Names::List(list) => list,
+        Names::Joined(joined) => joined
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+impl AzureConfig {
+    /// The key from `api_key_file` or `api_key`; errors name the key, never the value.
+    pub fn resolve_key(&self) -> Result<ApiKey, SafetyError> {
+        if let Some(path) = &self.api_key_file {
+            let bytes = std::fs::read(path).map_err(|e| SafetyError::Config {
+                key: "safety.azure.api_key_file".into(),
+                message: format!("cannot read {}: {}", path.display(), e.kind()),
+            })?;
+            let key = String::from_utf8_lossy(&bytes).trim().to_string();
+            if key.is_empty() {
+                return Err(SafetyError::Config {
+                    key: "safety.azure.api_key_file".into(),
+                    message: format!("{} is empty", path.display()),
+                });
+            }
+            return Ok(ApiKey(key));
+        }
+        match &self.api_key {
+            Some(key) if !key.0.trim().is_empty() => Ok(ApiKey(key.0.trim().to_string())),
+            _ => Err(SafetyError::Config {
+                key: "safety.azure.api_key".into(),
+                message: "not set: use CPO__SAFETY__AZURE__API_KEY or safety.azure.api_key_file"
+                    .into(),
+            }),
+        }
+    }
+
+    fn validate(&self) -> Result<(), SafetyError> {
+        let config_error = |key: &str, message: String| SafetyError::Config {
+            key: format!("safety.azure.{key}"),
+            message,
+        };
+        let endpoint = self.endpoint.as_deref().map(str::trim).unwrap_or_default();
+        if endpoint.is_empty() {
+            return Err(config_error(
+                "endpoint",
+                "not set, and safety.backend is azure (e.g. https://my-resource.cognitiveservices.azure.com)".into(),
+            ));
+        }
+        match reqwest::Url::parse(endpoint) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            Ok(_) => {
+                return Err(config_error(
+                    "endpoint",
+                    format!("`{endpoint}` is not an http(s) URL"),
+                ));
+            }
+            Err(e) => {
+                return Err(config_error(
+                    "endpoint",
+                    format!("`{endpoint}` is not a URL: {e}"),
+                ));
+            }
+        }
+        let key_set = self
+            .api_key
+            .as_ref()
+            .is_some_and(|k| !k.0.trim().is_empty());
+        match (key_set, &self.api_key_file) {
+            (true, Some(_)) => {
+                return Err(config_error(
+                    "api_key",
+                    "set either api_key or api_key_file, not both".into(),
+                ));
+            }
+            (false, None) => {
+                return Err(config_error(
+                    "api_key",
+                    "not set: use CPO__SAFETY__AZURE__API_KEY or safety.azure.api_key_file".into(),
+                ));
+            }
+            _ => {}
+        }
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+        };
+        if !token(&self.api_version) {
+            return Err(config_error(
+                "api_version",
+                format!("`{}` is not an API version", self.api_version),
+            ));
+        }
+        if let Some(bad) = self.blocklists.iter().find(|name| !token(name)) {
+            return Err(config_error(
+                "blocklists",
+                format!("`{bad}` is not a blocklist name (letters, digits, - _ . ~)"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Settings of the safety stage and of `cpo screen`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SafetyConfig {
     pub thresholds: Thresholds,
-    /// Longest the screen may take for one variant before it counts as an error (and blocks).
+    /// Longest one screen call may take for one variant (each Azure request
+    /// as well) before it counts as a screen error.
     pub timeout_ms: u64,
     /// Also block mild profanity ("damn", "crap", "hell"); strong profanity always blocks.
     pub block_mild_profanity: bool,
     /// The brand's own contact addresses and numbers, which copy may contain.
     /// Compared case-insensitively for emails and digit-by-digit for phone numbers.
     pub allowed_contacts: Vec<String>,
+    pub backend: ScreenBackend,
+    pub azure: AzureConfig,
+    /// `None` when not configured: whoever builds the stage picks the default
+    /// (`hold` for a fleet worker, `block` for the embedded mode).
+    pub on_screen_error: Option<OnScreenError>,
 }
 
 impl Default for SafetyConfig {
@@ -49,6 +317,9 @@ impl Default for SafetyConfig {
             timeout_ms: 2_000,
             block_mild_profanity: false,
             allowed_contacts: Vec::new(),
+            backend: ScreenBackend::Embedded,
+            azure: AzureConfig::default(),
+            on_screen_error: None,
         }
     }
 }
@@ -58,7 +329,7 @@ impl SafetyConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
-    /// Reject values that would silently disable screening.
+    /// Reject values that would silently disable screening, or a backend that cannot work.
     pub fn validate(&self) -> Result<(), SafetyError> {
         let t = &self.thresholds;
         for (name, value) in [
@@ -81,7 +352,20 @@ impl SafetyConfig {
                 message: format!("must be between 1 and 60000, got {}", self.timeout_ms),
             });
         }
+        if self.backend == ScreenBackend::Azure {
+            self.azure.validate()?;
+        }
         Ok(())
+    }
+
+    /// The configured screen, ready to share. Fails (naming the key) when the
+    /// configuration cannot work, so a bad deployment stops at startup.
+    pub fn screen(&self) -> Result<Arc<dyn SafetyScreen>, SafetyError> {
+        self.validate()?;
+        Ok(match self.backend {
+            ScreenBackend::Embedded => Arc::new(EmbeddedScreen::new(self)?),
+            ScreenBackend::Azure => Arc::new(AzureScreen::new(self)?),
+        })
     }
 }
 

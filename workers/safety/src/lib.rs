@@ -9,13 +9,17 @@
 //! (fail-closed). `SafetyStage` signs approvals (HMAC over the content hash),
 //! appends every decision to the hash-chained audit log, and publishes the
 //! decision for experimentation; blocked variants are also dead-lettered.
+//! Under `safety.on_screen_error: hold` a screen error publishes no decision
+//! at all: the variant is retried or dead-lettered and nothing is sent.
 //!
 //! `EmbeddedScreen` is the offline backend: weighted lexicons over text
 //! normalized against obfuscation (NFKC, l33t, spacing, masking, elongation,
 //! look-alike letters, zero-width characters), matched on token boundaries.
-//! `cli::screen_jsonl` backs `cpo screen`.
+//! `AzureScreen` asks Azure AI Content Safety for the harm severities and runs
+//! the embedded brand-policy checks beside it. `cli::screen_jsonl` backs `cpo screen`.
 
 pub mod audit;
+pub mod azure;
 mod citations;
 mod classify;
 pub mod cli;
@@ -31,10 +35,11 @@ pub mod screen;
 pub mod stage;
 pub mod verdict;
 
+pub use azure::AzureScreen;
 pub use citations::{CitationCheck, cited_ids};
 pub use cli::{ScreenArgs, ScreenStats, run_screen, run_screen_with_config, screen_jsonl};
-pub use config::{SafetyConfig, Thresholds};
-pub use error::{SafetyError, ScreenError, ScreenIoError};
+pub use config::{ApiKey, AzureConfig, OnScreenError, SafetyConfig, ScreenBackend, Thresholds};
+pub use error::{SafetyError, ScreenError, ScreenErrorKind, ScreenIoError};
 pub use screen::{
     EmbeddedScreen, FindingKind, HarmCategory, HarmEvidence, PolicyFinding, SafetyScreen,
     ScreenReport, ScreenRequest,

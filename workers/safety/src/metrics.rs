@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use cpo_shared::metrics::metrics;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
 
+use crate::error::ScreenError;
 use crate::verdict::Assessment;
 
 pub struct SafetyMetrics {
@@ -14,10 +15,16 @@ pub struct SafetyMetrics {
     /// Blocks by `cause` (hate, violence, ..., citation, screen_error); one decision may have several.
     pub block_causes: IntCounterVec,
     pub screen_seconds: Histogram,
+    /// Screen errors by `kind` (transient, permanent) and `action` (blocked, held).
+    pub screen_errors: IntCounterVec,
 }
 
 fn counter(name: &str, help: &str, label: &str) -> IntCounterVec {
-    let counter = IntCounterVec::new(Opts::new(name, help), &[label])
+    counter_with(name, help, &[label])
+}
+
+fn counter_with(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     // Registration only fails for a duplicate name, which the OnceLock rules out.
     let _ = metrics().registry.register(Box::new(counter.clone()));
@@ -52,6 +59,11 @@ pub fn safety_metrics() -> &'static SafetyMetrics {
                 "cause",
             ),
             screen_seconds,
+            screen_errors: counter_with(
+                "safety_screen_errors_total",
+                "Screen errors (backend down, timeout, malformed report, panic)",
+                &["kind", "action"],
+            ),
         }
     })
 }
@@ -66,6 +78,19 @@ impl SafetyMetrics {
         for cause in &assessment.causes {
             self.block_causes.with_label_values(&[cause.as_str()]).inc();
         }
+        if let Some(error) = &assessment.screen_error {
+            self.screen_errors
+                .with_label_values(&[error.kind().as_str(), "blocked"])
+                .inc();
+        }
+        self.screen_seconds.observe(seconds);
+    }
+
+    /// A screen error that held the variant without a decision.
+    pub fn record_held(&self, error: &ScreenError, seconds: f64) {
+        self.screen_errors
+            .with_label_values(&[error.kind().as_str(), "held"])
+            .inc();
         self.screen_seconds.observe(seconds);
     }
 }

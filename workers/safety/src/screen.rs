@@ -71,6 +71,8 @@ pub enum FindingKind {
     UnsubstantiatedClaim,
     /// `{{ ... }}` that is not a bare merge field: delivery would render it.
     TemplateExpression,
+    /// A term of one of the brand's custom blocklists (the Azure backend's `blocklistsMatch`).
+    Blocklist,
 }
 
 impl FindingKind {
@@ -82,6 +84,7 @@ impl FindingKind {
             FindingKind::PromptInjection => "prompt injection",
             FindingKind::UnsubstantiatedClaim => "unsubstantiated claim",
             FindingKind::TemplateExpression => "template expression",
+            FindingKind::Blocklist => "blocklist match",
         }
     }
 }
@@ -156,6 +159,27 @@ impl ScreenReport {
             .any(|f| f.kind == kind && same(&f.detail, &detail))
         {
             self.findings.push(PolicyFinding { kind, detail });
+        }
+    }
+}
+
+impl ScreenReport {
+    /// Fold another screen's report into this one: the higher severity per
+    /// category (with its evidence) and every finding.
+    pub fn merge(&mut self, other: ScreenReport) {
+        for category in HarmCategory::ALL {
+            let severity = category.get(&other.categories);
+            if severity <= category.get(&self.categories) {
+                continue;
+            }
+            category.set(&mut self.categories, severity);
+            self.evidence.retain(|e| e.category != category);
+            if let Some(e) = other.evidence.iter().find(|e| e.category == category) {
+                self.evidence.push(e.clone());
+            }
+        }
+        for finding in other.findings {
+            self.find(finding.kind, finding.detail);
         }
     }
 }

@@ -1,4 +1,10 @@
 //! The safety stage: `variants` in; a signed approval or a blocked decision out.
+//!
+//! When the screen fails, `on_screen_error` decides: `block` publishes the
+//! blocked decision `evaluate` made; `hold` publishes nothing, audits the
+//! error and returns it to the runtime as `Transient` (retried with backoff,
+//! then dead-lettered as exhausted) or `Permanent` (dead-lettered at once), so
+//! the segment stays undecided and nothing is sent until the variant is replayed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,11 +14,11 @@ use cpo_shared::envelope::derive_id;
 use cpo_shared::model::{Approval, Decision, LedgerEntry, SafetyVerdict, Variant, VariantDecision};
 use cpo_shared::signing::{Signer, content_hash};
 use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult, queues};
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::audit::decision_event;
-use crate::config::SafetyConfig;
-use crate::error::SafetyError;
+use crate::audit::{decision_event, screen_error_event};
+use crate::config::{OnScreenError, SafetyConfig};
+use crate::error::{SafetyError, ScreenErrorKind};
 use crate::metrics::safety_metrics;
 use crate::screen::{EmbeddedScreen, SafetyScreen};
 use crate::verdict::{Content, evaluate};
@@ -22,10 +28,14 @@ pub struct SafetyStage {
     signer: Signer,
     audit: Arc<dyn AuditSink>,
     config: SafetyConfig,
+    on_screen_error: OnScreenError,
 }
 
 impl SafetyStage {
-    /// Fails only on an invalid config (the error names the key).
+    /// The stage with `screen` (whatever `config.backend` says). A screen error
+    /// is handled as `config.on_screen_error`, `hold` when unset: set it
+    /// before calling to choose another default (the embedded mode picks
+    /// `block`). Fails only on an invalid config (the error names the key).
     pub fn new(
         screen: Arc<dyn SafetyScreen>,
         signer: Signer,
@@ -37,8 +47,24 @@ impl SafetyStage {
             screen,
             signer,
             audit,
+            on_screen_error: config.on_screen_error.unwrap_or_default(),
             config,
         })
+    }
+
+    /// The stage with the configured screen (`safety.backend`).
+    pub fn from_config(
+        signer: Signer,
+        audit: Arc<dyn AuditSink>,
+        config: SafetyConfig,
+    ) -> Result<Self, SafetyError> {
+        let screen = config.screen()?;
+        Self::new(screen, signer, audit, config)
+    }
+
+    /// What a screen error does in this stage.
+    pub fn on_screen_error(&self) -> OnScreenError {
+        self.on_screen_error
     }
 
     /// The stage with the embedded screen (the offline default).
@@ -63,9 +89,10 @@ impl Stage for SafetyStage {
         &[queues::VARIANTS]
     }
 
-    async fn handle(&self, message: Envelope<Variant>, _emit: &Emitter) -> StageResult {
+    async fn handle(&self, message: Envelope<Variant>, emit: &Emitter) -> StageResult {
         let started = Instant::now();
         let campaign_id = message.campaign_id;
+        let attempt = message.attempt;
         let variant = message.payload;
         let assessment = evaluate(
             &*self.screen,
@@ -73,14 +100,39 @@ impl Stage for SafetyStage {
             &self.config,
         )
         .await;
-        safety_metrics().record(&assessment, started.elapsed().as_secs_f64());
-
         let hash = content_hash(
             &variant.variant_id,
             &variant.subject,
             &variant.body,
             &variant.citations,
         );
+
+        if let (OnScreenError::Hold, Some(error), true) = (
+            self.on_screen_error,
+            &assessment.screen_error,
+            assessment.undecided(),
+        ) {
+            safety_metrics().record_held(error, started.elapsed().as_secs_f64());
+            // Audited like a decision, before the runtime acts on it.
+            let event = screen_error_event(&variant, &hash, self.screen.name(), error, attempt);
+            self.audit
+                .append(&event)
+                .map_err(|e| StageError::Transient(format!("audit append: {e}")))?;
+            let reason = format!("screen error: {error}");
+            warn!(
+                variant_id = %variant.variant_id,
+                attempt,
+                kind = error.kind().as_str(),
+                %reason,
+                "variant held without a decision"
+            );
+            return Err(match error.kind() {
+                ScreenErrorKind::Transient => StageError::Transient(reason),
+                ScreenErrorKind::Permanent => StageError::Permanent(reason),
+            });
+        }
+        safety_metrics().record(&assessment, started.elapsed().as_secs_f64());
+
         let verdict = SafetyVerdict {
             variant_id: variant.variant_id.clone(),
             decision: assessment.decision,
@@ -133,6 +185,13 @@ impl Stage for SafetyStage {
             Outgoing::new(queues::DECISIONS, &decision_message)?,
             Outgoing::new(queues::LEDGER, &ledger)?,
         ];
+        emit.count(
+            match decision {
+                Decision::Approved => cpo_shared::progress::VARIANTS_APPROVED,
+                Decision::Blocked => cpo_shared::progress::VARIANTS_BLOCKED,
+            },
+            1,
+        );
         match decision {
             Decision::Approved => Ok(outputs),
             Decision::Blocked => Err(StageError::Blocked {

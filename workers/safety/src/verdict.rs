@@ -3,7 +3,9 @@
 //! `evaluate` is the one path both the stage and `cpo screen` take: it calls
 //! the screen under a timeout, catching errors and panics, rejects malformed
 //! reports, applies the per-category thresholds (`>=` blocks), the policy
-//! findings and the citation rules. Anything that goes wrong blocks.
+//! findings and the citation rules. Anything that goes wrong blocks; the
+//! assessment keeps the screen error so the stage can apply
+//! `safety.on_screen_error` (publish the block, or hold the variant undecided).
 
 use std::panic::AssertUnwindSafe;
 use std::task::Poll;
@@ -57,6 +59,7 @@ impl BlockCause {
             BlockCause::Policy(FindingKind::PromptInjection) => "prompt_injection",
             BlockCause::Policy(FindingKind::UnsubstantiatedClaim) => "unsubstantiated_claim",
             BlockCause::Policy(FindingKind::TemplateExpression) => "template_expression",
+            BlockCause::Policy(FindingKind::Blocklist) => "blocklist",
             BlockCause::Citation => "citation",
             BlockCause::ScreenError => "screen_error",
         }
@@ -70,9 +73,18 @@ pub struct Assessment {
     pub categories: CategorySeverities,
     pub reasons: Vec<String>,
     pub causes: Vec<BlockCause>,
+    /// Why the screen gave no usable report, when it did not (then `causes`
+    /// holds `BlockCause::ScreenError`).
+    pub screen_error: Option<ScreenError>,
 }
 
 impl Assessment {
+    /// Blocked only because the screen failed: with a usable report the
+    /// decision might differ. A citation failure blocks whatever the screen says.
+    pub fn undecided(&self) -> bool {
+        self.screen_error.is_some() && self.causes.iter().all(|c| *c == BlockCause::ScreenError)
+    }
+
     fn block(&mut self, cause: BlockCause, reason: String) {
         self.decision = Decision::Blocked;
         if !self.causes.contains(&cause) {
@@ -84,6 +96,7 @@ impl Assessment {
     fn screen_error(error: &ScreenError) -> Self {
         let mut assessment = Self::from_categories(CategorySeverities::default());
         assessment.block(BlockCause::ScreenError, format!("screen error: {error}"));
+        assessment.screen_error = Some(error.clone());
         assessment
     }
 
@@ -93,6 +106,7 @@ impl Assessment {
             categories,
             reasons: Vec::new(),
             causes: Vec::new(),
+            screen_error: None,
         }
     }
 }

@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::variant;
-use cpo_safety::{SafetyConfig, SafetyStage};
+use common::{FailingScreen, PanickingScreen, RejectingScreen, SleepingScreen, variant};
+use cpo_safety::{OnScreenError, SafetyConfig, SafetyScreen, SafetyStage};
 use cpo_shared::audit::{AuditError, AuditSink, MemoryAuditLog};
 use cpo_shared::dead_letter::{DeadLetter, DeadLetterKind};
 use cpo_shared::model::{Decision, LedgerEntry, Variant, VariantDecision};
@@ -298,4 +298,223 @@ async fn through_the_runtime_blocked_variants_are_dead_lettered_and_still_announ
     assert!(!letters[0].reasons.is_empty());
     // Nothing blocked reached the send queue (nobody but experimentation may publish there).
     assert!(transport.peek(queues::SEND).is_empty());
+}
+
+fn stage_on_error(
+    screen: Arc<dyn SafetyScreen>,
+    policy: Option<OnScreenError>,
+    audit: Arc<dyn AuditSink>,
+) -> SafetyStage {
+    let config = SafetyConfig {
+        on_screen_error: policy,
+        timeout_ms: 100,
+        ..SafetyConfig::default()
+    };
+    SafetyStage::new(screen, Signer::new(KEY.to_vec()), audit, config).unwrap()
+}
+
+#[tokio::test]
+async fn hold_is_the_stage_default_and_a_set_key_wins() {
+    let audit: Arc<dyn AuditSink> = Arc::new(MemoryAuditLog::default());
+    let held = stage_on_error(Arc::new(FailingScreen), None, audit.clone());
+    assert_eq!(held.on_screen_error(), OnScreenError::Hold);
+    let blocking = stage_on_error(Arc::new(FailingScreen), Some(OnScreenError::Block), audit);
+    assert_eq!(blocking.on_screen_error(), OnScreenError::Block);
+}
+
+#[tokio::test]
+async fn with_hold_a_screen_error_publishes_nothing_and_says_whether_to_retry() {
+    let cases: [(Arc<dyn SafetyScreen>, bool, &str); 4] = [
+        (
+            Arc::new(FailingScreen),
+            true,
+            "screen error: backend: connection refused",
+        ),
+        (
+            Arc::new(SleepingScreen(Duration::from_secs(30))),
+            true,
+            "screen error: timed out after 100 ms",
+        ),
+        (
+            Arc::new(RejectingScreen),
+            false,
+            "screen error: backend rejected the request: HTTP 401 Unauthorized",
+        ),
+        (
+            Arc::new(PanickingScreen),
+            false,
+            "screen error: backend panicked",
+        ),
+    ];
+    for (screen, transient, expected) in cases {
+        let audit = Arc::new(MemoryAuditLog::default());
+        let stage = stage_on_error(screen, Some(OnScreenError::Hold), audit.clone());
+        let mut env = envelope(approved_variant());
+        env.attempt = 2;
+        // An error, not `Ok(outputs)` or `Blocked { notify }`: nothing is published.
+        let err = stage.handle(env, &emitter()).await.unwrap_err();
+        match (&err, transient) {
+            (StageError::Transient(reason), true) | (StageError::Permanent(reason), false) => {
+                assert_eq!(reason, expected)
+            }
+            _ => panic!("{expected}: unexpected {err:?}"),
+        }
+        // Audited, as a screen error and not as a decision.
+        let events = audit.events.lock().unwrap().clone();
+        assert_eq!(events.len(), 1, "{expected}");
+        let e = &events[0];
+        assert_eq!(e["event"], "safety_screen_error");
+        assert_eq!(e["action"], "held");
+        assert_eq!(e["error"], expected);
+        assert_eq!(e["kind"], if transient { "transient" } else { "permanent" });
+        assert_eq!(e["attempt"], 2);
+        assert_eq!(e["variant_id"], "v-friendly-1");
+        let v = approved_variant();
+        assert_eq!(
+            e["content_hash"],
+            content_hash(&v.variant_id, &v.subject, &v.body, &v.citations)
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_block_a_screen_error_is_a_published_blocked_decision() {
+    let audit = Arc::new(MemoryAuditLog::default());
+    let stage = stage_on_error(
+        Arc::new(RejectingScreen),
+        Some(OnScreenError::Block),
+        audit.clone(),
+    );
+    let err = stage
+        .handle(envelope(approved_variant()), &emitter())
+        .await
+        .unwrap_err();
+    let StageError::Blocked { reasons, notify } = err else {
+        panic!("expected a block, got {err:?}");
+    };
+    assert_eq!(
+        reasons,
+        ["screen error: backend rejected the request: HTTP 401 Unauthorized"]
+    );
+    let decision: Envelope<VariantDecision> = decode(&notify[0]);
+    assert_eq!(decision.payload.verdict.decision, Decision::Blocked);
+    assert!(decision.payload.approval.is_none());
+    assert_eq!(decision.payload.verdict.screened_by, "rejecting");
+    let events = audit.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event"], "safety_decision");
+    assert_eq!(events[0]["decision"], "blocked");
+}
+
+#[tokio::test]
+async fn with_hold_a_content_block_is_still_published() {
+    // The citations fail whatever the screen would say: holding cannot change the decision.
+    let audit = Arc::new(MemoryAuditLog::default());
+    let stage = stage_on_error(
+        Arc::new(FailingScreen),
+        Some(OnScreenError::Hold),
+        audit.clone(),
+    );
+    let mut v = approved_variant();
+    v.body = "Earn double points in March [made-up].".into();
+    v.citations = vec!["made-up".into()];
+    let err = stage.handle(envelope(v), &emitter()).await.unwrap_err();
+    let StageError::Blocked { reasons, notify } = err else {
+        panic!("expected a block, got {err:?}");
+    };
+    assert!(reasons.iter().any(|r| r.contains("made-up")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.starts_with("screen error")),
+        "{reasons:?}"
+    );
+    assert_eq!(notify.len(), 2);
+
+    // And the embedded screen's own blocks do not depend on the policy.
+    let stage = SafetyStage::embedded(
+        Signer::new(KEY.to_vec()),
+        Arc::new(MemoryAuditLog::default()),
+        SafetyConfig {
+            on_screen_error: Some(OnScreenError::Hold),
+            ..SafetyConfig::default()
+        },
+    )
+    .unwrap();
+    let err = stage
+        .handle(envelope(blocked_variant()), &emitter())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StageError::Blocked { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn through_the_runtime_a_held_variant_is_retried_then_dead_lettered_without_a_decision() {
+    let transport = MemoryTransport::new(64);
+    let shutdown = CancellationToken::new();
+    let runtime_config = RuntimeConfig {
+        max_attempts: 3,
+        initial_backoff_ms: 5,
+        max_backoff_ms: 20,
+        ..RuntimeConfig::default()
+    };
+    let runtime = Runtime::new(
+        Arc::new(transport.clone()),
+        runtime_config,
+        shutdown.clone(),
+    );
+    let audit = Arc::new(MemoryAuditLog::default());
+    let stage = Arc::new(stage_on_error(
+        Arc::new(FailingScreen),
+        Some(OnScreenError::Hold),
+        audit.clone(),
+    ));
+    let running = tokio::spawn(async move { runtime.run(stage).await });
+    let env = envelope(approved_variant());
+    transport
+        .publish(
+            queues::VARIANTS,
+            Publish {
+                id: env.id.clone(),
+                body: serde_json::to_vec(&env).unwrap(),
+                delay: None,
+            },
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while transport.peek(queues::DEAD_LETTER).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+
+    let letters: Vec<DeadLetter> = transport
+        .peek(queues::DEAD_LETTER)
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].kind, DeadLetterKind::Exhausted);
+    assert_eq!(letters[0].attempts, 3);
+    assert!(
+        letters[0]
+            .reason
+            .ends_with("screen error: backend: connection refused"),
+        "{}",
+        letters[0].reason
+    );
+    // No decision, no ledger verdict, nothing to send; one audited error per attempt.
+    assert!(transport.peek(queues::DECISIONS).is_empty());
+    assert!(transport.peek(queues::LEDGER).is_empty());
+    assert!(transport.peek(queues::SEND).is_empty());
+    let events = audit.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["event"] == "safety_screen_error"));
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["attempt"].clone())
+            .collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
 }

@@ -43,6 +43,19 @@ impl SafetyScreen for FailingScreen {
     }
 }
 
+/// A backend that refuses the request for good (a wrong key).
+pub struct RejectingScreen;
+
+#[async_trait]
+impl SafetyScreen for RejectingScreen {
+    fn name(&self) -> &str {
+        "rejecting"
+    }
+    async fn screen(&self, _: &ScreenRequest<'_>) -> Result<ScreenReport, ScreenError> {
+        Err(ScreenError::Rejected("HTTP 401 Unauthorized".into()))
+    }
+}
+
 /// A backend that answers clean, but too late.
 pub struct SleepingScreen(pub Duration);
 
