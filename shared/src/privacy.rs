@@ -1,4 +1,5 @@
-//! Pseudonymized customer ids for logs, metrics and the audit trail.
+//! Pseudonymized customer ids for logs, metrics and the audit trail, and
+//! URLs with their passwords redacted for logs and error messages.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -50,8 +51,46 @@ impl std::fmt::Debug for Pseudonymizer {
     }
 }
 
+/// The URL with its password replaced by `***`, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    let authority = &url[authority_start..authority_end];
+    // The last `@` ends the user info: an unencoded `@` in a password must not leak its tail.
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let user_info = &authority[..at];
+    let Some(colon) = user_info.find(':') else {
+        return url.to_string();
+    };
+    format!(
+        "{}{}:***{}",
+        &url[..authority_start],
+        &user_info[..colon],
+        &url[authority_start + at..]
+    )
+}
+
+/// The password of a URL, so error texts from the client library can be scrubbed of it.
+pub fn url_password(url: &str) -> Option<&str> {
+    let authority_start = url.find("://")? + 3;
+    let rest = &url[authority_start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let user_info = &authority[..authority.rfind('@')?];
+    let password = &user_info[user_info.find(':')? + 1..];
+    (!password.is_empty()).then_some(password)
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -72,5 +111,44 @@ mod tests {
         let mut listed = String::from("[");
         p.pseudonym_into("C0001", &mut listed);
         assert_eq!(listed, format!("[{expected}"));
+    }
+
+    #[test]
+    fn redacts_the_password_and_keeps_the_rest() {
+        assert_eq!(
+            redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("amqps://svc:p@ss@broker:5671/prod?heartbeat=30"),
+            "amqps://svc:***@broker:5671/prod?heartbeat=30"
+        );
+        assert_eq!(
+            redact_url("amqp://127.0.0.1:5672/%2f"),
+            "amqp://127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("redis://:secret@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
+        assert_eq!(url_password("redis://:secret@h:6379/0"), Some("secret"));
+        assert_eq!(url_password("amqp://h/%2f"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn redaction_never_shows_the_password(
+            user in "[a-z]{1,8}",
+            password in "[A-Za-z0-9!$&'()*+,;=@-]{4,20}",
+            host in "[a-z]{1,10}",
+            vhost in "[a-z%0-9]{0,6}",
+        ) {
+            let url = format!("amqp://{user}:{password}@{host}:5672/{vhost}");
+            let redacted = redact_url(&url);
+            let shown = format!(":{password}@");
+            prop_assert!(!redacted.contains(&shown));
+            prop_assert_eq!(redacted, format!("amqp://{user}:***@{host}:5672/{vhost}"));
+            prop_assert_eq!(url_password(&url), Some(password.as_str()));
+        }
     }
 }

@@ -22,7 +22,7 @@ use tracing::warn;
 
 use crate::cache::{Cache, CacheError, HashUpdate};
 use crate::metrics::metrics;
-use crate::transport::amqp::redact_url;
+use crate::privacy::redact_url;
 
 /// Label of this backend on `cache_requests_total`.
 pub const CACHE_LABEL: &str = "redis";

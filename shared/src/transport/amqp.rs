@@ -28,7 +28,9 @@ use lapin::{BasicProperties, Confirmation};
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{info, warn};
 
-pub use config::{AmqpConfig, redact_url};
+/// Kept here too: the URL redaction lives in `privacy`.
+pub use crate::privacy::redact_url;
+pub use config::AmqpConfig;
 pub use dead_letters::BROKER_STAGE;
 pub use topology::{DELAY_TIERS_MS, Topology, delay_tier};
 

@@ -24,7 +24,8 @@ use tokio::time::{Instant, sleep, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::config::{AmqpConfig, redact_url, url_password};
+use super::config::AmqpConfig;
+use crate::privacy::{redact_url, url_password};
 use crate::transport::TransportError;
 
 /// A healthy connection and its publisher channel (cheap to clone).
