@@ -99,10 +99,83 @@ impl Settings {
     }
 }
 
+/// The content of a secret file (a mounted Kubernetes secret, say), without
+/// its trailing newline. Errors name the key and the path, never the content.
+pub fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    let section = key.split('.').next().unwrap_or(key).to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Section {
+        section: section.clone(),
+        message: format!("key `{key}`: cannot read {}: {e}", path.display()),
+    })?;
+    let text = text.trim_end_matches(['\r', '\n']).to_string();
+    if text.is_empty() {
+        return Err(ConfigError::Section {
+            section,
+            message: format!("key `{key}`: {} is empty", path.display()),
+        });
+    }
+    Ok(text)
+}
+
+/// A connection URL with its credentials resolved: `url_file` (the whole
+/// URL in a file) replaces `url`, then `password_file` puts its content in
+/// as the URL's password. `section` names the keys in errors.
+pub fn resolve_url(
+    section: &str,
+    url: &str,
+    url_file: Option<&Path>,
+    password_file: Option<&Path>,
+) -> Result<String, ConfigError> {
+    let mut url = match url_file {
+        Some(path) => read_secret_file(&format!("{section}.url_file"), path)?,
+        None => url.to_string(),
+    };
+    if let Some(path) = password_file {
+        let key = format!("{section}.password_file");
+        let password = read_secret_file(&key, path)?;
+        url = crate::privacy::with_password(&url, &password).map_err(|message| {
+            ConfigError::Section {
+                section: section.to_string(),
+                message: format!("key `{key}`: {message}"),
+            }
+        })?;
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runtime::RuntimeConfig;
+
+    #[test]
+    fn urls_take_their_credentials_from_files_without_showing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let url_file = dir.path().join("url");
+        std::fs::write(&url_file, "amqps://svc:from-file@broker/prod\n").unwrap();
+        let password_file = dir.path().join("password");
+        std::fs::write(&password_file, "p@ss\n").unwrap();
+        let plain = resolve_url("amqp", "amqp://u@h/%2f", None, None).unwrap();
+        assert_eq!(plain, "amqp://u@h/%2f");
+        let from_file = resolve_url("amqp", "ignored", Some(&url_file), None).unwrap();
+        assert_eq!(from_file, "amqps://svc:from-file@broker/prod");
+        let with_password =
+            resolve_url("amqp", "amqp://u@h/%2f", None, Some(&password_file)).unwrap();
+        assert_eq!(with_password, "amqp://u:p%40ss@h/%2f");
+        let missing = dir.path().join("absent");
+        let err = resolve_url("redis", "redis://h/", None, Some(&missing))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redis.password_file"), "{err}");
+        std::fs::write(&missing, "\n").unwrap();
+        let err = resolve_url("redis", "redis://h/", Some(&missing), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("redis.url_file") && err.contains("empty"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn debug_names_the_sections_and_hides_the_values() {

@@ -51,6 +51,42 @@ impl std::fmt::Debug for Pseudonymizer {
     }
 }
 
+/// `url` with `password` as its password (percent-encoded), replacing any
+/// password already there. Fails, without echoing the password, when the URL
+/// names no user (`scheme://user@host/...`; Redis takes an empty user: `redis://@host`
+/// or `redis://host`, which gets `:password@`).
+pub fn with_password(url: &str, password: &str) -> Result<String, String> {
+    let scheme_end = url
+        .find("://")
+        .ok_or_else(|| format!("`{}` is not a URL", redact_url(url)))?;
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    let authority = &url[authority_start..authority_end];
+    let (user, host) = match authority.rfind('@') {
+        Some(at) => {
+            let user_info = &authority[..at];
+            let user = user_info.split_once(':').map_or(user_info, |(u, _)| u);
+            (user, &authority[at + 1..])
+        }
+        None => ("", authority),
+    };
+    let mut encoded = String::with_capacity(password.len() * 3);
+    for byte in password.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(format!(
+        "{}{user}:{encoded}@{host}{}",
+        &url[..authority_start],
+        &url[authority_end..]
+    ))
+}
+
 /// The URL with its password replaced by `***`, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
@@ -111,6 +147,24 @@ mod tests {
         let mut listed = String::from("[");
         p.pseudonym_into("C0001", &mut listed);
         assert_eq!(listed, format!("[{expected}"));
+    }
+
+    #[test]
+    fn a_password_goes_in_percent_encoded_and_replaces_the_old_one() {
+        assert_eq!(
+            with_password("amqps://svc@broker:5671/prod", "p@ss:w/rd").unwrap(),
+            "amqps://svc:p%40ss%3Aw%2Frd@broker:5671/prod"
+        );
+        assert_eq!(
+            with_password("amqp://svc:old@h/%2f", "new").unwrap(),
+            "amqp://svc:new@h/%2f"
+        );
+        assert_eq!(
+            with_password("rediss://cache:6380/0", "s3cret").unwrap(),
+            "rediss://:s3cret@cache:6380/0"
+        );
+        let err = with_password("not a url", "s3cret").unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

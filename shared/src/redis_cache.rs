@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 use tracing::warn;
 
 use crate::cache::{Cache, CacheError, HashUpdate};
+use crate::config::resolve_url;
 use crate::metrics::metrics;
 use crate::privacy::redact_url;
 
@@ -36,6 +38,10 @@ const BATCH: usize = 1000;
 pub struct RedisConfig {
     /// `redis://[:password@]host:port/db`, or `rediss://` for TLS. The password is never logged.
     pub url: String,
+    /// A file holding the whole URL (a mounted secret); replaces `url`.
+    pub url_file: Option<PathBuf>,
+    /// A file holding the password, put into the URL at connect time.
+    pub password_file: Option<PathBuf>,
     /// Prepended to every key, so deployments or parallel tests can share one Redis.
     pub key_prefix: String,
     /// Bound on opening a connection: a cache that is down must fail fast, not stall.
@@ -50,6 +56,8 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379/".into(),
+            url_file: None,
+            password_file: None,
             key_prefix: String::new(),
             connect_timeout_ms: 1_000,
             response_timeout_ms: 2_000,
@@ -63,6 +71,8 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &redact_url(&self.url))
+            .field("url_file", &self.url_file)
+            .field("password_file", &self.password_file)
             .field("key_prefix", &self.key_prefix)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("response_timeout_ms", &self.response_timeout_ms)
@@ -97,13 +107,20 @@ impl RedisCache {
     /// A cache that connects on first use, so a worker starts (and degrades) while Redis
     /// is down. Fails only on a malformed URL or outside a Tokio runtime.
     pub fn new(config: &RedisConfig) -> Result<Self, CacheError> {
-        let redacted_url = redact_url(&config.url);
+        let url = resolve_url(
+            "redis",
+            &config.url,
+            config.url_file.as_deref(),
+            config.password_file.as_deref(),
+        )
+        .map_err(|e| CacheError::Unavailable(e.to_string()))?;
+        let redacted_url = redact_url(&url);
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(CacheError::Unavailable(
                 "the redis cache must be created inside a tokio runtime".into(),
             ));
         }
-        let client = redis::Client::open(config.url.as_str())
+        let client = redis::Client::open(url.as_str())
             .map_err(|e| CacheError::Unavailable(format!("redis url {redacted_url}: {e}")))?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))

@@ -143,6 +143,50 @@ async fn an_unreachable_broker_is_a_bounded_error_without_the_password() {
     assert!(!text.contains("sup3rsecret"), "{text}");
 }
 
+/// Credentials from files, as a mounted Kubernetes secret provides them: a
+/// wrong password fails, the right one (from the password file) connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_comes_from_a_file_and_a_wrong_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = amqp_url();
+    // The configured URL without its password; the password in a file.
+    let Some((scheme_user, rest)) = url.split_once('@') else {
+        panic!(
+            "CPO_TEST_AMQP_URL must carry credentials: {}",
+            redact_url(&url)
+        );
+    };
+    let (user_url, password) = scheme_user.rsplit_once(':').unwrap();
+    let without_password = format!("{user_url}@{rest}");
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let config = AmqpConfig {
+        url: without_password.clone(),
+        password_file: Some(password_file.clone()),
+        ..test_config("pwfile")
+    };
+    with_transport(config, |t| async move {
+        let mut sub = t.subscribe("segments", 1).await.unwrap();
+        t.publish("segments", msg("m1", b"x")).await.unwrap();
+        let d = recv(&mut sub, Duration::from_secs(5))
+            .await
+            .expect("delivered");
+        d.acker.ack().await.unwrap();
+    })
+    .await;
+
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password").unwrap();
+    let config = AmqpConfig {
+        url: without_password,
+        password_file: Some(wrong),
+        connect_timeout_ms: 1_000,
+        ..test_config("pwfile-wrong")
+    };
+    let err = AmqpTransport::connect(config).await.err().expect("refused");
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_publishes_are_consumed_and_acked() {
     with_transport(test_config("roundtrip"), |t| async move {

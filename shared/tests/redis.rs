@@ -130,6 +130,30 @@ async fn ttls_expire_values_and_claims() {
 }
 
 #[tokio::test]
+async fn the_url_can_come_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = dir.path().join("url");
+    std::fs::write(&url_file, format!("{}\n", redis_url())).unwrap();
+    let config = RedisConfig {
+        url: "redis://127.0.0.1:1/".into(),
+        url_file: Some(url_file),
+        key_prefix: unique_prefix("url-file"),
+        ..RedisConfig::default()
+    };
+    let cache = RedisCache::new(&config).unwrap();
+    cache
+        .ping()
+        .await
+        .expect("the URL in the file, not `url`, is used");
+    let missing = RedisConfig {
+        url_file: Some(dir.path().join("absent")),
+        ..RedisConfig::default()
+    };
+    let err = RedisCache::new(&missing).err().unwrap().to_string();
+    assert!(err.contains("redis.url_file"), "{err}");
+}
+
+#[tokio::test]
 async fn a_hash_with_a_ttl_expires_as_a_whole() {
     with_cache("hash-ttl", |c| async move {
         let ttl = Some(Duration::from_millis(300));
@@ -285,6 +309,8 @@ async fn key_prefixes_isolate_caches() {
 async fn a_closed_port_gives_unavailable_errors_quickly_and_counts_them() {
     let config = RedisConfig {
         url: "redis://:hunter2@127.0.0.1:1/".into(),
+        url_file: None,
+        password_file: None,
         key_prefix: unique_prefix("down"),
         connect_timeout_ms: 200,
         response_timeout_ms: 200,

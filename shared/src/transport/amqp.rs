@@ -70,6 +70,9 @@ enum Failure {
 impl AmqpTransport {
     /// Connect (retrying until `connect_timeout_ms`) and declare the topology.
     pub async fn connect(config: AmqpConfig) -> Result<Self, TransportError> {
+        let config = config
+            .resolve()
+            .map_err(|e| TransportError::Broker(e.to_string()))?;
         config
             .validate()
             .map_err(|e| TransportError::Broker(e.to_string()))?;

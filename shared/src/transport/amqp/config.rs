@@ -1,11 +1,12 @@
 //! The `amqp` config section and its validation.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, resolve_url};
 use crate::privacy::redact_url;
 
 /// Settings of the AMQP transport (config section `amqp`; `CPO__AMQP__URL` overrides the URL).
@@ -14,6 +15,11 @@ use crate::privacy::redact_url;
 pub struct AmqpConfig {
     /// `amqp://user:password@host:port/vhost` or `amqps://...` (TLS). The password is never logged.
     pub url: String,
+    /// A file holding the whole URL (a mounted secret); replaces `url`.
+    pub url_file: Option<PathBuf>,
+    /// A file holding the password, put into the URL (percent-encoded) at connect time,
+    /// so the URL itself can live in plain config: `amqps://cpo@broker:5671/prod`.
+    pub password_file: Option<PathBuf>,
     /// Prepended to every exchange and queue name, so several deployments, or parallel
     /// tests, share one broker without seeing each other's messages.
     pub prefix: String,
@@ -39,6 +45,8 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         Self {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            url_file: None,
+            password_file: None,
             prefix: "cpo.".into(),
             prefetch: 256,
             publish_timeout_ms: 30_000,
@@ -55,6 +63,8 @@ impl fmt::Debug for AmqpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AmqpConfig")
             .field("url", &redact_url(&self.url))
+            .field("url_file", &self.url_file)
+            .field("password_file", &self.password_file)
             .field("prefix", &self.prefix)
             .field("prefetch", &self.prefetch)
             .field("publish_timeout_ms", &self.publish_timeout_ms)
@@ -67,6 +77,19 @@ impl fmt::Debug for AmqpConfig {
 }
 
 impl AmqpConfig {
+    /// The config with `url_file` and `password_file` read into `url`.
+    pub fn resolve(mut self) -> Result<Self, ConfigError> {
+        self.url = resolve_url(
+            "amqp",
+            &self.url,
+            self.url_file.as_deref(),
+            self.password_file.as_deref(),
+        )?;
+        self.url_file = None;
+        self.password_file = None;
+        Ok(self)
+    }
+
     /// Check the values that would otherwise fail later, deep inside the broker client.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, message: String| ConfigError::Section {
