@@ -4,14 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use cpo_delivery::{
     DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, OutboxEntry, OutboxSink, SinkError,
 };
 use cpo_shared::audit::{AuditError, AuditSink, MemoryAuditLog};
-use cpo_shared::cache::{Cache, CacheError, HashUpdate, MemoryCache};
 use cpo_shared::dead_letter::DeadLetter;
 use cpo_shared::envelope::message_id;
 use cpo_shared::model::{
@@ -94,70 +92,7 @@ pub fn batch(seq: u64, customers: std::ops::Range<usize>) -> Envelope<SendBatch>
     )
 }
 
-#[derive(Default)]
-pub struct FlakyCache {
-    pub inner: MemoryCache,
-    pub down: AtomicBool,
-}
-
-impl FlakyCache {
-    fn check(&self) -> Result<(), CacheError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(CacheError::Unavailable("connection refused".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl Cache for FlakyCache {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.check()?;
-        self.inner.get(key).await
-    }
-    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
-        self.check()?;
-        self.inner.set(key, value, ttl).await
-    }
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool, CacheError> {
-        self.check()?;
-        self.inner.set_if_absent(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        self.check()?;
-        self.inner.delete(key).await
-    }
-    async fn hash_set(
-        &self,
-        key: &str,
-        field: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), CacheError> {
-        self.check()?;
-        self.inner.hash_set(key, field, value, ttl).await
-    }
-    async fn hash_add_once(
-        &self,
-        key: &str,
-        marker: &str,
-        update: &HashUpdate,
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        self.check()?;
-        self.inner.hash_add_once(key, marker, update, ttl).await
-    }
-    async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError> {
-        self.check()?;
-        self.inner.hash_get_all(key).await
-    }
-}
+pub use cpo_shared::cache::FlakyCache;
 
 /// An audit log that fails while `down` is set.
 #[derive(Default)]

@@ -3,11 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
-use async_trait::async_trait;
-use cpo_shared::cache::{Cache, CacheError, HashUpdate, MemoryCache};
 use cpo_shared::model::{
     Approval, CampaignContext, CategorySeverities, Customer, CustomerBatch, Decision,
     ExperimentInput, SafetyVerdict, SegmentedCustomer, Variant, VariantDecision,
@@ -135,69 +131,4 @@ pub fn emitter() -> Emitter {
 }
 
 /// A memory cache that can be switched off and counts join reads.
-#[derive(Default)]
-pub struct FlakyCache {
-    inner: MemoryCache,
-    pub down: AtomicBool,
-    pub hash_reads: AtomicUsize,
-}
-
-impl FlakyCache {
-    fn check(&self) -> Result<(), CacheError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(CacheError::Unavailable("connection refused".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl Cache for FlakyCache {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.check()?;
-        self.inner.get(key).await
-    }
-    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
-        self.check()?;
-        self.inner.set(key, value, ttl).await
-    }
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool, CacheError> {
-        self.check()?;
-        self.inner.set_if_absent(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        self.check()?;
-        self.inner.delete(key).await
-    }
-    async fn hash_set(
-        &self,
-        key: &str,
-        field: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), CacheError> {
-        self.check()?;
-        self.inner.hash_set(key, field, value, ttl).await
-    }
-    async fn hash_add_once(
-        &self,
-        key: &str,
-        marker: &str,
-        update: &HashUpdate,
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        self.check()?;
-        self.inner.hash_add_once(key, marker, update, ttl).await
-    }
-    async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, CacheError> {
-        self.check()?;
-        self.hash_reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.hash_get_all(key).await
-    }
-}
+pub use cpo_shared::cache::FlakyCache;
