@@ -16,6 +16,10 @@ pub struct SegmentationConfig {
     pub data_dir: Option<PathBuf>,
     /// A YAML rule set; unset: the bundled rules (`data/segments.yaml`, embedded).
     pub rules_file: Option<PathBuf>,
+    /// Only read audience CSVs that lie inside `data_dir` once `..` and
+    /// symlinks are resolved. On in the fleet, where campaigns come from
+    /// another system and must not name arbitrary files on the worker.
+    pub confine_audience: bool,
 }
 
 impl Default for SegmentationConfig {
@@ -26,6 +30,7 @@ impl Default for SegmentationConfig {
             batch_size: 1000,
             data_dir: None,
             rules_file: None,
+            confine_audience: false,
         }
     }
 }
@@ -46,7 +51,38 @@ impl SegmentationConfig {
                 message: "must be at least 1".into(),
             });
         }
+        if self.confine_audience && self.data_dir.is_none() {
+            return Err(SegmentationError::Config {
+                key: "confine_audience",
+                message: "needs `segmentation.data_dir`, the directory audiences must lie in"
+                    .into(),
+            });
+        }
         Ok(())
+    }
+
+    /// The file an audience path names, checked against `confine_audience`.
+    /// The error says why without showing anything of the file.
+    pub fn audience_file(&self, path: &Path) -> Result<PathBuf, String> {
+        let resolved = self.resolve(path);
+        let (true, Some(dir)) = (self.confine_audience, &self.data_dir) else {
+            return Ok(resolved);
+        };
+        let root = dir
+            .canonicalize()
+            .map_err(|e| format!("segmentation.data_dir {}: {e}", dir.display()))?;
+        let real = resolved
+            .canonicalize()
+            .map_err(|e| format!("audience csv {}: {e}", path.display()))?;
+        if real.starts_with(&root) {
+            Ok(real)
+        } else {
+            Err(format!(
+                "audience csv {} lies outside segmentation.data_dir ({}): refused",
+                path.display(),
+                dir.display()
+            ))
+        }
     }
 
     /// Check values and load the rule set they name.
@@ -71,6 +107,49 @@ impl SegmentationConfig {
 mod tests {
     use super::*;
     use cpo_shared::config::Settings;
+
+    #[test]
+    fn a_confined_audience_must_lie_inside_the_data_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("audiences");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("ok.csv"), "customer_id\n").unwrap();
+        std::fs::write(tmp.path().join("secret.csv"), "x\n").unwrap();
+        let config = SegmentationConfig {
+            data_dir: Some(data.clone()),
+            confine_audience: true,
+            ..SegmentationConfig::default()
+        };
+        config.validate().unwrap();
+        assert!(config.audience_file(Path::new("ok.csv")).is_ok());
+        assert!(config.audience_file(&data.join("ok.csv")).is_ok());
+        for outside in [
+            tmp.path().join("secret.csv"),
+            PathBuf::from("../secret.csv"),
+            PathBuf::from("/etc/hostname"),
+        ] {
+            let err = config.audience_file(&outside).unwrap_err();
+            assert!(err.contains("outside") || err.contains("No such"), "{err}");
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(tmp.path().join("secret.csv"), data.join("link.csv"))
+                .unwrap();
+            let err = config.audience_file(Path::new("link.csv")).unwrap_err();
+            assert!(
+                err.contains("outside"),
+                "a symlink cannot leave the directory: {err}"
+            );
+        }
+        // unconfined, any path goes (the embedded `cpo run` reads what its user names)
+        let open = SegmentationConfig::default();
+        assert!(open.audience_file(&tmp.path().join("secret.csv")).is_ok());
+        let bad = SegmentationConfig {
+            confine_audience: true,
+            ..SegmentationConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("data_dir"));
+    }
 
     #[test]
     fn section_defaults_and_overrides() {

@@ -53,9 +53,11 @@ impl SegmentationStage {
             AudienceSource::Csv { path } if path.trim().is_empty() => {
                 Err(StageError::Permanent("audience csv path is empty".into()))
             }
-            AudienceSource::Csv { path } => Ok(Audience::File(CsvFile(
-                self.config.resolve(Path::new(path.trim())),
-            ))),
+            AudienceSource::Csv { path } => self
+                .config
+                .audience_file(Path::new(path.trim()))
+                .map(|file| Audience::File(CsvFile(file)))
+                .map_err(StageError::Permanent),
         }
     }
 

@@ -60,6 +60,7 @@ fn stage(batch_size: usize, data_dir: Option<&std::path::Path>) -> SegmentationS
         batch_size,
         data_dir: data_dir.map(Into::into),
         rules_file: None,
+        confine_audience: false,
     })
     .unwrap()
 }
@@ -333,6 +334,30 @@ async fn malformed_csv_rows_are_reported_by_line_and_the_rest_goes_through() {
         .map(|c| c.customer.customer_id.as_str())
         .collect();
     assert_eq!(ids, ["C1", "C3"]);
+}
+
+#[tokio::test]
+async fn a_confined_stage_refuses_an_audience_outside_its_data_dir_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("audiences");
+    std::fs::create_dir_all(&data).unwrap();
+    let outside = dir.path().join("other.csv");
+    std::fs::write(&outside, "customer_id,email\nC1,a@example.com\n").unwrap();
+    let stage = SegmentationStage::new(SegmentationConfig {
+        batch_size: 10,
+        data_dir: Some(data),
+        rules_file: None,
+        confine_audience: true,
+    })
+    .unwrap();
+    for path in [outside.display().to_string(), "../other.csv".to_string()] {
+        let source = AudienceSource::Csv { path };
+        let err = run(&stage, request(source, &[])).await.err().unwrap();
+        assert!(
+            matches!(&err, StageError::Permanent(m) if m.contains("outside segmentation.data_dir")),
+            "{err:?}"
+        );
+    }
 }
 
 #[tokio::test]
