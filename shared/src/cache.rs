@@ -82,11 +82,13 @@ pub struct HashUpdate {
     pub add: Vec<(String, i64)>,
     /// The field becomes the larger of its value and this one (timestamps).
     pub max: Vec<(String, i64)>,
+    /// The field becomes the smaller of its value and this one.
+    pub min: Vec<(String, i64)>,
 }
 
 impl HashUpdate {
     pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.max.is_empty()
+        self.add.is_empty() && self.max.is_empty() && self.min.is_empty()
     }
 
     /// Apply to fields that hold decimal text, as Redis keeps them.
@@ -103,6 +105,11 @@ impl HashUpdate {
         }
         for (name, candidate) in &self.max {
             if read(fields, name).is_none_or(|current| *candidate > current) {
+                fields.insert(name.clone(), candidate.to_string().into_bytes());
+            }
+        }
+        for (name, candidate) in &self.min {
+            if read(fields, name).is_none_or(|current| *candidate < current) {
                 fields.insert(name.clone(), candidate.to_string().into_bytes());
             }
         }

@@ -24,7 +24,16 @@ pub struct Envelope<T> {
     /// Unix milliseconds when the message was first published; kept across retries.
     #[serde(default)]
     pub first_seen_ms: u64,
+    /// Milliseconds this message has spent waiting out dependency outages
+    /// (`StageError::Unavailable`): not counted against the join timeout, and
+    /// bounded by `runtime.outage_timeout_ms`. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paused_ms: u64,
     pub payload: T,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl<T> Envelope<T> {
@@ -35,6 +44,7 @@ impl<T> Envelope<T> {
             version: SCHEMA_VERSION,
             attempt: 0,
             first_seen_ms: now_ms(),
+            paused_ms: 0,
             payload,
         }
     }

@@ -52,9 +52,9 @@ impl std::fmt::Debug for Pseudonymizer {
 }
 
 /// `url` with `password` as its password (percent-encoded), replacing any
-/// password already there. Fails, without echoing the password, when the URL
-/// names no user (`scheme://user@host/...`; Redis takes an empty user: `redis://@host`
-/// or `redis://host`, which gets `:password@`).
+/// password already there. A URL without a user gets an empty one
+/// (`rediss://:password@host`, as Redis expects). Fails, without echoing the
+/// password, only on a string that is not a URL.
 pub fn with_password(url: &str, password: &str) -> Result<String, String> {
     let scheme_end = url
         .find("://")

@@ -7,13 +7,15 @@
 //! (stage, message id): a redelivered message is not counted twice. Dead
 //! letters are counted per stage and kind as they are published.
 //!
-//! Counting is best effort: it never fails or delays a message. When the
-//! store is down the count is lost (logged and counted on
-//! `cpo_progress_write_errors_total`), so `cpo status` can fall behind the
-//! truth, never ahead of it; the outbox and the ledger remain the record.
+//! Counting is best effort: it never fails a message and delays it by at most
+//! half a second. When the store is down or slow the count is lost (logged and
+//! counted on `cpo_progress_write_errors_total`, and writes pause for a few
+//! seconds), so `cpo status` can fall behind the truth, never ahead of it; the
+//! outbox and the ledger remain the record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -64,20 +66,34 @@ fn marker(campaign_id: &str, stage: &str, message_id: &str) -> String {
     format!("cpo:v1:progress-seen:{campaign_id}:{stage}:{message_id}")
 }
 
+/// A write that takes longer is given up (and counted as lost): progress must
+/// not hold up the message it describes.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failed write, writes are skipped this long, so an unreachable store
+/// costs one timeout per pause rather than one per message.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
 /// Writes and reads the counters.
 pub struct ProgressStore {
     cache: Arc<dyn Cache>,
     ttl: Duration,
+    /// Unix ms before which writes are skipped (after a failure).
+    paused_until_ms: AtomicU64,
 }
 
 impl ProgressStore {
     /// Counters (and their once-per-message markers) expire `ttl` after a campaign's last update.
     pub fn new(cache: Arc<dyn Cache>, ttl: Duration) -> Self {
-        Self { cache, ttl }
+        Self {
+            cache,
+            ttl: ttl.max(Duration::from_secs(1)),
+            paused_until_ms: AtomicU64::new(0),
+        }
     }
 
-    /// Add `update` for message `message_id` handled by `stage`, once. Never fails:
-    /// an unreachable store is logged and counted.
+    /// Add `update` for message `message_id` handled by `stage`, once. Never
+    /// fails and waits at most `WRITE_TIMEOUT`: a store that is down or slow
+    /// loses the count (logged, and counted on `cpo_progress_write_errors_total`).
     pub async fn record(
         &self,
         campaign_id: &str,
@@ -88,42 +104,48 @@ impl ProgressStore {
         if update.is_empty() {
             return;
         }
-        let result = self
-            .cache
-            .hash_add_once(
-                &key(campaign_id),
-                &marker(campaign_id, stage, message_id),
-                update,
-                self.ttl,
-            )
-            .await;
-        if let Err(e) = result {
+        let now = crate::envelope::now_ms();
+        if now < self.paused_until_ms.load(Ordering::Relaxed) {
             metrics().progress_write_errors.inc();
-            warn!(stage, campaign = campaign_id, msg_id = message_id, error = %e, "progress not recorded");
+            return;
         }
+        let (key, marker) = (key(campaign_id), marker(campaign_id, stage, message_id));
+        let write = self.cache.hash_add_once(&key, &marker, update, self.ttl);
+        let error = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", WRITE_TIMEOUT.as_millis()),
+        };
+        let pause = u64::try_from(PAUSE_AFTER_FAILURE.as_millis()).unwrap_or(u64::MAX);
+        self.paused_until_ms
+            .store(now.saturating_add(pause), Ordering::Relaxed);
+        metrics().progress_write_errors.inc();
+        warn!(stage, campaign = campaign_id, msg_id = message_id, %error, "progress not recorded; skipping progress writes for {} s", PAUSE_AFTER_FAILURE.as_secs());
     }
 
-    /// Count one dead letter of `stage`. A letter published again for the same
-    /// message (a redelivery dead-lettered twice) counts once.
+    /// Count one dead letter of `stage`. A message counts once per round: the
+    /// same letter published twice (a redelivery dead-lettered again) counts
+    /// once, a replayed message that fails again (a new `first_seen_ms`) again.
     pub async fn dead_letter(
         &self,
         campaign_id: &str,
         stage: &str,
         kind: DeadLetterKind,
         message_id: &str,
+        first_seen_ms: u64,
     ) {
         let update = HashUpdate {
             add: vec![(dead_letter_field(stage, kind), 1)],
             max: vec![(UPDATED_MS.into(), now())],
+            min: Vec::new(),
         };
         let tag = format!("dead-letter:{}", kind.as_str());
-        self.record(campaign_id, &tag, &format!("{stage}:{message_id}"), &update)
-            .await;
+        let round = format!("{stage}:{message_id}:{first_seen_ms}");
+        self.record(campaign_id, &tag, &round, &update).await;
     }
 
-    /// Count a dead letter `cpo dlq replay` published again. Each letter counts
-    /// once (by its id and when it was dead-lettered), however often the
-    /// command is run.
+    /// Count a dead letter `cpo dlq replay` published again, once per round
+    /// (like `dead_letter`), however often the command is run.
     pub async fn replayed(&self, letter: &DeadLetter) {
         let Some(campaign) = &letter.campaign_id else {
             return;
@@ -134,9 +156,11 @@ impl ProgressStore {
                 1,
             )],
             max: vec![(UPDATED_MS.into(), now())],
+            min: Vec::new(),
         };
-        let id = format!("{}:{}:{}", letter.stage, letter.id, letter.dead_lettered_ms);
-        self.record(campaign, "replay", &id, &update).await;
+        let tag = format!("replay:{}", letter.kind.as_str());
+        let round = format!("{}:{}:{}", letter.stage, letter.id, letter.first_seen_ms);
+        self.record(campaign, &tag, &round, &update).await;
     }
 
     /// The counters of a campaign, `None` if no stage has reported (or they expired).
@@ -232,18 +256,23 @@ impl CampaignProgress {
     }
 
     /// Dead letters that hold customers or variants back and were not
-    /// replayed. Blocked variants are decisions, not a backlog: their
-    /// customers fall back or are excluded.
+    /// replayed, per stage and kind. Blocked variants are decisions, not a
+    /// backlog: their customers fall back or are excluded.
     pub fn dead_letters_pending(&self) -> i64 {
-        let backlog = |family: BTreeMap<String, BTreeMap<String, i64>>| -> i64 {
-            family
-                .values()
-                .flat_map(|kinds| kinds.iter())
-                .filter(|(kind, _)| kind.as_str() != DeadLetterKind::Blocked.as_str())
-                .map(|(_, n)| n)
-                .sum()
-        };
-        (backlog(self.dead_letters()) - backlog(self.replayed())).max(0)
+        let replayed = self.replayed();
+        self.dead_letters()
+            .iter()
+            .flat_map(|(stage, kinds)| {
+                let replayed = replayed.get(stage);
+                kinds.iter().map(move |(kind, count)| {
+                    if kind.as_str() == DeadLetterKind::Blocked.as_str() {
+                        return 0;
+                    }
+                    let again = replayed.and_then(|r| r.get(kind)).copied().unwrap_or(0);
+                    (count - again).max(0)
+                })
+            })
+            .sum()
     }
 
     /// Customers delivered or excluded so far.
@@ -278,7 +307,7 @@ mod tests {
     fn update(add: &[(&str, i64)]) -> HashUpdate {
         HashUpdate {
             add: add.iter().map(|(f, n)| (f.to_string(), *n)).collect(),
-            max: Vec::new(),
+            ..HashUpdate::default()
         }
     }
 
@@ -300,13 +329,13 @@ mod tests {
         assert_eq!(p.state(), CampaignState::Running);
 
         store
-            .dead_letter("c", "experimentation", DeadLetterKind::Timeout, "b1")
+            .dead_letter("c", "experimentation", DeadLetterKind::Timeout, "b1", 1)
             .await;
         store
-            .dead_letter("c", "experimentation", DeadLetterKind::Timeout, "b1")
+            .dead_letter("c", "experimentation", DeadLetterKind::Timeout, "b1", 1)
             .await;
         store
-            .dead_letter("c", "safety", DeadLetterKind::Blocked, "v1")
+            .dead_letter("c", "safety", DeadLetterKind::Blocked, "v1", 1)
             .await;
         let p = store.read("c").await.unwrap().unwrap();
         assert_eq!(p.dead_letters()["experimentation"]["timeout"], 1);
@@ -360,12 +389,38 @@ mod tests {
         let store = ProgressStore::new(Arc::new(MemoryCache::new()), Duration::from_secs(60));
         for (id, ms) in [("a", 20), ("b", 10), ("c", 30)] {
             let update = HashUpdate {
-                add: Vec::new(),
                 max: vec![(UPDATED_MS.into(), ms)],
+                min: vec![(ENQUEUED_MS.into(), ms)],
+                ..HashUpdate::default()
             };
             store.record("c", "s", id, &update).await;
         }
-        assert_eq!(store.read("c").await.unwrap().unwrap().get(UPDATED_MS), 30);
+        let p = store.read("c").await.unwrap().unwrap();
+        assert_eq!(p.get(UPDATED_MS), 30);
+        assert_eq!(p.get(ENQUEUED_MS), 10, "min keeps the smallest");
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_down_costs_one_failed_write_then_writes_pause() {
+        let cache = Arc::new(crate::cache::FlakyCache::default());
+        cache.down.store(true, Ordering::SeqCst);
+        let store = ProgressStore::new(cache.clone(), Duration::from_secs(60));
+        let errors = || metrics().progress_write_errors.get();
+        let before = errors();
+        store
+            .record("c", "s", "m1", &update(&[(FALLBACKS, 1)]))
+            .await;
+        // back up, but writes stay paused for a few seconds: this count is lost too
+        cache.down.store(false, Ordering::SeqCst);
+        store
+            .record("c", "s", "m2", &update(&[(FALLBACKS, 1)]))
+            .await;
+        assert!(errors() - before >= 2);
+        assert_eq!(
+            store.read("c").await.unwrap(),
+            None,
+            "nothing written while paused"
+        );
     }
 
     #[tokio::test]

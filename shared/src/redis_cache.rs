@@ -204,21 +204,28 @@ impl RedisCache {
 }
 
 /// `hash_add_once` in one atomic step. KEYS: the hash, the marker. ARGV: TTL
-/// in ms, the number of `add` pairs, then the `add` pairs, then the `max` pairs.
+/// in ms, the number of `add` pairs, the number of `max` pairs, then the `add`,
+/// `max` and `min` pairs.
 /// (In a Redis Cluster both keys would need one hash slot; cpo runs one Redis.)
 const ADD_ONCE: &str = r#"
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
   return 0
 end
 local adds = tonumber(ARGV[2])
-local i = 3
+local maxes = tonumber(ARGV[3])
+local i = 4
 for _ = 1, adds do
   redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
+local last_max = i + 2 * maxes
 while i < #ARGV do
   local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
-  if current == nil or tonumber(ARGV[i + 1]) > current then
+  local candidate = tonumber(ARGV[i + 1])
+  local better
+  if i < last_max then better = current == nil or candidate > current
+  else better = current == nil or candidate < current end
+  if better then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
   i = i + 2
@@ -321,8 +328,9 @@ impl Cache for RedisCache {
             .arg(self.key(key))
             .arg(self.key(marker))
             .arg(ttl_ms(ttl))
-            .arg(update.add.len());
-        for (field, value) in update.add.iter().chain(&update.max) {
+            .arg(update.add.len())
+            .arg(update.max.len());
+        for (field, value) in update.add.iter().chain(&update.max).chain(&update.min) {
             command.arg(field).arg(*value);
         }
         let applied: i64 = self.query(&command).await?;

@@ -39,10 +39,12 @@ pub struct RuntimeConfig {
     pub defer_timeout_ms: u64,
     /// Larger messages are dead-lettered unread.
     pub max_message_bytes: usize,
-    /// While a dependency is down, how often a waiting message is tried again.
+    /// While a dependency is down, the first delay before a waiting message is
+    /// tried again; the delay grows with the outage up to `outage_max_retry_ms`.
     pub outage_retry_ms: u64,
-    /// How long (since first seen) a message may wait out a dependency outage
-    /// before it is dead-lettered (replayable with `cpo dlq replay`).
+    pub outage_max_retry_ms: u64,
+    /// How long in all a message may wait out dependency outages before it is
+    /// dead-lettered (replayable with `cpo dlq replay`).
     pub outage_timeout_ms: u64,
     /// How long a campaign's progress counters are kept after its last update.
     pub progress_ttl_s: u64,
@@ -59,6 +61,7 @@ impl Default for RuntimeConfig {
             defer_timeout_ms: 120_000,
             max_message_bytes: 16 * 1024 * 1024,
             outage_retry_ms: 1_000,
+            outage_max_retry_ms: 30_000,
             outage_timeout_ms: 30 * 60 * 1_000,
             progress_ttl_s: 7 * 24 * 3_600,
         }
@@ -66,6 +69,15 @@ impl Default for RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// Delay before a message that has waited `paused_ms` for a dependency is
+    /// tried again: half the wait so far, between `outage_retry_ms` and
+    /// `outage_max_retry_ms`, so a long outage costs few redeliveries.
+    pub fn outage_delay(&self, paused_ms: u64) -> Duration {
+        let floor = self.outage_retry_ms.max(1);
+        let ceiling = self.outage_max_retry_ms.max(floor);
+        Duration::from_millis((paused_ms / 2).clamp(floor, ceiling))
+    }
+
     /// Delay before attempt `attempt` (1-based retry number), from the backoff crate's
     /// exponential policy with jitter so retries of a batch do not arrive together.
     pub fn retry_delay(&self, attempt: u32) -> Duration {
@@ -242,6 +254,7 @@ impl Runtime {
         let attempt = envelope.attempt;
         let id = envelope.id.clone();
         let first_seen_ms = envelope.first_seen_ms;
+        let paused_ms = envelope.paused_ms;
         let campaign = envelope.campaign_id.clone();
         let span = info_span!("handle", stage = name, msg_id = %envelope.id, campaign = %envelope.campaign_id, attempt);
         let outcome = stage.handle(envelope, &emitter).instrument(span).await;
@@ -266,8 +279,14 @@ impl Runtime {
                 } else {
                     let delay = self.config.retry_delay(next_attempt);
                     debug!(stage = name, attempt = next_attempt, delay_ms = delay.as_millis() as u64, %reason, "retrying");
-                    self.republish(queue, body, &id, Some(next_attempt), delay)
-                        .await?;
+                    self.republish(
+                        queue,
+                        body,
+                        &id,
+                        Some(("attempt", next_attempt.into())),
+                        delay,
+                    )
+                    .await?;
                     m.retried.with_label_values(&[name]).inc();
                 }
                 Ok(Settle::Ack)
@@ -295,7 +314,10 @@ impl Runtime {
                 Ok(Settle::Ack)
             }
             Err(StageError::Defer { reason, after }) => {
-                let waited = now_ms().saturating_sub(first_seen_ms);
+                // Time spent waiting out an outage is not time waiting for the join.
+                let waited = now_ms()
+                    .saturating_sub(first_seen_ms)
+                    .saturating_sub(paused_ms);
                 if waited > self.config.defer_timeout_ms {
                     let reason =
                         format!("waited {waited} ms, longer than the join timeout: {reason}");
@@ -312,10 +334,9 @@ impl Runtime {
                 Ok(Settle::Ack)
             }
             Err(StageError::Unavailable(reason)) => {
-                let waited = now_ms().saturating_sub(first_seen_ms);
-                if waited > self.config.outage_timeout_ms {
+                if paused_ms >= self.config.outage_timeout_ms {
                     let reason = format!(
-                        "a dependency was unavailable for {waited} ms, longer than the outage timeout: {reason}"
+                        "waited {paused_ms} ms for a dependency, longer than the outage timeout: {reason}"
                     );
                     self.dead_letter(
                         &emitter,
@@ -324,9 +345,11 @@ impl Runtime {
                     )
                     .await?;
                 } else {
-                    warn!(stage = name, msg_id = %id, %reason, "dependency unavailable, message waits");
-                    let after = Duration::from_millis(self.config.outage_retry_ms);
-                    self.republish(queue, body, &id, None, after).await?;
+                    let after = self.config.outage_delay(paused_ms);
+                    warn!(stage = name, msg_id = %id, paused_ms, retry_in_ms = after.as_millis() as u64, %reason, "dependency unavailable, message waits");
+                    let paused = paused_ms.saturating_add(after.as_millis() as u64);
+                    self.republish(queue, body, &id, Some(("paused_ms", paused.into())), after)
+                        .await?;
                     m.paused.with_label_values(&[name]).inc();
                 }
                 Ok(Settle::Ack)
@@ -364,23 +387,24 @@ impl Runtime {
         Ok(())
     }
 
-    /// Publish the same message again, later, optionally with a new attempt count.
+    /// Publish the same message again, later, optionally with one envelope
+    /// field changed (the attempt count, the time paused).
     async fn republish(
         &self,
         queue: &str,
         body: &[u8],
         id: &str,
-        attempt: Option<u32>,
+        change: Option<(&str, serde_json::Value)>,
         delay: Duration,
     ) -> Result<(), TransportError> {
-        let body = match attempt {
+        let body = match change {
             // A deferred message goes back unchanged: no need to re-encode a large batch.
             None => body.to_vec(),
-            Some(attempt) => {
+            Some((field, new)) => {
                 let mut value: serde_json::Value = serde_json::from_slice(body)
                     .map_err(|e| TransportError::Broker(format!("re-encode: {e}")))?;
                 if let Some(obj) = value.as_object_mut() {
-                    obj.insert("attempt".into(), attempt.into());
+                    obj.insert(field.into(), new);
                 }
                 serde_json::to_vec(&value)
                     .map_err(|e| TransportError::Broker(format!("re-encode: {e}")))?

@@ -180,6 +180,15 @@ impl Emitter {
         });
     }
 
+    /// Lower the campaign's progress field `field` to at most `value` (first times).
+    pub fn stamp_first(&self, field: &str, value: u64) {
+        let value = i64::try_from(value).unwrap_or(i64::MAX);
+        self.update(|u| match u.min.iter_mut().find(|(f, _)| f == field) {
+            Some((_, current)) => *current = (*current).min(value),
+            None => u.min.push((field.to_string(), value)),
+        });
+    }
+
     fn update(&self, f: impl FnOnce(&mut HashUpdate)) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut counts);
@@ -288,7 +297,9 @@ impl Emitter {
             )
             .await?;
         if let (Some(store), Some(campaign)) = (&self.progress, &letter.campaign_id) {
-            store.dead_letter(campaign, self.stage, kind, &id).await;
+            store
+                .dead_letter(campaign, self.stage, kind, &id, letter.first_seen_ms)
+                .await;
         }
         Ok(())
     }

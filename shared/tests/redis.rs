@@ -175,6 +175,7 @@ async fn hash_add_once_applies_each_marker_once_even_when_racing() {
         let update = |n: i64, at: i64| HashUpdate {
             add: vec![("delivered".into(), n), ("batches".into(), 1)],
             max: vec![("updated_ms".into(), at)],
+            min: vec![("first_ms".into(), at)],
         };
         // 20 messages, each delivered three times concurrently (redeliveries racing).
         let c = Arc::new(c);
@@ -209,6 +210,7 @@ async fn hash_add_once_applies_each_marker_once_even_when_racing() {
         assert_eq!(fields["delivered"], "200");
         assert_eq!(fields["batches"], "20");
         assert_eq!(fields["updated_ms"], "1019", "max keeps the largest");
+        assert_eq!(fields["first_ms"], "1000", "min keeps the smallest");
         // an older timestamp does not lower it; a new marker still adds
         assert!(
             c.hash_add_once("p", "seen:late", &update(1, 5), ttl)
@@ -223,6 +225,7 @@ async fn hash_add_once_applies_each_marker_once_even_when_racing() {
                 .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
         };
         assert_eq!(get("updated_ms").as_deref(), Some("1019"));
+        assert_eq!(get("first_ms").as_deref(), Some("5"));
         assert_eq!(get("delivered").as_deref(), Some("201"));
         // both the hash and the markers expire
         assert!(

@@ -56,10 +56,16 @@ impl Stage for TestStage {
             }
             "unavailable-thrice" => Ok(vec![out]),
             "unavailable-always" => Err(StageError::Unavailable("redis down".into())),
+            "defer-always" => Err(StageError::Defer {
+                reason: "waiting for decisions".into(),
+                after: Duration::from_millis(5),
+            }),
             "counted" => {
                 emit.count("customers_assigned", 5);
                 emit.count("customers_assigned", 2);
                 emit.stamp("enqueued_ms", 42);
+                emit.stamp_first("started_ms", 7);
+                emit.stamp_first("started_ms", 5);
                 Ok(vec![out])
             }
             "counted-then-blocked" => {
@@ -300,6 +306,7 @@ async fn an_unavailable_dependency_pauses_the_message_without_using_up_attempts(
     let config = RuntimeConfig {
         max_attempts: 2,
         outage_retry_ms: 5,
+        outage_max_retry_ms: 40,
         outage_timeout_ms: 300,
         ..fast_config()
     };
@@ -321,11 +328,56 @@ async fn an_unavailable_dependency_pauses_the_message_without_using_up_attempts(
     assert_eq!(letter.id, "gone");
     assert_eq!(letter.kind, DeadLetterKind::Exhausted);
     assert!(
-        letter.reason.contains("unavailable") && letter.reason.contains("redis down"),
+        letter.reason.contains("outage timeout") && letter.reason.contains("redis down"),
         "{}",
         letter.reason
     );
     assert_eq!(letter.attempts, 1, "waiting is not an attempt");
+    assert!(letter.reason.contains("waited"), "{}", letter.reason);
+}
+
+#[test]
+fn the_outage_delay_grows_with_the_wait_within_its_bounds() {
+    let config = RuntimeConfig {
+        outage_retry_ms: 1_000,
+        outage_max_retry_ms: 30_000,
+        ..RuntimeConfig::default()
+    };
+    assert_eq!(config.outage_delay(0), Duration::from_secs(1));
+    assert_eq!(config.outage_delay(8_000), Duration::from_secs(4));
+    assert_eq!(config.outage_delay(600_000), Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn time_paused_for_an_outage_does_not_count_against_the_join_timeout() {
+    let config = RuntimeConfig {
+        defer_timeout_ms: 400,
+        ..fast_config()
+    };
+    // Seen 10 s ago, but 9.9 s of that waiting out an outage: 100 ms of join wait so far.
+    let mut paused: serde_json::Value = serde_json::from_slice(&job("p", "defer-always")).unwrap();
+    paused["first_seen_ms"] = (cpo_shared::envelope::now_ms() - 10_000).into();
+    paused["paused_ms"] = 9_900.into();
+    let mut fresh_old: serde_json::Value =
+        serde_json::from_slice(&job("o", "defer-always")).unwrap();
+    fresh_old["first_seen_ms"] = (cpo_shared::envelope::now_ms() - 10_000).into();
+    let deferred = || metrics().deferred.with_label_values(&["test"]).get();
+    let before = deferred();
+    let (_, letters, _, _) = run_jobs_with(
+        config,
+        vec![
+            serde_json::to_vec(&paused).unwrap(),
+            serde_json::to_vec(&fresh_old).unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(letters.len(), 2);
+    assert!(letters.iter().all(|l| l.kind == DeadLetterKind::Timeout));
+    // The unpaused one times out at once; the paused one waits ~300 ms more first.
+    assert!(
+        deferred() - before >= 10,
+        "the paused message kept waiting for its join"
+    );
 }
 
 #[tokio::test]
@@ -351,6 +403,7 @@ async fn progress_is_recorded_once_per_message_and_only_when_it_is_handled() {
         "c1 counted once, c2 once; f1's count is dropped with its failure"
     );
     assert_eq!(progress.get("enqueued_ms"), 42);
+    assert_eq!(progress.get("started_ms"), 5);
     assert_eq!(progress.get("variants_blocked"), 1, "blocked still counts");
     assert!(progress.get("updated_ms") > 0);
     let dead = progress.dead_letters();

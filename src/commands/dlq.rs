@@ -244,12 +244,16 @@ async fn replay(
         .context("cannot reach RabbitMQ")?;
     // `cpo status` counts replayed letters, so it stops reporting them as a
     // backlog. Best effort: a Redis that is down only leaves status behind.
-    let progress = RedisCache::new(&redis).ok().map(|cache| {
-        ProgressStore::new(
+    let progress = match RedisCache::new(&redis) {
+        Ok(cache) => Some(ProgressStore::new(
             Arc::new(cache),
             Duration::from_secs(runtime_config.progress_ttl_s),
-        )
-    });
+        )),
+        Err(e) => {
+            eprintln!("warning: replays will not show in `cpo status`: {e}");
+            None
+        }
+    };
     let (held, subscription) = take_all(&transport).await?;
     let (mut replayed, mut kept, mut found) = (0u64, 0u64, Vec::new());
     let mut failure = None;

@@ -57,10 +57,16 @@ pub fn status(args: StatusArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         );
         let deadline = Instant::now() + Duration::from_secs(args.timeout);
         loop {
-            let read = store
-                .read(&args.campaign_id)
-                .await
-                .context("cannot read the progress counters")?;
+            let read = match store.read(&args.campaign_id).await {
+                Ok(read) => read,
+                // While waiting, a Redis hiccup is not the end: ask again until the deadline.
+                Err(e) if args.wait && Instant::now() < deadline => {
+                    eprintln!("warning: cannot read the progress counters ({e}); trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => return Err(e).context("cannot read the progress counters"),
+            };
             let done = read
                 .as_ref()
                 .is_some_and(|p| p.state() == CampaignState::Complete);

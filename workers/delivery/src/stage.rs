@@ -168,7 +168,10 @@ impl Stage for DeliveryStage {
                 .cache
                 .set_many(&markers, self.config.sent_marker_ttl())
                 .await
-                .map_err(|e| StageError::Transient(format!("dedupe store: {e}")))?;
+                // Sent but not marked: wait for the store rather than use up
+                // attempts. The retry finds no markers and writes again; the file
+                // outbox skips ids it already holds (see design.md).
+                .map_err(|e| StageError::Unavailable(format!("dedupe store: {e}")))?;
         }
 
         for rejected in &prepared.rejected {

@@ -201,6 +201,7 @@ fn wrap<T>(
         version: envelope.version,
         attempt: envelope.attempt,
         first_seen_ms: envelope.first_seen_ms,
+        paused_ms: envelope.paused_ms,
         payload: into(envelope.payload),
     }
 }

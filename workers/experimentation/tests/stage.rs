@@ -347,3 +347,21 @@ async fn replaying_a_batch_gives_the_same_assignments() {
         assert_eq!(&whole[customer], arm);
     }
 }
+
+#[tokio::test]
+async fn the_join_state_expires_after_its_ttl() {
+    let cache = Arc::new(FlakyCache::default());
+    let config = ExperimentationConfig {
+        join_ttl_s: 1,
+        ..ExperimentationConfig::default()
+    };
+    let stage = ExperimentationStage::new(config, cache.clone());
+    decide_all(&stage, "loyal", &[]).await;
+    let key = join_key("camp-1", "loyal");
+    assert_eq!(cache.hash_get_all(&key).await.unwrap().len(), 4);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert!(
+        cache.hash_get_all(&key).await.unwrap().is_empty(),
+        "decisions must not stay in Redis forever"
+    );
+}

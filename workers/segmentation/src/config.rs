@@ -61,30 +61,6 @@ impl SegmentationConfig {
         Ok(())
     }
 
-    /// The file an audience path names, checked against `confine_audience`.
-    /// The error says why without showing anything of the file.
-    pub fn audience_file(&self, path: &Path) -> Result<PathBuf, String> {
-        let resolved = self.resolve(path);
-        let (true, Some(dir)) = (self.confine_audience, &self.data_dir) else {
-            return Ok(resolved);
-        };
-        let root = dir
-            .canonicalize()
-            .map_err(|e| format!("segmentation.data_dir {}: {e}", dir.display()))?;
-        let real = resolved
-            .canonicalize()
-            .map_err(|e| format!("audience csv {}: {e}", path.display()))?;
-        if real.starts_with(&root) {
-            Ok(real)
-        } else {
-            Err(format!(
-                "audience csv {} lies outside segmentation.data_dir ({}): refused",
-                path.display(),
-                dir.display()
-            ))
-        }
-    }
-
     /// Check values and load the rule set they name.
     pub fn load_rules(&self) -> Result<RuleSet, SegmentationError> {
         self.validate()?;
@@ -101,6 +77,56 @@ impl SegmentationConfig {
             _ => path.to_path_buf(),
         }
     }
+
+    /// The file an audience path names, checked against `confine_audience`:
+    /// first by its name alone (`..` resolved without touching the file
+    /// system, so nothing outside is even looked at), then by where it really
+    /// is (a symlink must not lead out). Both refusals read the same.
+    pub fn audience_file(&self, path: &Path) -> Result<PathBuf, String> {
+        let resolved = self.resolve(path);
+        let (true, Some(dir)) = (self.confine_audience, &self.data_dir) else {
+            return Ok(resolved);
+        };
+        let refused = || {
+            format!(
+                "audience csv {} is not inside segmentation.data_dir ({}): refused",
+                path.display(),
+                dir.display()
+            )
+        };
+        let absolute = |p: &Path| std::path::absolute(p).map(|p| lexical(&p));
+        let root = absolute(dir).map_err(|e| format!("segmentation.data_dir: {e}"))?;
+        if !absolute(&resolved).is_ok_and(|p| p.starts_with(&root)) {
+            return Err(refused());
+        }
+        let real_root = dir
+            .canonicalize()
+            .map_err(|e| format!("segmentation.data_dir {}: {e}", dir.display()))?;
+        let real = resolved
+            .canonicalize()
+            .map_err(|e| format!("cannot read audience csv {}: {e}", path.display()))?;
+        if real.starts_with(&real_root) {
+            Ok(real)
+        } else {
+            Err(refused())
+        }
+    }
+}
+
+/// `path` with `.` and `..` resolved by name (an absolute path never rises above `/`).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -123,13 +149,25 @@ mod tests {
         config.validate().unwrap();
         assert!(config.audience_file(Path::new("ok.csv")).is_ok());
         assert!(config.audience_file(&data.join("ok.csv")).is_ok());
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        assert!(config.audience_file(Path::new("sub/../ok.csv")).is_ok());
+        // missing outside reads exactly like present outside: nothing is revealed
+        assert_eq!(
+            config
+                .audience_file(Path::new("../absent.csv"))
+                .unwrap_err(),
+            config
+                .audience_file(Path::new("../secret.csv"))
+                .unwrap_err()
+                .replace("secret", "absent")
+        );
         for outside in [
             tmp.path().join("secret.csv"),
             PathBuf::from("../secret.csv"),
             PathBuf::from("/etc/hostname"),
         ] {
             let err = config.audience_file(&outside).unwrap_err();
-            assert!(err.contains("outside") || err.contains("No such"), "{err}");
+            assert!(err.contains("not inside segmentation.data_dir"), "{err}");
         }
         #[cfg(unix)]
         {
@@ -137,7 +175,7 @@ mod tests {
                 .unwrap();
             let err = config.audience_file(Path::new("link.csv")).unwrap_err();
             assert!(
-                err.contains("outside"),
+                err.contains("not inside"),
                 "a symlink cannot leave the directory: {err}"
             );
         }

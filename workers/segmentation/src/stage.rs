@@ -145,7 +145,8 @@ impl Stage for SegmentationStage {
             batches = two.batches,
             "audience segmented"
         );
-        emit.stamp(progress::ENQUEUED_MS, enqueued_ms);
+        // The earliest: a replayed campaign message is first seen again at the replay.
+        emit.stamp_first(progress::ENQUEUED_MS, enqueued_ms);
         emit.count(progress::CUSTOMERS_TOTAL, one.customers_total);
         emit.count(
             progress::EXCLUDED_AT_SEGMENTATION,

@@ -354,7 +354,7 @@ async fn a_confined_stage_refuses_an_audience_outside_its_data_dir_and_publishes
         let source = AudienceSource::Csv { path };
         let err = run(&stage, request(source, &[])).await.err().unwrap();
         assert!(
-            matches!(&err, StageError::Permanent(m) if m.contains("outside segmentation.data_dir")),
+            matches!(&err, StageError::Permanent(m) if m.contains("not inside segmentation.data_dir")),
             "{err:?}"
         );
     }
