@@ -431,21 +431,9 @@ fn a_broker_restart_mid_campaign_changes_nothing_in_the_outbox() {
     fleet.assert_running();
 
     // The same outbox as without the restart: the embedded mode plans the same messages.
-    let embedded = tmp.path().join("embedded");
-    let run = common::cpo(&[])
-        .args(["run", "--quiet", "--customers"])
-        .arg(&customers)
-        .args(["--out", embedded.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     assert_eq!(
         common::plan(&outbox),
-        common::plan(&common::jsonl(&embedded.join("outbox.jsonl")))
+        common::embedded_plan(tmp.path(), Some(&customers))
     );
     eprintln!(
         "restart test: {} messages, {:.1}s",
@@ -455,11 +443,10 @@ fn a_broker_restart_mid_campaign_changes_nothing_in_the_outbox() {
     fleet.teardown();
 }
 
-/// The safety screen cannot be made to fail from configuration (the embedded screen
-/// answers on its first poll, so even `safety.timeout_ms: 1` never fires), so replay is
-/// exercised on the stage after it: delivery first runs with the wrong signing key and
-/// dead-letters every message (each as a replayable one-message batch), then restarts
-/// with the right key, and `cpo dlq replay` delivers them. A letter without a message stays.
+/// Replay at delivery (tests/fleet_safety_outage.rs does it at safety): delivery
+/// first runs with the wrong signing key and dead-letters every message (each as a
+/// replayable one-message batch), then restarts with the right key, and
+/// `cpo dlq replay` delivers them. A letter without a message stays.
 #[test]
 fn messages_refused_by_a_misconfigured_delivery_are_sent_once_replayed_and_raw_letters_stay() {
     let _shared = BROKER.read().unwrap_or_else(|e| e.into_inner());

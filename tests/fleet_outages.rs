@@ -222,19 +222,9 @@ fn retrieval_without_redis_works_uncached_and_dead_letters_nothing() {
     assert!(letters.is_empty(), "retrieval dead-lettered: {letters:#?}");
 
     // Uncached retrieval grounds the same messages: the embedded mode plans the same.
-    let embedded = tmp.path().join("embedded");
-    let run = common::cpo(&[])
-        .args(["run", "--quiet", "--out", embedded.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     assert_eq!(
         common::plan(&outbox),
-        common::plan(&common::jsonl(&embedded.join("outbox.jsonl")))
+        common::embedded_plan(tmp.path(), None)
     );
     fleet.assert_running();
     eprintln!("retrieval outage test: {:.1}s", secs(started));

@@ -281,13 +281,7 @@ fn a_failing_safety_screen_holds_variants_in_the_dead_letter_queue_until_replaye
     );
 
     // The same messages as the embedded mode plans (its screen approves them all too).
-    let embedded = tmp.path().join("embedded");
-    let run = common::cpo(&[])
-        .args(["run", "--quiet", "--out", embedded.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{run:?}");
-    assert_eq!(plan(&outbox), plan(&jsonl(&embedded.join("outbox.jsonl"))));
+    assert_eq!(plan(&outbox), common::embedded_plan(tmp.path(), None));
     fleet.assert_running();
     eprintln!("screen outage test: {:.1}s", secs(started));
     fleet.teardown();

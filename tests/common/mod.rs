@@ -593,3 +593,24 @@ pub fn audited_sends(fleet: &Fleet, campaign: &str) -> BTreeMap<String, usize> {
     }
     sends
 }
+
+/// What `cpo run` (the embedded mode) plans on the bundled campaign, or on
+/// `customers`: customer -> (segment, arm, variant id). The fleet must match it.
+pub fn embedded_plan(
+    dir: &Path,
+    customers: Option<&Path>,
+) -> BTreeMap<String, (String, String, String)> {
+    let out = dir.join("embedded");
+    let mut command = cpo(&[]);
+    command.args(["run", "--quiet"]);
+    if let Some(customers) = customers {
+        command.arg("--customers").arg(customers);
+    }
+    let run = command.arg("--out").arg(&out).output().unwrap();
+    assert!(
+        run.status.success(),
+        "cpo run: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    plan(&jsonl(&out.join("outbox.jsonl")))
+}
