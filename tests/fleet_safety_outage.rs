@@ -5,10 +5,12 @@
 //! The safety worker runs the Azure AI Content Safety backend against a fake
 //! of that HTTP API served by this test (RabbitMQ and Redis are the real ones):
 //! the fake answers like the service, or hangs, or answers 503, as the test
-//! says. A second test uses the hanging screen to hold a message in flight
-//! across SIGTERM: the worker turns not-ready, keeps serving /metrics, gives
-//! up after the grace period with exit status 1, and the message is
-//! redelivered to the next worker.
+//! says. The campaign goes through two failed rounds (timeouts, then 503s,
+//! each replayed) before the screen recovers, and `cpo status` keeps count.
+//! A second test uses the hanging screen to hold a message in flight across
+//! SIGTERM: the worker turns not-ready, keeps serving /metrics, gives up after
+//! the grace period with exit status 1, and the message is redelivered to the
+//! next worker.
 
 mod common;
 
@@ -143,66 +145,29 @@ fn counter(status: &Value, name: &str) -> u64 {
     status["counters"][name].as_u64().unwrap_or(0)
 }
 
-#[test]
-fn a_failing_safety_screen_holds_variants_in_the_dead_letter_queue_until_replayed() {
-    let started = Instant::now();
-    let tmp = tempfile::tempdir().unwrap();
-    let screen = FakeContentSafety::start(HANG);
-    let endpoint = screen.endpoint();
-    let mut fleet = Fleet::new(tmp.path(), "screen-out", &[]);
-    for stage in ["segmentation", "retrieval", "generation", "delivery"] {
-        fleet.start(stage);
-    }
-    fleet.start_with(
-        "safety",
-        &[
-            ("CPO__SAFETY__BACKEND", "azure"),
-            ("CPO__SAFETY__AZURE__ENDPOINT", &endpoint),
-            ("CPO__SAFETY__AZURE__API_KEY", "test-key-not-secret"),
-            ("CPO__SAFETY__TIMEOUT_MS", "300"),
-            ("CPO__RUNTIME__MAX_ATTEMPTS", "3"),
-            ("CPO__RUNTIME__INITIAL_BACKOFF_MS", "50"),
-        ],
-    );
-    // Batches stop waiting for their segments' decisions after 4 s.
-    fleet.start_with(
-        "experimentation",
-        &[("CPO__RUNTIME__DEFER_TIMEOUT_MS", "4000")],
-    );
-    fleet.enqueue(None);
-
-    // Every variant dead-lettered by safety, every batch by experimentation.
-    let held = wait_for(
-        &fleet,
-        "every variant and batch in the dead-letter queue",
+/// Wait until `round` rounds of the campaign's variants (at safety) and batches
+/// (at experimentation) have been dead-lettered; the status then.
+fn wait_held(fleet: &Fleet, round: u64) -> Value {
+    wait_for(
+        fleet,
+        &format!("round {round} of variants and batches in the dead-letter queue"),
         Duration::from_secs(120),
         Duration::from_millis(500),
         || {
-            let s = status_json(&fleet)?;
+            let s = status_json(fleet)?;
             let variants = counter(&s, "variants_generated");
             let batches = counter(&s, "audience_batches");
             (variants > 0
                 && batches > 0
-                && counter(&s, "dead_letters:safety:exhausted") == variants
-                && counter(&s, "dead_letters:experimentation:timeout") == batches)
+                && counter(&s, "dead_letters:safety:exhausted") == round * variants
+                && counter(&s, "dead_letters:experimentation:timeout") == round * batches)
                 .then_some(s)
         },
-    );
-    eprintln!("held after {:.1}s: {held}", secs(started));
-    assert_eq!(held["state"], "waiting", "{held}");
-    assert_eq!(counter(&held, "variants_approved"), 0);
-    assert_eq!(
-        counter(&held, "variants_blocked"),
-        0,
-        "an outage is not a decision"
-    );
-    assert_eq!(counter(&held, "messages_delivered"), 0);
-    assert!(
-        screen.requests() as u64 >= 3 * counter(&held, "variants_generated"),
-        "each variant was tried max_attempts times ({} requests)",
-        screen.requests()
-    );
-    // Nothing reached the send queue, let alone the outbox.
+    )
+}
+
+/// Nothing reached the send queue, let alone the outbox.
+fn assert_nothing_sent(fleet: &Fleet) {
     let delivery = fleet.metrics_of("delivery");
     assert_eq!(
         metric(
@@ -213,18 +178,23 @@ fn a_failing_safety_screen_holds_variants_in_the_dead_letter_queue_until_replaye
         "{delivery}"
     );
     assert_eq!(fleet.outbox_lines(), 0);
+}
 
+/// The dead-letter queue holds every variant, with the screen error, and every batch.
+fn check_letters(fleet: &Fleet, variants: u64, error: &str) {
     let letters = fleet.dead_letters();
     let safety: Vec<&Value> = letters.iter().filter(|l| l["stage"] == "safety").collect();
-    assert_eq!(safety.len() as u64, counter(&held, "variants_generated"));
+    assert_eq!(safety.len() as u64, variants, "{letters:#?}");
     for letter in &safety {
         let reason = letter["reason"].as_str().unwrap();
         assert_eq!(letter["kind"], "exhausted", "{letter}");
         assert!(
-            reason.contains("screen error") && reason.contains("timed out"),
+            reason.contains("screen error")
+                && reason.contains(error)
+                && reason.contains("outage timeout"),
             "{reason}"
         );
-        assert_eq!(letter["attempts"], 3, "{letter}");
+        assert_eq!(letter["attempts"], 1, "waiting is not an attempt: {letter}");
     }
     assert!(
         letters
@@ -234,6 +204,73 @@ fn a_failing_safety_screen_holds_variants_in_the_dead_letter_queue_until_replaye
                 && l["reason"].as_str().unwrap().contains("safety decisions")),
         "{letters:#?}"
     );
+}
+
+#[test]
+fn a_failing_safety_screen_holds_variants_in_the_dead_letter_queue_until_replayed() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let screen = FakeContentSafety::start(HANG);
+    let endpoint = screen.endpoint();
+    let mut fleet = Fleet::new(tmp.path(), "screen-out", &[]);
+    for stage in ["segmentation", "retrieval", "generation", "delivery"] {
+        fleet.start(stage);
+    }
+    // A screen error keeps the variant waiting (without using up attempts) for
+    // 1.5 s of outage in all, then dead-letters it; 8 calls at a time.
+    fleet.start_with(
+        "safety",
+        &[
+            ("CPO__SAFETY__BACKEND", "azure"),
+            ("CPO__SAFETY__AZURE__ENDPOINT", &endpoint),
+            ("CPO__SAFETY__AZURE__API_KEY", "test-key-not-secret"),
+            ("CPO__SAFETY__TIMEOUT_MS", "300"),
+            ("CPO__RUNTIME__CONCURRENCY", "8"),
+            ("CPO__RUNTIME__OUTAGE_RETRY_MS", "100"),
+            ("CPO__RUNTIME__OUTAGE_MAX_RETRY_MS", "200"),
+            ("CPO__RUNTIME__OUTAGE_TIMEOUT_MS", "1500"),
+        ],
+    );
+    // Batches stop waiting for their segments' decisions after 4 s.
+    fleet.start_with(
+        "experimentation",
+        &[("CPO__RUNTIME__DEFER_TIMEOUT_MS", "4000")],
+    );
+    fleet.enqueue(None);
+
+    // Round 1, the screen hangs: every variant dead-lettered by safety, every
+    // batch by experimentation.
+    let held = wait_held(&fleet, 1);
+    eprintln!("held after {:.1}s: {held}", secs(started));
+    let variants = counter(&held, "variants_generated");
+    let batches = counter(&held, "audience_batches");
+    assert_eq!(held["state"], "waiting", "{held}");
+    assert_eq!(held["dead_letters_pending"], variants + batches, "{held}");
+    assert_eq!(counter(&held, "variants_approved"), 0);
+    assert_eq!(
+        counter(&held, "variants_blocked"),
+        0,
+        "an outage is not a decision"
+    );
+    assert!(
+        screen.requests() as u64 >= 2 * variants,
+        "each variant was tried again while it waited ({} requests)",
+        screen.requests()
+    );
+    assert_nothing_sent(&fleet);
+    check_letters(&fleet, variants, "timed out");
+
+    // Round 2, the screen answers 503: replayed, everything is held again, and
+    // status counts the new round as pending, not as replayed.
+    screen.set(UNAVAILABLE);
+    let replay = fleet.run(&["dlq", "replay", "--all"]);
+    assert!(replay.status.success(), "{replay:?}");
+    let held = wait_held(&fleet, 2);
+    assert_eq!(held["state"], "waiting", "{held}");
+    assert_eq!(held["dead_letters_pending"], variants + batches, "{held}");
+    assert_eq!(counter(&held, "replayed:safety:exhausted"), variants);
+    assert_nothing_sent(&fleet);
+    check_letters(&fleet, variants, "503");
 
     // The screen is back: replay everything, and the campaign completes.
     screen.set(OK);
@@ -259,9 +296,10 @@ fn a_failing_safety_screen_holds_variants_in_the_dead_letter_queue_until_replaye
     let done: Value = serde_json::from_slice(&done.stdout).unwrap();
     assert_eq!(done["state"], "complete", "{done}");
     assert_eq!(done["dead_letters_pending"], 0, "{done}");
+    assert_eq!(counter(&done, "replayed:safety:exhausted"), 2 * variants);
     assert_eq!(
-        counter(&done, "replayed:safety:exhausted"),
-        counter(&held, "variants_generated")
+        counter(&done, "replayed:experimentation:timeout"),
+        2 * batches
     );
     assert_eq!(
         counter(&done, "variants_approved"),

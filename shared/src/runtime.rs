@@ -257,6 +257,7 @@ impl Runtime {
         let paused_ms = envelope.paused_ms;
         let campaign = envelope.campaign_id.clone();
         let span = info_span!("handle", stage = name, msg_id = %envelope.id, campaign = %envelope.campaign_id, attempt);
+        let handling = Instant::now();
         let outcome = stage.handle(envelope, &emitter).instrument(span).await;
         let m = metrics();
         match outcome {
@@ -347,7 +348,9 @@ impl Runtime {
                 } else {
                     let after = self.config.outage_delay(paused_ms);
                     warn!(stage = name, msg_id = %id, paused_ms, retry_in_ms = after.as_millis() as u64, %reason, "dependency unavailable, message waits");
-                    let paused = paused_ms.saturating_add(after.as_millis() as u64);
+                    // The attempt that met the outage (a backend timeout, say) waited too.
+                    let waited = handling.elapsed() + after;
+                    let paused = paused_ms.saturating_add(waited.as_millis() as u64);
                     self.republish(queue, body, &id, Some(("paused_ms", paused.into())), after)
                         .await?;
                     m.paused.with_label_values(&[name]).inc();

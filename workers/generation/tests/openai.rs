@@ -17,12 +17,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-/// One canned answer: status, body, and how long to wait before sending it.
+/// One canned answer: status, body, how long to wait before sending it, and
+/// where it redirects to (a `Location` header).
 #[derive(Clone)]
 struct Canned {
     status: u16,
     body: String,
     delay: Duration,
+    location: Option<String>,
 }
 
 fn canned(status: u16, body: impl Into<String>) -> Canned {
@@ -30,6 +32,7 @@ fn canned(status: u16, body: impl Into<String>) -> Canned {
         status,
         body: body.into(),
         delay: Duration::ZERO,
+        location: None,
     }
 }
 
@@ -105,8 +108,12 @@ async fn serve(answers: Vec<Canned>) -> (String, mpsc::UnboundedReceiver<Seen>) 
                 json,
             });
             tokio::time::sleep(answer.delay).await;
+            let location = answer
+                .location
+                .map(|l| format!("Location: {l}\r\n"))
+                .unwrap_or_default();
             let response = format!(
-                "HTTP/1.1 {} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                "HTTP/1.1 {} Canned\r\n{location}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
                 answer.status,
                 answer.body.len(),
                 answer.body
@@ -348,4 +355,146 @@ async fn a_missing_api_key_is_a_configuration_error() {
         "{:?}",
         err.map(|e| e.to_string())
     );
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_so_the_key_never_leaves_the_endpoint() {
+    let azure = |url: &str| OpenAiConfig {
+        azure_endpoint: Some(url.to_string()),
+        azure_deployment: Some("gpt-4o-mini-prod".into()),
+        api_key: Some("azure-key".into()),
+        timeout_ms: 2_000,
+        ..Default::default()
+    };
+    for (status, form) in [
+        (307, "azure"),
+        (308, "azure"),
+        (302, "azure"),
+        (307, "openai"),
+    ] {
+        // Another port is another origin: it must never see the request.
+        let (elsewhere, mut elsewhere_seen) =
+            serve(vec![canned(200, completion(good_draft()))]).await;
+        let target = format!("{elsewhere}/somewhere/else");
+        let (url, mut seen) = serve(vec![Canned {
+            location: Some(target.clone()),
+            ..canned(status, "")
+        }])
+        .await;
+        let config = match form {
+            "azure" => azure(&url),
+            _ => openai_config(&url),
+        };
+        let err = generator(&config)
+            .draft(&sample_brief("Standard"), Voice::Tone("urgent"))
+            .await
+            .err();
+        let Some(GenerationError::Rejected(message)) = &err else {
+            panic!("{status} {form}: expected rejected, got {err:?}");
+        };
+        assert!(
+            message.contains(&format!("http {status}"))
+                && message.contains("not followed")
+                && message.contains(&target),
+            "{message}"
+        );
+        assert!(!message.contains("azure-key") && !message.contains("test-key"));
+        // The endpoint was asked, with the key; the other host never was.
+        let first = seen.recv().await.unwrap_or_else(|| panic!("not asked"));
+        assert!(first.header("api-key").is_some() || first.header("authorization").is_some());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok(request) = elsewhere_seen.try_recv() {
+            panic!(
+                "{status} {form}: followed; key forwarded: {:?} {:?}",
+                request.header("api-key"),
+                request.header("authorization")
+            );
+        }
+    }
+
+    // Through the stage: permanent, not retried.
+    let (elsewhere, _elsewhere_seen) = serve(vec![canned(200, completion(good_draft()))]).await;
+    let (url, _seen) = serve(vec![Canned {
+        location: Some(elsewhere),
+        ..canned(307, "")
+    }])
+    .await;
+    let stage = GenerationStage::new(
+        Arc::new(generator(&azure(&url))),
+        &GenerationConfig::default(),
+    );
+    let emitter = Emitter::new(
+        Arc::new(MemoryTransport::new(8)),
+        "generation",
+        queues::BRIEFS,
+    );
+    let err = stage
+        .handle(
+            Envelope::new("b", "spring-2025", sample_brief("Standard")),
+            &emitter,
+        )
+        .await
+        .err();
+    assert_eq!(err.map(|e| e.kind()), Some("permanent"));
+}
+
+#[test]
+fn endpoints_must_be_https_except_on_this_machine() {
+    for base_url in [
+        "http://api.example.com/v1",
+        "http://10.1.2.3:8000/v1",
+        "ftp://api.example.com/v1",
+        "not a url",
+    ] {
+        let config = OpenAiConfig {
+            base_url: base_url.into(),
+            api_key: Some("k".into()),
+            ..Default::default()
+        };
+        let err = OpenAiGenerator::from_config(&config).err();
+        assert!(
+            matches!(&err, Some(GenerationError::Config(m)) if m.contains("generation.openai.base_url")),
+            "{base_url}: {err:?}"
+        );
+        let config = OpenAiConfig {
+            azure_endpoint: Some(base_url.into()),
+            azure_deployment: Some("d".into()),
+            api_key: Some("k".into()),
+            ..Default::default()
+        };
+        let err = OpenAiGenerator::from_config(&config).err();
+        assert!(
+            matches!(&err, Some(GenerationError::Config(m)) if m.contains("generation.openai.azure_endpoint")),
+            "{base_url}: {err:?}"
+        );
+    }
+    for base_url in [
+        "https://api.openai.com/v1",
+        "http://localhost:11434/v1",
+        "http://127.0.0.1:8000/v1",
+        "http://[::1]:8000/v1",
+    ] {
+        let config = OpenAiConfig {
+            base_url: base_url.into(),
+            api_key: Some("k".into()),
+            ..Default::default()
+        };
+        assert!(OpenAiGenerator::from_config(&config).is_ok(), "{base_url}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_echoed_in_an_error_answer_is_redacted_even_across_the_cut() {
+    // The key starts at character 296 of the answer, which is cut at 300.
+    let body = format!("{}test-key and more", "x".repeat(296));
+    let (url, _seen) = serve(vec![canned(401, body)]).await;
+    let err = generator(&openai_config(&url))
+        .draft(&sample_brief("Standard"), Voice::Tone("urgent"))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    // Scrubbed first, so the cut falls inside the marker, not inside the key.
+    assert!(err.ends_with("x<red"), "{err}");
+    assert!(!err.contains("test"), "part of the key leaked: {err}");
 }

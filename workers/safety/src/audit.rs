@@ -25,8 +25,9 @@ pub fn decision_event(variant: &Variant, verdict: &SafetyVerdict) -> Value {
 }
 
 /// A screen error under `on_screen_error: hold`: no decision was made, the
-/// variant is retried (`transient`) or dead-lettered (`permanent`). One event
-/// per failed attempt, so the trail shows how long the outage held a variant.
+/// variant waits and is tried again (`transient`) or is dead-lettered
+/// (`permanent`). One event per failed try, so the trail shows how long the
+/// outage held a variant (waiting does not raise `attempt`).
 pub fn screen_error_event(
     variant: &Variant,
     content_hash: &str,

@@ -12,6 +12,11 @@
 //! Text longer than the service's limit (10,000 characters) is cut into
 //! overlapping pieces, each analysed on its own; the report keeps the highest
 //! severity per category over all pieces and every blocklist match.
+//!
+//! Redirects are never followed: a redirected request would carry the key to
+//! wherever the `Location` points (reqwest strips only `Authorization` and
+//! cookies on a cross-host redirect, not `Ocp-Apim-Subscription-Key`). A 3xx
+//! answer is a permanent `Rejected` screen error naming the status.
 
 use std::fmt;
 use std::time::Duration;
@@ -35,6 +40,15 @@ pub const MAX_TEXT_UNITS: usize = 10_000;
 /// How much consecutive pieces share, so a phrase cut at a boundary is still
 /// seen whole in one of them.
 pub const OVERLAP_UNITS: usize = 500;
+
+// `chunks` needs the overlap below half the limit; checked when compiling.
+const _: () = assert!(
+    OVERLAP_UNITS < MAX_TEXT_UNITS / 2,
+    "OVERLAP_UNITS must be below half of MAX_TEXT_UNITS"
+);
+
+/// How many characters of an error answer end up in a screen error.
+const DETAIL_CHARS: usize = 300;
 
 /// How a severity reported by Azure is named in the block reason.
 const EVIDENCE: &str = "azure content safety";
@@ -86,8 +100,11 @@ impl AzureScreen {
     pub fn new(config: &SafetyConfig) -> Result<Self, SafetyError> {
         config.validate()?;
         let azure = &config.azure;
-        // `validate` rejects a backend of azure without an endpoint; checked
-        // again here for a config built by hand with another backend.
+        // `validate` checks `safety.azure` only when the backend is azure; a
+        // config built by hand with another backend gets the same checks
+        // (an https endpoint, one key) here.
+        azure.validate()?;
+        // Set after `validate`; taken without an unwrap.
         let endpoint = azure
             .endpoint
             .as_deref()
@@ -105,6 +122,8 @@ impl AzureScreen {
         key.set_sensitive(true);
         let client = reqwest::Client::builder()
             .timeout(config.timeout())
+            // Following a redirect would send the key to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SafetyError::Config {
                 key: "safety.azure".into(),
@@ -143,6 +162,9 @@ impl AzureScreen {
             .await
             .map_err(|e| self.transport_error(&e))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(self.redirect_error(status, response.headers()));
+        }
         let body = response
             .bytes()
             .await
@@ -184,7 +206,8 @@ impl AzureScreen {
 
     /// An HTTP error answer: worth retrying (408, 429, 5xx) or not (the rest).
     fn status_error(&self, status: StatusCode, body: &[u8]) -> ScreenError {
-        let message = self.scrub(&format!("HTTP {status}{}", error_detail(body)));
+        let detail = error_detail(body, |text| self.scrub(text));
+        let message = self.scrub(&format!("HTTP {status}{detail}"));
         if status == StatusCode::REQUEST_TIMEOUT
             || status == StatusCode::TOO_MANY_REQUESTS
             || status.is_server_error()
@@ -193,6 +216,24 @@ impl AzureScreen {
         } else {
             ScreenError::Rejected(message)
         }
+    }
+
+    /// A 3xx answer, not followed: the endpoint is wrong (or something between
+    /// is trying to take the request, and the key, elsewhere). Permanent.
+    fn redirect_error(
+        &self,
+        status: StatusCode,
+        headers: &reqwest::header::HeaderMap,
+    ) -> ScreenError {
+        let location = headers
+            .get(reqwest::header::LOCATION)
+            .map(|l| bounded_line(&self.scrub(&String::from_utf8_lossy(l.as_bytes()))))
+            .filter(|l| !l.is_empty())
+            .map(|l| format!(" to {l}"))
+            .unwrap_or_default();
+        ScreenError::Rejected(self.scrub(&format!(
+            "HTTP {status}: redirect{location} not followed (set safety.azure.endpoint to the resource's own https URL)"
+        )))
     }
 
     /// Remove the key from text that may have come from the service.
@@ -207,8 +248,9 @@ impl AzureScreen {
 }
 
 /// `: code: message` from Azure's `{"error": {"code", "message"}}`, or the
-/// start of the body; one line, bounded.
-fn error_detail(body: &[u8]) -> String {
+/// start of the body; one line, bounded. `scrub` runs over the whole text
+/// before it is cut, so a key echoed across the cut cannot half survive.
+fn error_detail(body: &[u8], scrub: impl Fn(&str) -> String) -> String {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let error = parsed.as_ref().and_then(|v| v.get("error"));
     let text = match error {
@@ -222,18 +264,23 @@ fn error_detail(body: &[u8]) -> String {
         }
         None => String::from_utf8_lossy(body).into_owned(),
     };
-    let text: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(300)
-        .collect();
+    let text = bounded_line(&scrub(&text));
     if text.is_empty() {
         String::new()
     } else {
         format!(": {text}")
     }
+}
+
+/// `text` on one line (whitespace runs become one space), at most
+/// `DETAIL_CHARS` characters. Scrub before calling, never after.
+fn bounded_line(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(DETAIL_CHARS)
+        .collect()
 }
 
 /// The four severities (each required, 0-7) and the blocklist matches.
@@ -300,9 +347,15 @@ pub fn parse_response(body: &[u8]) -> Result<ScreenReport, ScreenError> {
 /// Cut `text` into pieces of at most `limit` UTF-16 units, preferably after a
 /// whitespace in the second half of a piece; each piece after the first starts
 /// about `overlap` units before the previous one ended. `overlap` must be
-/// below `limit / 2`.
-pub fn chunks(text: &str, limit: usize, overlap: usize) -> Vec<&str> {
-    assert!(overlap < limit / 2, "overlap must be below half the limit");
+/// below `limit / 2` (which also makes every character fit in a piece);
+/// otherwise the text is not cut and the answer is a permanent error. With
+/// `MAX_TEXT_UNITS` and `OVERLAP_UNITS` it cannot fail (checked at compile time).
+pub fn chunks(text: &str, limit: usize, overlap: usize) -> Result<Vec<&str>, ScreenError> {
+    if overlap >= limit / 2 {
+        return Err(ScreenError::Rejected(format!(
+            "text cannot be cut into pieces of {limit} units overlapping by {overlap}: the overlap must be below half the limit"
+        )));
+    }
     // (byte offset, UTF-16 offset) of every character, and of the end.
     let mut offsets = Vec::with_capacity(text.len() + 1);
     let mut units = 0;
@@ -312,7 +365,7 @@ pub fn chunks(text: &str, limit: usize, overlap: usize) -> Vec<&str> {
     }
     offsets.push((text.len(), units));
     if units <= limit {
-        return vec![text];
+        return Ok(vec![text]);
     }
     let last = offsets.len() - 1;
     let mut pieces = Vec::new();
@@ -326,7 +379,7 @@ pub fn chunks(text: &str, limit: usize, overlap: usize) -> Vec<&str> {
         }
         if end == last {
             pieces.push(&text[offsets[start].0..]);
-            return pieces;
+            return Ok(pieces);
         }
         // Prefer to end just after a whitespace in the second half.
         let half = start + (end - start) / 2;
@@ -337,7 +390,7 @@ pub fn chunks(text: &str, limit: usize, overlap: usize) -> Vec<&str> {
             end = cut + 1;
         }
         pieces.push(&text[offsets[start].0..offsets[end].0]);
-        let from = offsets[end].1 - overlap;
+        let from = offsets[end].1.saturating_sub(overlap);
         let next = (start + 1..end)
             .find(|&i| offsets[i].1 >= from)
             .unwrap_or(end);
@@ -358,7 +411,7 @@ impl SafetyScreen for AzureScreen {
         if text.trim().is_empty() {
             return Ok(report);
         }
-        for piece in chunks(&text, MAX_TEXT_UNITS, OVERLAP_UNITS) {
+        for piece in chunks(&text, MAX_TEXT_UNITS, OVERLAP_UNITS)? {
             report.merge(self.analyze(piece).await?);
         }
         Ok(report)
@@ -375,16 +428,16 @@ mod tests {
 
     #[test]
     fn short_text_is_one_piece() {
-        assert_eq!(chunks("hello world", 10_000, 500), ["hello world"]);
+        assert_eq!(chunks("hello world", 10_000, 500).unwrap(), ["hello world"]);
         let exact = "a".repeat(10_000);
-        assert_eq!(chunks(&exact, 10_000, 500).len(), 1);
+        assert_eq!(chunks(&exact, 10_000, 500).unwrap().len(), 1);
     }
 
     #[test]
     fn long_text_is_cut_into_overlapping_pieces_within_the_limit() {
         let words: Vec<String> = (0..6_000).map(|i| format!("w{i}")).collect();
         let text = words.join(" ");
-        let pieces = chunks(&text, 1_000, 100);
+        let pieces = chunks(&text, 1_000, 100).unwrap();
         assert!(pieces.len() > 1);
         for piece in &pieces {
             assert!(units(piece) <= 1_000, "{}", units(piece));
@@ -408,12 +461,24 @@ mod tests {
     #[test]
     fn text_without_spaces_and_with_wide_characters_is_cut_on_char_boundaries() {
         let text = "😀".repeat(3_000) + &"é".repeat(3_000);
-        let pieces = chunks(&text, 1_001, 10);
+        let pieces = chunks(&text, 1_001, 10).unwrap();
         for piece in &pieces {
             assert!(units(piece) <= 1_001);
         }
         let covered: usize = pieces.iter().map(|p| p.chars().count()).sum();
         assert!(covered >= 6_000);
+    }
+
+    #[test]
+    fn an_overlap_of_half_the_limit_or_more_is_an_error_not_a_panic() {
+        for (limit, overlap) in [(1_000, 500), (1_000, 1_000), (1, 0), (0, 0)] {
+            let err = chunks("some text", limit, overlap).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ScreenErrorKind::Permanent);
+            assert!(err.to_string().contains("below half the limit"), "{err}");
+        }
+        // The smallest valid limit still fits every character (2 units at most).
+        let pieces = chunks("a😀b😀", 2, 0).unwrap();
+        assert_eq!(pieces.concat(), "a😀b😀");
     }
 
     #[test]
@@ -469,15 +534,43 @@ mod tests {
         }
     }
 
+    fn keep(text: &str) -> String {
+        text.to_string()
+    }
+
     #[test]
     fn error_details_are_one_bounded_line() {
         assert_eq!(
             error_detail(
-                br#"{"error":{"code":"InvalidRequestBody","message":"The text\nis empty."}}"#
+                br#"{"error":{"code":"InvalidRequestBody","message":"The text\nis empty."}}"#,
+                keep
             ),
             ": InvalidRequestBody: The text is empty."
         );
-        assert_eq!(error_detail(b""), "");
-        assert_eq!(error_detail(&[b'x'; 1000]).len(), 302);
+        assert_eq!(error_detail(b"", keep), "");
+        assert_eq!(error_detail(&[b'x'; 1000], keep).len(), 302);
+    }
+
+    #[test]
+    fn a_key_straddling_the_cut_is_scrubbed_before_cutting() {
+        const KEY: &str = "k3y-0123456789abcdef0123456789abcdef";
+        let scrub = |text: &str| text.replace(KEY, "<redacted>");
+        // The key starts 10 characters before the cut at 300, in a plain body
+        // and in Azure's error message alike.
+        let plain = format!("{}{KEY} and more", "x".repeat(290));
+        let message = format!("{}{KEY}", "y".repeat(287)); // after "C: "
+        let json = serde_json::json!({"error": {"code": "C", "message": message}}).to_string();
+        for body in [&plain, &json] {
+            let detail = error_detail(body.as_bytes(), scrub);
+            assert!(detail.contains("<redacted>"), "{detail}");
+            assert!(
+                !detail.contains(&KEY[..4]),
+                "part of the key survived: {detail}"
+            );
+            assert!(detail.chars().count() <= 302, "{detail}");
+        }
+        // Cutting first would have left the key's first 10 characters.
+        let cut_first: String = plain.chars().take(300).collect();
+        assert!(scrub(&cut_first).ends_with(&KEY[..10]));
     }
 }

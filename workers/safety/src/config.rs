@@ -17,6 +17,7 @@
 //! `safety.azure.api_key_file`; it is never logged (`Debug` redacts it).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,10 +68,13 @@ pub enum ScreenBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnScreenError {
-    /// Publish no decision: a transient error is retried by the runtime (then
-    /// dead-lettered as `exhausted`), a permanent one is dead-lettered at once.
+    /// Publish no decision: a transient error (timeout, connection error,
+    /// 408, 429, 5xx) leaves the variant waiting like any dependency outage
+    /// (`StageError::Unavailable`: tried again with a growing delay, without
+    /// using up attempts, then dead-lettered as `exhausted` after
+    /// `runtime.outage_timeout_ms`); a permanent one is dead-lettered at once.
     /// The segment stays undecided at experimentation until the variant is
-    /// replayed (`cpo dlq replay`); nothing is sent meanwhile.
+    /// screened or replayed (`cpo dlq replay`); nothing is sent meanwhile.
     #[default]
     Hold,
     /// Publish a blocked decision (`screen error: ...`): the arm falls back to
@@ -223,7 +227,9 @@ impl AzureConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), SafetyError> {
+    /// Checks of `safety.azure`, each error naming its key. `SafetyConfig::validate`
+    /// runs them when the backend is azure, `AzureScreen::new` always.
+    pub(crate) fn validate(&self) -> Result<(), SafetyError> {
         let config_error = |key: &str, message: String| SafetyError::Config {
             key: format!("safety.azure.{key}"),
             message,
@@ -236,11 +242,22 @@ impl AzureConfig {
             ));
         }
         match reqwest::Url::parse(endpoint) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            Ok(url) if url.scheme() == "https" && url.host_str().is_some() => {}
+            // Plain http sends the key in the clear: only to this machine
+            // (a local fake or proxy in tests and development).
+            Ok(url) if url.scheme() == "http" && url.host_str().is_some_and(is_loopback) => {}
+            Ok(url) if url.scheme() == "http" && url.host_str().is_some() => {
+                return Err(config_error(
+                    "endpoint",
+                    format!(
+                        "`{endpoint}` must be an https:// URL (plain http only for a loopback host: 127.0.0.1, ::1, localhost)"
+                    ),
+                ));
+            }
             Ok(_) => {
                 return Err(config_error(
                     "endpoint",
-                    format!("`{endpoint}` is not an http(s) URL"),
+                    format!("`{endpoint}` is not an https:// URL"),
                 ));
             }
             Err(e) => {
@@ -288,6 +305,14 @@ impl AzureConfig {
         }
         Ok(())
     }
+}
+
+/// A host on this machine: `localhost`, 127.0.0.0/8 or `::1` (as `Url::host_str`
+/// gives it: IPv6 in brackets, IPv4 normalized to dotted decimal).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Settings of the safety stage and of `cpo screen`.
@@ -410,5 +435,42 @@ mod tests {
                 .to_string()
                 .contains("timeout_ms")
         );
+    }
+
+    #[test]
+    fn the_azure_endpoint_must_be_https_except_on_this_machine() {
+        let with = |endpoint: &str| {
+            let mut config = SafetyConfig {
+                backend: ScreenBackend::Azure,
+                ..SafetyConfig::default()
+            };
+            config.azure.endpoint = Some(endpoint.into());
+            config.azure.api_key = Some(ApiKey::new("k"));
+            config.validate()
+        };
+        for ok in [
+            "https://x.cognitiveservices.azure.com",
+            "https://x.cognitiveservices.azure.com/",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:8080/",
+            "http://localhost:5000",
+            "http://LOCALHOST",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}: {:?}", with(ok));
+        }
+        for bad in [
+            "http://x.cognitiveservices.azure.com",
+            "http://10.0.0.5:8080",
+            "http://[::2]",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "ftp://x.cognitiveservices.azure.com",
+            "file:///etc/passwd",
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("safety.azure.endpoint"), "{bad}: {err}");
+            assert!(err.contains("https://"), "{bad}: {err}");
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! as an error: it becomes a blocked assessment that names it (fail-closed).
 //! The stage then either publishes that block or, under
 //! `safety.on_screen_error: hold`, publishes nothing and hands the error to the
-//! runtime as transient or permanent (`ScreenError::kind`).
+//! runtime as a dependency outage (`StageError::Unavailable`) or permanent,
+//! as `ScreenError::kind` says.
 
 use std::time::Duration;
 

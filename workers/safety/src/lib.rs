@@ -10,7 +10,8 @@
 //! appends every decision to the hash-chained audit log, and publishes the
 //! decision for experimentation; blocked variants are also dead-lettered.
 //! Under `safety.on_screen_error: hold` a screen error publishes no decision
-//! at all: the variant is retried or dead-lettered and nothing is sent.
+//! at all: the variant waits out a transient error (an outage, throttling) or
+//! is dead-lettered, and nothing is sent.
 //!
 //! `EmbeddedScreen` is the offline backend: weighted lexicons over text
 //! normalized against obfuscation (NFKC, l33t, spacing, masking, elongation,

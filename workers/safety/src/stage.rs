@@ -2,9 +2,12 @@
 //!
 //! When the screen fails, `on_screen_error` decides: `block` publishes the
 //! blocked decision `evaluate` made; `hold` publishes nothing, audits the
-//! error and returns it to the runtime as `Transient` (retried with backoff,
-//! then dead-lettered as exhausted) or `Permanent` (dead-lettered at once), so
-//! the segment stays undecided and nothing is sent until the variant is replayed.
+//! error and returns it to the runtime as `Unavailable` when it is transient
+//! (the variant waits out the outage, tried again with a growing delay without
+//! using up attempts, and is dead-lettered as exhausted after
+//! `runtime.outage_timeout_ms`) or `Permanent` (dead-lettered at once), so the
+//! segment stays undecided and nothing is sent until the variant is screened
+//! or replayed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -127,7 +130,10 @@ impl Stage for SafetyStage {
                 "variant held without a decision"
             );
             return Err(match error.kind() {
-                ScreenErrorKind::Transient => StageError::Transient(reason),
+                // An outage or throttling of the screen is a dependency being
+                // down, not a fault of this variant: it must not use up the
+                // attempts within seconds (429 under load, a short outage).
+                ScreenErrorKind::Transient => StageError::Unavailable(reason),
                 ScreenErrorKind::Permanent => StageError::Permanent(reason),
             });
         }

@@ -45,11 +45,13 @@ impl Seen {
     }
 }
 
-/// An answer: status, body, and how long to wait before sending it.
+/// An answer: status, body, how long to wait before sending it, and where it
+/// redirects to (a `Location` header).
 struct Answer {
     status: u16,
     body: String,
     delay: Duration,
+    location: Option<String>,
 }
 
 fn answer(status: u16, body: impl Into<String>) -> Answer {
@@ -57,6 +59,7 @@ fn answer(status: u16, body: impl Into<String>) -> Answer {
         status,
         body: body.into(),
         delay: Duration::ZERO,
+        location: None,
     }
 }
 
@@ -147,8 +150,12 @@ async fn serve(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Fak
                 let reply = handler(&seen);
                 log.lock().unwrap().push(seen);
                 tokio::time::sleep(reply.delay).await;
+                let location = reply
+                    .location
+                    .map(|l| format!("Location: {l}\r\n"))
+                    .unwrap_or_default();
                 let response = format!(
-                    "HTTP/1.1 {} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                    "HTTP/1.1 {} Fake\r\n{location}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
                     reply.status,
                     reply.body.len(),
                     reply.body
@@ -517,8 +524,10 @@ async fn the_stage_holds_a_variant_when_azure_is_down_and_blocks_when_told_to() 
     let stage =
         SafetyStage::from_config(Signer::new(b"k".to_vec()), audit.clone(), cfg.clone()).unwrap();
     let err = stage.handle(envelope(), &emitter).await.unwrap_err();
-    let StageError::Transient(reason) = &err else {
-        panic!("expected transient, got {err:?}");
+    // A dependency outage: the runtime keeps the variant waiting without
+    // using up its attempts.
+    let StageError::Unavailable(reason) = &err else {
+        panic!("expected unavailable, got {err:?}");
     };
     assert!(
         reason.starts_with("screen error: backend: HTTP 503"),
@@ -528,6 +537,7 @@ async fn the_stage_holds_a_variant_when_azure_is_down_and_blocks_when_told_to() 
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["event"], "safety_screen_error");
     assert_eq!(events[0]["screened_by"], "azure");
+    assert_eq!(events[0]["kind"], "transient");
     assert_no_secret(&events[0].to_string());
 
     cfg.on_screen_error = Some(OnScreenError::Block);
@@ -541,6 +551,190 @@ async fn the_stage_holds_a_variant_when_azure_is_down_and_blocks_when_told_to() 
         "{reasons:?}"
     );
     assert_eq!(notify.len(), 2);
+}
+
+#[tokio::test]
+async fn under_hold_throttling_waits_and_a_rejected_key_is_dead_lettered() {
+    let emitter = Emitter::new(
+        Arc::new(MemoryTransport::new(8)),
+        "safety",
+        queues::VARIANTS,
+    );
+    let v = grounded("Earn double points in March [doc-1].");
+    for (status, transient) in [
+        (429, true),
+        (500, true),
+        (408, true),
+        (401, false),
+        (404, false),
+    ] {
+        let fake = serve(move |_| {
+            answer(
+                status,
+                json!({"error": {"code": "Code", "message": "no"}}).to_string(),
+            )
+        })
+        .await;
+        let mut cfg = config(&fake.endpoint);
+        cfg.on_screen_error = Some(OnScreenError::Hold);
+        let audit = Arc::new(MemoryAuditLog::default());
+        let stage = SafetyStage::from_config(Signer::new(b"k".to_vec()), audit, cfg).unwrap();
+        let err = stage
+            .handle(Envelope::new("variant-1", "camp-1", v.clone()), &emitter)
+            .await
+            .unwrap_err();
+        match (&err, transient) {
+            (StageError::Unavailable(reason), true) | (StageError::Permanent(reason), false) => {
+                assert!(
+                    reason.starts_with("screen error: backend")
+                        && reason.contains(&status.to_string()),
+                    "{status}: {reason}"
+                );
+            }
+            _ => panic!("{status}: unexpected {err:?}"),
+        }
+    }
+}
+
+/// A fake that answers every request with `status` redirecting to `to`.
+async fn redirecting(status: u16, to: String) -> FakeAzure {
+    serve(move |_| Answer {
+        location: Some(to.clone()),
+        ..answer(status, "")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_so_the_key_never_leaves_the_endpoint() {
+    for status in [307, 308, 301, 302, 303] {
+        // Another port is another origin: it must never see the request.
+        let elsewhere = serve(|_| clean()).await;
+        let target = format!(
+            "{}/contentsafety/text:analyze?api-version=2024-09-01",
+            elsewhere.endpoint
+        );
+        let fake = redirecting(status, target.clone()).await;
+        let err = screen_once(&config(&fake.endpoint)).await.unwrap_err();
+        assert!(matches!(err, ScreenError::Rejected(_)), "{status}: {err:?}");
+        assert_eq!(err.kind(), ScreenErrorKind::Permanent);
+        let text = err.to_string();
+        assert!(text.contains(&format!("HTTP {status}")), "{text}");
+        assert!(
+            text.contains("not followed") && text.contains(&target),
+            "{text}"
+        );
+        assert_no_secret(&text);
+        // The endpoint was asked once, with the key; the other host never was.
+        let asked = fake.requests();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].header("Ocp-Apim-Subscription-Key"), Some(KEY));
+        assert!(
+            elsewhere
+                .requests()
+                .iter()
+                .all(|r| r.header("Ocp-Apim-Subscription-Key").is_none()),
+            "{status}: the key was forwarded"
+        );
+        assert!(elsewhere.requests().is_empty(), "{status}: followed");
+    }
+
+    // Through the stage under hold: a permanent error, dead-lettered at once.
+    let elsewhere = serve(|_| clean()).await;
+    let fake = redirecting(307, elsewhere.endpoint.clone()).await;
+    let mut cfg = config(&fake.endpoint);
+    cfg.on_screen_error = Some(OnScreenError::Hold);
+    let stage = SafetyStage::from_config(
+        Signer::new(b"k".to_vec()),
+        Arc::new(MemoryAuditLog::default()),
+        cfg,
+    )
+    .unwrap();
+    let emitter = Emitter::new(
+        Arc::new(MemoryTransport::new(8)),
+        "safety",
+        queues::VARIANTS,
+    );
+    let v = grounded("Earn double points in March [doc-1].");
+    let err = stage
+        .handle(Envelope::new("variant-1", "camp-1", v), &emitter)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StageError::Permanent(r) if r.contains("HTTP 307")),
+        "{err:?}"
+    );
+    assert!(elsewhere.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_key_echoed_across_the_detail_cut_is_redacted_whole() {
+    // The key starts at character 290 of the error text, which is cut at 300.
+    let fake = serve(|seen| {
+        let echoed = seen
+            .header("Ocp-Apim-Subscription-Key")
+            .unwrap_or("")
+            .to_string();
+        answer(400, format!("{}{echoed} trailing text", "x".repeat(290)))
+    })
+    .await;
+    let err = screen_once(&config(&fake.endpoint)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("<redacted>"), "{text}");
+    // Not even the key's first few characters survive.
+    assert!(!text.contains(&KEY[..6]), "part of the key leaked: {text}");
+    assert!(!format!("{err:?}").contains(&KEY[..6]));
+
+    // The same inside Azure's JSON error message.
+    let fake = serve(|seen| {
+        let echoed = seen
+            .header("Ocp-Apim-Subscription-Key")
+            .unwrap_or("")
+            .to_string();
+        let message = format!("{}{echoed}", "y".repeat(287)); // after "C: "
+        answer(
+            401,
+            json!({"error": {"code": "C", "message": message}}).to_string(),
+        )
+    })
+    .await;
+    let text = screen_once(&config(&fake.endpoint))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("<redacted>"), "{text}");
+    assert!(!text.contains(&KEY[..6]), "part of the key leaked: {text}");
+}
+
+#[test]
+fn the_endpoint_must_be_https_unless_it_is_this_machine() {
+    for endpoint in [
+        "http://x.cognitiveservices.azure.com",
+        "http://192.168.1.20:8080",
+        "ftp://x.cognitiveservices.azure.com",
+    ] {
+        let cfg = config(endpoint);
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("safety.azure.endpoint"), "{endpoint}: {err}");
+        assert!(err.contains("https://"), "{endpoint}: {err}");
+        assert!(cfg.screen().is_err(), "{endpoint}");
+        // Built by hand with another backend: the screen still refuses it.
+        let cfg = SafetyConfig {
+            backend: ScreenBackend::Embedded,
+            ..config(endpoint)
+        };
+        cfg.validate().unwrap();
+        let err = AzureScreen::new(&cfg).unwrap_err().to_string();
+        assert!(err.contains("safety.azure.endpoint"), "{endpoint}: {err}");
+    }
+    for endpoint in [
+        "https://x.cognitiveservices.azure.com",
+        "http://127.0.0.1:9",
+        "http://[::1]:9",
+        "http://localhost:9/",
+    ] {
+        assert!(AzureScreen::new(&config(endpoint)).is_ok(), "{endpoint}");
+    }
 }
 
 #[test]

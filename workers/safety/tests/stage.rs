@@ -323,7 +323,7 @@ async fn hold_is_the_stage_default_and_a_set_key_wins() {
 }
 
 #[tokio::test]
-async fn with_hold_a_screen_error_publishes_nothing_and_says_whether_to_retry() {
+async fn with_hold_a_screen_error_publishes_nothing_and_says_whether_to_wait() {
     let cases: [(Arc<dyn SafetyScreen>, bool, &str); 4] = [
         (
             Arc::new(FailingScreen),
@@ -352,9 +352,11 @@ async fn with_hold_a_screen_error_publishes_nothing_and_says_whether_to_retry() 
         let mut env = envelope(approved_variant());
         env.attempt = 2;
         // An error, not `Ok(outputs)` or `Blocked { notify }`: nothing is published.
+        // A transient one is an outage (`Unavailable`: the variant waits without
+        // using up attempts), never `Transient`.
         let err = stage.handle(env, &emitter()).await.unwrap_err();
         match (&err, transient) {
-            (StageError::Transient(reason), true) | (StageError::Permanent(reason), false) => {
+            (StageError::Unavailable(reason), true) | (StageError::Permanent(reason), false) => {
                 assert_eq!(reason, expected)
             }
             _ => panic!("{expected}: unexpected {err:?}"),
@@ -447,13 +449,19 @@ async fn with_hold_a_content_block_is_still_published() {
 }
 
 #[tokio::test]
-async fn through_the_runtime_a_held_variant_is_retried_then_dead_lettered_without_a_decision() {
+async fn through_the_runtime_a_held_variant_waits_out_the_outage_then_is_dead_lettered_without_a_decision()
+ {
     let transport = MemoryTransport::new(64);
     let shutdown = CancellationToken::new();
+    // Few attempts, a short outage timeout: the variant must outlast the
+    // attempts (waiting does not use them up) and go at the outage timeout.
     let runtime_config = RuntimeConfig {
-        max_attempts: 3,
+        max_attempts: 2,
         initial_backoff_ms: 5,
         max_backoff_ms: 20,
+        outage_retry_ms: 5,
+        outage_max_retry_ms: 20,
+        outage_timeout_ms: 150,
         ..RuntimeConfig::default()
     };
     let runtime = Runtime::new(
@@ -495,26 +503,75 @@ async fn through_the_runtime_a_held_variant_is_retried_then_dead_lettered_withou
         .collect();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].kind, DeadLetterKind::Exhausted);
-    assert_eq!(letters[0].attempts, 3);
+    // Still on its first attempt: the outage used none up.
+    assert_eq!(letters[0].attempts, 1);
+    let reason = &letters[0].reason;
     assert!(
-        letters[0]
-            .reason
-            .ends_with("screen error: backend: connection refused"),
-        "{}",
-        letters[0].reason
+        reason.ends_with("screen error: backend: connection refused")
+            && reason.contains("outage timeout"),
+        "{reason}"
     );
-    // No decision, no ledger verdict, nothing to send; one audited error per attempt.
+    // No decision, no ledger verdict, nothing to send; one audited error per try.
     assert!(transport.peek(queues::DECISIONS).is_empty());
     assert!(transport.peek(queues::LEDGER).is_empty());
     assert!(transport.peek(queues::SEND).is_empty());
     let events = audit.events.lock().unwrap().clone();
-    assert_eq!(events.len(), 3);
-    assert!(events.iter().all(|e| e["event"] == "safety_screen_error"));
-    assert_eq!(
-        events
-            .iter()
-            .map(|e| e["attempt"].clone())
-            .collect::<Vec<_>>(),
-        [0, 1, 2]
+    assert!(
+        events.len() > 2,
+        "tried only {} times: more than max_attempts while waiting",
+        events.len()
     );
+    assert!(events.iter().all(|e| e["event"] == "safety_screen_error"
+        && e["kind"] == "transient"
+        && e["attempt"] == 0));
+}
+
+#[tokio::test]
+async fn through_the_runtime_a_permanent_screen_error_is_dead_lettered_at_once() {
+    let transport = MemoryTransport::new(64);
+    let shutdown = CancellationToken::new();
+    let runtime = Runtime::new(
+        Arc::new(transport.clone()),
+        RuntimeConfig::default(),
+        shutdown.clone(),
+    );
+    let audit = Arc::new(MemoryAuditLog::default());
+    let stage = Arc::new(stage_on_error(
+        Arc::new(RejectingScreen),
+        Some(OnScreenError::Hold),
+        audit.clone(),
+    ));
+    let running = tokio::spawn(async move { runtime.run(stage).await });
+    let env = envelope(approved_variant());
+    transport
+        .publish(
+            queues::VARIANTS,
+            Publish {
+                id: env.id.clone(),
+                body: serde_json::to_vec(&env).unwrap(),
+                delay: None,
+            },
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while transport.peek(queues::DEAD_LETTER).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let letters: Vec<DeadLetter> = transport
+        .peek(queues::DEAD_LETTER)
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].kind, DeadLetterKind::Permanent);
+    assert_eq!(
+        letters[0].reason,
+        "screen error: backend rejected the request: HTTP 401 Unauthorized"
+    );
+    assert_eq!(audit.events.lock().unwrap().len(), 1);
+    assert!(transport.peek(queues::DECISIONS).is_empty());
 }

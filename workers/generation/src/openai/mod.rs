@@ -2,6 +2,11 @@
 //! OpenAI included. The model is asked for `{subject, body, citations}` grounded
 //! only in the brief's snippets; its answer must then pass the same contract as
 //! the offline composer's (`check::check_draft`), and a violation is permanent.
+//!
+//! The key travels only to the configured endpoint: it must be https (plain
+//! http only on a loopback host, for tests and local model servers), and
+//! redirects are never followed (reqwest would carry Azure's `api-key` header,
+//! and the request body, to wherever `Location` points): a 3xx is `Rejected`.
 
 mod wire;
 
@@ -44,6 +49,11 @@ impl OpenAiGenerator {
     /// (`AZURE_OPENAI_API_KEY` for Azure, `OPENAI_API_KEY` otherwise).
     pub fn from_config(config: &OpenAiConfig) -> Result<Self, GenerationError> {
         let azure = config.azure_endpoint.is_some() || config.azure_deployment.is_some();
+        match (&config.azure_endpoint, azure) {
+            (Some(endpoint), true) => check_endpoint("generation.openai.azure_endpoint", endpoint)?,
+            (None, true) => {} // reported below with the deployment
+            (_, false) => check_endpoint("generation.openai.base_url", &config.base_url)?,
+        }
         let env_key = if azure {
             "AZURE_OPENAI_API_KEY"
         } else {
@@ -61,6 +71,8 @@ impl OpenAiGenerator {
             })?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms.max(1)))
+            // Following a redirect would send the key to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GenerationError::Config(format!("http client: {e}")))?;
         let (endpoint, name) = if azure {
@@ -132,6 +144,18 @@ impl OpenAiGenerator {
             .await
             .map_err(transport_error)?;
         let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|l| bounded(&self.scrub(&String::from_utf8_lossy(l.as_bytes()))))
+                .filter(|l| !l.is_empty())
+                .map(|l| format!(" to {l}"))
+                .unwrap_or_default();
+            return Err(GenerationError::Rejected(format!(
+                "http {status}: redirect{location} not followed (configure the endpoint's final https URL)"
+            )));
+        }
         let body = response.bytes().await.map_err(transport_error)?;
         debug!(
             status = status.as_u16(),
@@ -140,7 +164,8 @@ impl OpenAiGenerator {
             "chat completion answered"
         );
         if !status.is_success() {
-            let detail = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            // Scrubbed whole, then cut: a key echoed across the cut cannot half survive.
+            let detail = bounded(&self.scrub(&String::from_utf8_lossy(&body)));
             let message = format!("http {status}: {detail}");
             return Err(if retryable(status) {
                 GenerationError::Unavailable(message)
@@ -150,6 +175,45 @@ impl OpenAiGenerator {
         }
         Ok(body.to_vec())
     }
+
+    /// Remove the key from text that came from the backend (error answers
+    /// end up in dead letters and logs).
+    fn scrub(&self, text: &str) -> String {
+        if self.api_key.is_empty() {
+            text.to_string()
+        } else {
+            text.replace(&self.api_key, "<redacted>")
+        }
+    }
+}
+
+/// At most 300 characters of `text` (already scrubbed).
+fn bounded(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+/// The endpoint of `key` must be an https URL; plain http only for a loopback
+/// host (127.0.0.0/8, ::1, localhost): tests and local model servers.
+fn check_endpoint(key: &str, endpoint: &str) -> Result<(), GenerationError> {
+    let endpoint = endpoint.trim();
+    let url = reqwest::Url::parse(endpoint)
+        .map_err(|e| GenerationError::Config(format!("`{key}`: `{endpoint}` is not a URL: {e}")))?;
+    match (url.scheme(), url.host_str()) {
+        ("https", Some(_)) => Ok(()),
+        ("http", Some(host)) if is_loopback(host) => Ok(()),
+        _ => Err(GenerationError::Config(format!(
+            "`{key}`: `{endpoint}` must be an https:// URL (plain http only for a loopback host: 127.0.0.1, ::1, localhost)"
+        ))),
+    }
+}
+
+/// `localhost`, 127.0.0.0/8 or `::1`, as `Url::host_str` gives them.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Worth a retry: the backend is overloaded, rate limiting, or failed on its side.
