@@ -116,6 +116,10 @@ pub struct OpenAiConfig {
     pub timeout_ms: u64,
     pub temperature: f32,
     pub max_tokens: u32,
+    /// Allow a plain `http://` endpoint on a host other than this machine (a
+    /// model server inside a private network). The API key then travels
+    /// unencrypted; off by default, when only loopback may use http.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for OpenAiConfig {
@@ -130,6 +134,7 @@ impl Default for OpenAiConfig {
             timeout_ms: 30_000,
             temperature: 0.2,
             max_tokens: 700,
+            allow_insecure_http: false,
         }
     }
 }

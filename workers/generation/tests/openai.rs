@@ -481,6 +481,14 @@ fn endpoints_must_be_https_except_on_this_machine() {
         };
         assert!(OpenAiGenerator::from_config(&config).is_ok(), "{base_url}");
     }
+    // A model server inside a private network, by explicit choice only.
+    let config = OpenAiConfig {
+        base_url: "http://10.1.2.3:8000/v1".into(),
+        api_key: Some("k".into()),
+        allow_insecure_http: true,
+        ..Default::default()
+    };
+    assert!(OpenAiGenerator::from_config(&config).is_ok());
 }
 
 #[tokio::test]

@@ -50,9 +50,17 @@ impl OpenAiGenerator {
     pub fn from_config(config: &OpenAiConfig) -> Result<Self, GenerationError> {
         let azure = config.azure_endpoint.is_some() || config.azure_deployment.is_some();
         match (&config.azure_endpoint, azure) {
-            (Some(endpoint), true) => check_endpoint("generation.openai.azure_endpoint", endpoint)?,
+            (Some(endpoint), true) => check_endpoint(
+                "generation.openai.azure_endpoint",
+                endpoint,
+                config.allow_insecure_http,
+            )?,
             (None, true) => {} // reported below with the deployment
-            (_, false) => check_endpoint("generation.openai.base_url", &config.base_url)?,
+            (_, false) => check_endpoint(
+                "generation.openai.base_url",
+                &config.base_url,
+                config.allow_insecure_http,
+            )?,
         }
         let env_key = if azure {
             "AZURE_OPENAI_API_KEY"
@@ -193,16 +201,17 @@ fn bounded(text: &str) -> String {
 }
 
 /// The endpoint of `key` must be an https URL; plain http only for a loopback
-/// host (127.0.0.0/8, ::1, localhost): tests and local model servers.
-fn check_endpoint(key: &str, endpoint: &str) -> Result<(), GenerationError> {
+/// host (127.0.0.0/8, ::1, localhost: tests and local model servers), or
+/// anywhere with `allow_insecure_http`.
+fn check_endpoint(key: &str, endpoint: &str, allow_http: bool) -> Result<(), GenerationError> {
     let endpoint = endpoint.trim();
     let url = reqwest::Url::parse(endpoint)
         .map_err(|e| GenerationError::Config(format!("`{key}`: `{endpoint}` is not a URL: {e}")))?;
     match (url.scheme(), url.host_str()) {
         ("https", Some(_)) => Ok(()),
-        ("http", Some(host)) if is_loopback(host) => Ok(()),
+        ("http", Some(host)) if allow_http || is_loopback(host) => Ok(()),
         _ => Err(GenerationError::Config(format!(
-            "`{key}`: `{endpoint}` must be an https:// URL (plain http only for a loopback host: 127.0.0.1, ::1, localhost)"
+            "`{key}`: `{endpoint}` must be an https:// URL (plain http only for a loopback host: 127.0.0.1, ::1, localhost, or with generation.openai.allow_insecure_http)"
         ))),
     }
 }
