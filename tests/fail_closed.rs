@@ -241,7 +241,8 @@ async fn with_hold_set_a_failing_safety_backend_decides_nothing_and_sends_nothin
     opts.settings = Settings::from_yaml(
         "generation:\n  brand: Northwind Outfitters\n\
          safety:\n  on_screen_error: hold\n\
-         runtime:\n  max_attempts: 2\n  initial_backoff_ms: 10\n  max_backoff_ms: 20\n  defer_timeout_ms: 1500\n",
+         runtime:\n  max_attempts: 2\n  initial_backoff_ms: 10\n  max_backoff_ms: 20\n  defer_timeout_ms: 1500\n  \
+         outage_retry_ms: 20\n  outage_max_retry_ms: 50\n  outage_timeout_ms: 300\n",
     )
     .unwrap();
     opts.screen = Some(Arc::new(BrokenScreen));
@@ -287,11 +288,13 @@ async fn with_hold_set_a_failing_safety_backend_decides_nothing_and_sends_nothin
             .iter()
             .all(|e| e["event"]["event"] != "safety_decision")
     );
-    assert_eq!(
-        audit
-            .iter()
-            .filter(|e| e["event"]["event"] == "safety_screen_error")
-            .count() as u64,
-        2 * s.variants_generated
+    // Each variant was tried again while it waited out the outage.
+    let errors = audit
+        .iter()
+        .filter(|e| e["event"]["event"] == "safety_screen_error")
+        .count() as u64;
+    assert!(
+        errors >= 2 * s.variants_generated,
+        "{errors} screen errors audited"
     );
 }
