@@ -215,11 +215,17 @@ impl Connector {
     /// Close for good: subscriptions end and publishes fail with `Closed`.
     pub(super) async fn close(&self) {
         self.closed.cancel();
-        let connection = {
+        let (publisher, connection) = {
             let mut current = lock(&self.current);
-            current.publisher = None;
-            current.connection.take()
+            (current.publisher.take(), current.connection.take())
         };
+        // The publisher channel first, and waited for: closing the connection
+        // with it still open makes lapin close it a second time and log an error.
+        if let Some(publisher) = publisher
+            && publisher.status().connected()
+        {
+            let _ = publisher.close(200, "worker shutting down".into()).await;
+        }
         if let Some(connection) = connection {
             // 200 = normal shutdown; the broker requeues whatever was left unacked.
             let _ = connection.close(200, "worker shutting down".into()).await;
