@@ -452,7 +452,6 @@ async fn with_hold_a_content_block_is_still_published() {
 async fn through_the_runtime_a_held_variant_waits_out_the_outage_then_is_dead_lettered_without_a_decision()
  {
     let transport = MemoryTransport::new(64);
-    let shutdown = CancellationToken::new();
     // Few attempts, a short outage timeout: the variant must outlast the
     // attempts (waiting does not use them up) and go at the outage timeout.
     let runtime_config = RuntimeConfig {
@@ -464,43 +463,13 @@ async fn through_the_runtime_a_held_variant_waits_out_the_outage_then_is_dead_le
         outage_timeout_ms: 150,
         ..RuntimeConfig::default()
     };
-    let runtime = Runtime::new(
-        Arc::new(transport.clone()),
-        runtime_config,
-        shutdown.clone(),
-    );
     let audit = Arc::new(MemoryAuditLog::default());
-    let stage = Arc::new(stage_on_error(
+    let stage = stage_on_error(
         Arc::new(FailingScreen),
         Some(OnScreenError::Hold),
         audit.clone(),
-    ));
-    let running = tokio::spawn(async move { runtime.run(stage).await });
-    let env = envelope(approved_variant());
-    transport
-        .publish(
-            queues::VARIANTS,
-            Publish {
-                id: env.id.clone(),
-                body: serde_json::to_vec(&env).unwrap(),
-                delay: None,
-            },
-        )
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while transport.peek(queues::DEAD_LETTER).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "not dead-lettered");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    shutdown.cancel();
-    running.await.unwrap().unwrap();
-
-    let letters: Vec<DeadLetter> = transport
-        .peek(queues::DEAD_LETTER)
-        .iter()
-        .map(|b| serde_json::from_slice(b).unwrap())
-        .collect();
+    );
+    let letters = run_until_dead_lettered(&transport, runtime_config, stage).await;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].kind, DeadLetterKind::Exhausted);
     // Still on its first attempt: the outage used none up.
@@ -529,18 +498,33 @@ async fn through_the_runtime_a_held_variant_waits_out_the_outage_then_is_dead_le
 #[tokio::test]
 async fn through_the_runtime_a_permanent_screen_error_is_dead_lettered_at_once() {
     let transport = MemoryTransport::new(64);
-    let shutdown = CancellationToken::new();
-    let runtime = Runtime::new(
-        Arc::new(transport.clone()),
-        RuntimeConfig::default(),
-        shutdown.clone(),
-    );
     let audit = Arc::new(MemoryAuditLog::default());
-    let stage = Arc::new(stage_on_error(
+    let stage = stage_on_error(
         Arc::new(RejectingScreen),
         Some(OnScreenError::Hold),
         audit.clone(),
-    ));
+    );
+    let letters = run_until_dead_lettered(&transport, RuntimeConfig::default(), stage).await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].kind, DeadLetterKind::Permanent);
+    assert_eq!(
+        letters[0].reason,
+        "screen error: backend rejected the request: HTTP 401 Unauthorized"
+    );
+    assert_eq!(audit.events.lock().unwrap().len(), 1);
+    assert!(transport.peek(queues::DECISIONS).is_empty());
+}
+
+/// Run `stage` on `transport` with one approved-looking variant until it is
+/// dead-lettered; the dead letters then.
+async fn run_until_dead_lettered(
+    transport: &MemoryTransport,
+    config: RuntimeConfig,
+    stage: SafetyStage,
+) -> Vec<DeadLetter> {
+    let shutdown = CancellationToken::new();
+    let runtime = Runtime::new(Arc::new(transport.clone()), config, shutdown.clone());
+    let stage = Arc::new(stage);
     let running = tokio::spawn(async move { runtime.run(stage).await });
     let env = envelope(approved_variant());
     transport
@@ -561,17 +545,9 @@ async fn through_the_runtime_a_permanent_screen_error_is_dead_lettered_at_once()
     }
     shutdown.cancel();
     running.await.unwrap().unwrap();
-    let letters: Vec<DeadLetter> = transport
+    transport
         .peek(queues::DEAD_LETTER)
         .iter()
         .map(|b| serde_json::from_slice(b).unwrap())
-        .collect();
-    assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].kind, DeadLetterKind::Permanent);
-    assert_eq!(
-        letters[0].reason,
-        "screen error: backend rejected the request: HTTP 401 Unauthorized"
-    );
-    assert_eq!(audit.events.lock().unwrap().len(), 1);
-    assert!(transport.peek(queues::DECISIONS).is_empty());
+        .collect()
 }
