@@ -3,7 +3,7 @@ CARGO ?= cargo
 OUT ?= out/demo
 N ?= 1000000
 
-.PHONY: help demo fleet-demo test lint fmt schemas bench bench-data clean
+.PHONY: help demo fleet-demo test test-rules lint fmt schemas bench bench-data clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,6 +17,10 @@ fleet-demo: ## The bundled campaign through six worker processes on the local Ra
 
 test: ## All tests (unit, integration, fixtures)
 	$(CARGO) test --workspace --all-targets
+
+test-rules: ## Check the Prometheus config and alert rules and run their unit tests (promtool)
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

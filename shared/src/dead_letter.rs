@@ -22,6 +22,16 @@ pub enum DeadLetterKind {
 }
 
 impl DeadLetterKind {
+    /// Every kind, for the metrics that pre-create one series per kind.
+    pub const ALL: [DeadLetterKind; 6] = [
+        DeadLetterKind::Blocked,
+        DeadLetterKind::Permanent,
+        DeadLetterKind::Exhausted,
+        DeadLetterKind::Undecodable,
+        DeadLetterKind::Oversized,
+        DeadLetterKind::Timeout,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeadLetterKind::Blocked => "blocked",

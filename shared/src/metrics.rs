@@ -1,12 +1,18 @@
 //! Prometheus metrics of the runtime and the shared backends. Names are static,
 //! counters end in `_total`, durations are `_seconds` histograms, and labels are
 //! bounded (stage names, outcome kinds, cache names): never ids.
+//!
+//! Every known label value is created at 0 before the first message (see
+//! `preset_stage`, `preset_cache`): a counter that first appears at 20 is one
+//! sample to `increase()`, so an alert on a first burst would never fire.
 
 use std::sync::OnceLock;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
+
+use crate::dead_letter::DeadLetterKind;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -101,6 +107,32 @@ impl Metrics {
         }
     }
 
+    /// Create every series of `stage` at 0: the runtime's counters, its handle
+    /// time histogram, and one dead-letter counter per kind.
+    pub fn preset_stage(&self, stage: &str) {
+        for counter in [
+            &self.received,
+            &self.succeeded,
+            &self.retried,
+            &self.deferred,
+            &self.paused,
+        ] {
+            counter.with_label_values(&[stage]);
+        }
+        self.handle_seconds.with_label_values(&[stage]);
+        for kind in DeadLetterKind::ALL {
+            self.dead_lettered
+                .with_label_values(&[stage, kind.as_str()]);
+        }
+    }
+
+    /// Create the `cache_requests_total` series of `cache` at 0, one per result it counts.
+    pub fn preset_cache(&self, cache: &str, results: &[&str]) {
+        for result in results {
+            self.cache_requests.with_label_values(&[cache, result]);
+        }
+    }
+
     /// The metrics in Prometheus text format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -116,4 +148,32 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_preset_stage_exposes_every_dead_letter_kind_and_counter_at_zero() {
+        let m = metrics();
+        m.preset_stage("preset-test");
+        m.preset_cache("preset-cache", &["hit", "error"]);
+        let text = m.render();
+        for kind in DeadLetterKind::ALL {
+            let series = format!(
+                "cpo_stage_messages_dead_lettered_total{{kind=\"{}\",stage=\"preset-test\"}} 0\n",
+                kind.as_str()
+            );
+            assert!(text.contains(&series), "{series} missing:\n{text}");
+        }
+        for name in ["received", "succeeded", "retried", "deferred", "paused"] {
+            let series = format!("cpo_stage_messages_{name}_total{{stage=\"preset-test\"}} 0\n");
+            assert!(text.contains(&series), "{series} missing:\n{text}");
+        }
+        assert!(text.contains("cpo_stage_handle_seconds_count{stage=\"preset-test\"} 0\n"));
+        assert!(
+            text.contains("cpo_cache_requests_total{cache=\"preset-cache\",result=\"error\"} 0\n")
+        );
+    }
 }

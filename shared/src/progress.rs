@@ -199,8 +199,9 @@ pub enum CampaignState {
     Starting,
     /// Customers are still on their way.
     Running,
-    /// Customers are missing and some of the campaign's messages are in the
-    /// dead-letter queue: `cpo dlq list`, fix, `cpo dlq replay`.
+    /// Customers are missing (or their audience was never read) and some of
+    /// the campaign's messages are in the dead-letter queue: `cpo dlq list`,
+    /// fix, `cpo dlq replay`.
     Waiting,
     /// Every customer delivered or excluded.
     Complete,
@@ -291,6 +292,9 @@ impl CampaignProgress {
 
     pub fn state(&self) -> CampaignState {
         match self.outstanding() {
+            // The campaign itself was dead-lettered (at segmentation, say): no
+            // audience will ever be counted until it is replayed.
+            None if self.dead_letters_pending() > 0 => CampaignState::Waiting,
             None => CampaignState::Starting,
             Some(0) => CampaignState::Complete,
             Some(_) if self.dead_letters_pending() > 0 => CampaignState::Waiting,
@@ -382,6 +386,17 @@ mod tests {
             .record("c", "experimentation", "b1", &update(&[(FALLBACKS, 1)]))
             .await;
         assert_eq!(store.read("c").await.unwrap().unwrap().get(FALLBACKS), 1);
+    }
+
+    #[tokio::test]
+    async fn a_campaign_dead_lettered_before_its_audience_was_read_is_waiting() {
+        let store = ProgressStore::new(Arc::new(MemoryCache::new()), Duration::from_secs(60));
+        store
+            .dead_letter("c", "segmentation", DeadLetterKind::Permanent, "m1", 1)
+            .await;
+        let p = store.read("c").await.unwrap().unwrap();
+        assert_eq!(p.outstanding(), None);
+        assert_eq!(p.state(), CampaignState::Waiting);
     }
 
     #[tokio::test]

@@ -129,6 +129,8 @@ impl RedisCache {
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
             .map_err(|e| CacheError::Unavailable(format!("redis {redacted_url}: {e}")))?;
+        // Errors are the only result this backend counts (callers count hits and misses).
+        metrics().preset_cache(CACHE_LABEL, &["error"]);
         Ok(Self {
             connection,
             key_prefix: config.key_prefix.clone(),

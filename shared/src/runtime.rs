@@ -66,6 +66,9 @@ impl Runtime {
 
     /// Consume the stage's inputs until shutdown; in-flight messages finish first.
     pub async fn run<S: Stage>(&self, stage: Arc<S>) -> Result<(), TransportError> {
+        // Before the first message, so alerts on increase() see a first burst rise from 0.
+        metrics().preset_stage(stage.name());
+        stage.preset_metrics();
         let mut consumers = JoinSet::new();
         for &queue in stage.inputs() {
             let subscription = self

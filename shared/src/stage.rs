@@ -97,6 +97,11 @@ pub trait Stage: Send + Sync + 'static {
     /// Logical queues this stage consumes.
     fn inputs(&self) -> &'static [&'static str];
 
+    /// Create the stage's own labelled metric series at 0 (every outcome it
+    /// counts), so the first scrape already has them. The runtime calls it
+    /// before consuming and presets its own series itself.
+    fn preset_metrics(&self) {}
+
     /// Decode a message consumed from `queue`. The runtime has checked the size
     /// only; it reports the schema version and any error. A stage whose queues
     /// carry different payloads (experimentation) overrides this to decode each

@@ -64,7 +64,8 @@ pub struct WorkerArgs {
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     pub port: u16,
-    /// Address the HTTP endpoints bind to.
+    /// Address the HTTP endpoints bind to: loopback unless set (the
+    /// deployments set `0.0.0.0` so Prometheus and the probes can reach them).
     pub bind: String,
     /// Directory of this worker's audit log (`audit-<stage>.jsonl`: one hash chain per process).
     pub audit_dir: PathBuf,
@@ -78,7 +79,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             port: 9464,
-            bind: "0.0.0.0".into(),
+            bind: "127.0.0.1".into(),
             audit_dir: PathBuf::from("out/fleet"),
             outbox: PathBuf::from("out/fleet/outbox.jsonl"),
             shutdown_grace_ms: 25_000,
@@ -98,15 +99,62 @@ pub fn run(args: WorkerArgs, config: Option<&Path>) -> anyhow::Result<u8> {
 }
 
 async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
+    // Every setting is read and checked, and the stage built, before the broker
+    // is touched: a misconfigured worker fails with the key at fault, not after
+    // connecting and declaring the topology (or with a connection error that
+    // hides the real problem).
     let worker: WorkerConfig = settings.section("worker")?;
+    let amqp: AmqpConfig = settings.section("amqp")?;
+    let amqp = amqp.resolve()?;
+    amqp.validate()?;
+    let redis: RedisConfig = settings.section("redis")?;
+    let runtime_config: RuntimeConfig = settings.section("runtime")?;
+    let (signer, pseudonymizer) = wiring::keys(&settings, false)?;
     let stage_name = args.stage.as_str();
-    let ready = Arc::new(AtomicBool::new(false));
-    let token = shutdown::on_signals();
-
     let port = args.port.unwrap_or(worker.port);
     let addr: SocketAddr = format!("{}:{port}", worker.bind)
         .parse()
         .with_context(|| format!("worker.bind: `{}` is not an address", worker.bind))?;
+    // Lazy: no connection until the first request.
+    let cache: Arc<dyn Cache> = Arc::new(RedisCache::new(&redis)?);
+    let progress_cache = cache.clone();
+    std::fs::create_dir_all(&worker.audit_dir).with_context(|| {
+        format!(
+            "worker.audit_dir: cannot create {}",
+            worker.audit_dir.display()
+        )
+    })?;
+    let audit = Arc::new(FileAuditLog::open(
+        &worker.audit_dir.join(format!("audit-{stage_name}.jsonl")),
+    )?);
+    if let Some(parent) = worker.outbox.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let backends = Backends {
+        settings: &settings,
+        cache,
+        audit: audit.clone(),
+        signer,
+        pseudonymizer,
+        content_dir: None,
+        outbox: worker.outbox.clone(),
+        generator: None,
+        screen: None,
+    };
+    let launch = match args.stage {
+        StageName::Segmentation => launcher(wiring::segmentation(&backends)?),
+        StageName::Retrieval => launcher(wiring::retrieval(&backends)?),
+        StageName::Generation => launcher(wiring::generation(&backends)?),
+        StageName::Safety => launcher(wiring::safety_with_default(
+            &backends,
+            cpo_safety::OnScreenError::Hold,
+        )?),
+        StageName::Experimentation => launcher(wiring::experimentation(&backends)?),
+        StageName::Delivery => launcher(wiring::delivery(&backends)?),
+    };
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let token = shutdown::on_signals();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -125,54 +173,12 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
             .await
     });
 
-    let amqp: AmqpConfig = settings.section("amqp")?;
     let transport = AmqpTransport::connect(amqp)
         .await
         .context("cannot reach RabbitMQ")?;
-    let redis: RedisConfig = settings.section("redis")?;
-    let cache: Arc<dyn Cache> = Arc::new(RedisCache::new(&redis)?);
-    let progress_cache = cache.clone();
-    std::fs::create_dir_all(&worker.audit_dir).with_context(|| {
-        format!(
-            "worker.audit_dir: cannot create {}",
-            worker.audit_dir.display()
-        )
-    })?;
-    let audit = Arc::new(FileAuditLog::open(
-        &worker.audit_dir.join(format!("audit-{stage_name}.jsonl")),
-    )?);
-    if let Some(parent) = worker.outbox.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let (signer, pseudonymizer) = wiring::keys(&settings, false)?;
-    let backends = Backends {
-        settings: &settings,
-        cache,
-        audit: audit.clone(),
-        signer,
-        pseudonymizer,
-        content_dir: None,
-        outbox: worker.outbox.clone(),
-        generator: None,
-        screen: None,
-    };
-    let runtime_config: RuntimeConfig = settings.section("runtime")?;
     let runtime = Runtime::new(Arc::new(transport.clone()), runtime_config, token.clone())
         .with_progress(progress_cache);
-    let run = {
-        let runtime = runtime.clone();
-        match args.stage {
-            StageName::Segmentation => spawn(runtime, wiring::segmentation(&backends)?),
-            StageName::Retrieval => spawn(runtime, wiring::retrieval(&backends)?),
-            StageName::Generation => spawn(runtime, wiring::generation(&backends)?),
-            StageName::Safety => spawn(
-                runtime,
-                wiring::safety_with_default(&backends, cpo_safety::OnScreenError::Hold)?,
-            ),
-            StageName::Experimentation => spawn(runtime, wiring::experimentation(&backends)?),
-            StageName::Delivery => spawn(runtime, wiring::delivery(&backends)?),
-        }
-    };
+    let run = launch(runtime);
     ready.store(true, Ordering::Release);
     info!(stage = stage_name, %addr, "worker consuming");
     tokio::spawn({
@@ -214,11 +220,13 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn<S: cpo_shared::Stage>(
-    runtime: Runtime,
-    stage: S,
-) -> tokio::task::JoinHandle<Result<(), cpo_shared::transport::TransportError>> {
-    tokio::spawn(async move { runtime.run(Arc::new(stage)).await })
+type StageTask = tokio::task::JoinHandle<Result<(), cpo_shared::transport::TransportError>>;
+
+/// A built stage, started once the runtime (and so the broker) is there.
+type Launch = Box<dyn FnOnce(Runtime) -> StageTask + Send>;
+
+fn launcher<S: cpo_shared::Stage>(stage: S) -> Launch {
+    Box::new(move |runtime| tokio::spawn(async move { runtime.run(Arc::new(stage)).await }))
 }
 
 async fn readyz(State(ready): State<Arc<AtomicBool>>) -> (StatusCode, &'static str) {

@@ -11,6 +11,9 @@ pub struct DeliveryMetrics {
     pub messages: IntCounterVec,
 }
 
+/// Every `outcome` the stage counts.
+pub const OUTCOMES: [&str; 3] = ["sent", "duplicate", "rejected"];
+
 pub fn delivery_metrics() -> &'static DeliveryMetrics {
     static METRICS: OnceLock<DeliveryMetrics> = OnceLock::new();
     METRICS.get_or_init(|| {
@@ -24,6 +27,10 @@ pub fn delivery_metrics() -> &'static DeliveryMetrics {
         .unwrap_or_else(|e| panic!("metric delivery_messages_total: {e}"));
         // Registration only fails on a duplicate name, which the OnceLock rules out.
         let _ = metrics().registry.register(Box::new(messages.clone()));
+        // At 0 from the start, so a first burst is a rise (see cpo_shared::metrics).
+        for outcome in OUTCOMES {
+            messages.with_label_values(&[outcome]);
+        }
         DeliveryMetrics { messages }
     })
 }

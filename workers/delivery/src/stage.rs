@@ -133,6 +133,10 @@ impl Stage for DeliveryStage {
         &[queues::SEND]
     }
 
+    fn preset_metrics(&self) {
+        crate::metrics::delivery_metrics();
+    }
+
     async fn handle(&self, message: Envelope<SendBatch>, emit: &Emitter) -> StageResult {
         let batch = &message.payload;
         let prepared = prepare(

@@ -12,6 +12,9 @@ pub struct ExperimentMetrics {
     pub customers: IntCounterVec,
 }
 
+/// Every `outcome` the stage counts.
+pub const OUTCOMES: [&str; 3] = ["assigned", "fallback", "excluded"];
+
 pub fn experiment_metrics() -> &'static ExperimentMetrics {
     static METRICS: OnceLock<ExperimentMetrics> = OnceLock::new();
     METRICS.get_or_init(|| {
@@ -25,6 +28,10 @@ pub fn experiment_metrics() -> &'static ExperimentMetrics {
         .unwrap_or_else(|e| panic!("metric experimentation_customers_total: {e}"));
         // Registration only fails on a duplicate name, which the OnceLock rules out.
         let _ = metrics().registry.register(Box::new(customers.clone()));
+        // At 0 from the start, so a first burst is a rise (see cpo_shared::metrics).
+        for outcome in OUTCOMES {
+            customers.with_label_values(&[outcome]);
+        }
         ExperimentMetrics { customers }
     })
 }

@@ -163,6 +163,10 @@ impl Stage for ExperimentationStage {
         &[queues::DECISIONS, queues::AUDIENCE]
     }
 
+    fn preset_metrics(&self) {
+        crate::metrics::experiment_metrics();
+    }
+
     /// Each queue carries one payload type: decode it directly rather than
     /// buffering the payload to try the shapes of the untagged `ExperimentInput`.
     fn decode(

@@ -44,6 +44,7 @@ fn count(result: &str) {
 impl CachedRetriever {
     /// `ttl` of zero stores without expiry.
     pub fn new(inner: Arc<dyn Retriever>, cache: Arc<dyn Cache>, ttl: Duration) -> Self {
+        metrics().preset_cache(CACHE_LABEL, &["hit", "miss", "error"]);
         Self {
             inner,
             cache,

@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 use cpo_shared::metrics::metrics;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
 
-use crate::error::ScreenError;
-use crate::verdict::Assessment;
+use crate::error::{ScreenError, ScreenErrorKind};
+use crate::screen::{FindingKind, HarmCategory};
+use crate::verdict::{Assessment, BlockCause};
 
 pub struct SafetyMetrics {
     /// Decisions by `decision` (approved, blocked).
@@ -47,7 +48,7 @@ pub fn safety_metrics() -> &'static SafetyMetrics {
         let _ = metrics()
             .registry
             .register(Box::new(screen_seconds.clone()));
-        SafetyMetrics {
+        let safety = SafetyMetrics {
             decisions: counter(
                 "safety_decisions_total",
                 "Safety decisions by outcome",
@@ -64,11 +65,47 @@ pub fn safety_metrics() -> &'static SafetyMetrics {
                 "Screen errors (backend down, timeout, malformed report, panic)",
                 &["kind", "action"],
             ),
-        }
+        };
+        safety.preset();
+        safety
     })
 }
 
+/// Every block cause, each a `cause` label.
+fn block_causes() -> impl Iterator<Item = BlockCause> {
+    const POLICY: [FindingKind; 7] = [
+        FindingKind::Profanity,
+        FindingKind::MildProfanity,
+        FindingKind::PersonalData,
+        FindingKind::PromptInjection,
+        FindingKind::UnsubstantiatedClaim,
+        FindingKind::TemplateExpression,
+        FindingKind::Blocklist,
+    ];
+    HarmCategory::ALL
+        .into_iter()
+        .map(BlockCause::Harm)
+        .chain(POLICY.into_iter().map(BlockCause::Policy))
+        .chain([BlockCause::Citation, BlockCause::ScreenError])
+}
+
 impl SafetyMetrics {
+    /// Every known label value at 0, so a first burst is a rise (see cpo_shared::metrics).
+    fn preset(&self) {
+        for decision in ["approved", "blocked"] {
+            self.decisions.with_label_values(&[decision]);
+        }
+        for cause in block_causes() {
+            self.block_causes.with_label_values(&[cause.as_str()]);
+        }
+        for kind in [ScreenErrorKind::Transient, ScreenErrorKind::Permanent] {
+            for action in ["blocked", "held"] {
+                self.screen_errors
+                    .with_label_values(&[kind.as_str(), action]);
+            }
+        }
+    }
+
     pub fn record(&self, assessment: &Assessment, seconds: f64) {
         let decision = match assessment.decision {
             cpo_shared::model::Decision::Approved => "approved",

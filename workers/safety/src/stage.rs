@@ -92,6 +92,10 @@ impl Stage for SafetyStage {
         &[queues::VARIANTS]
     }
 
+    fn preset_metrics(&self) {
+        crate::metrics::safety_metrics();
+    }
+
     async fn handle(&self, message: Envelope<Variant>, emit: &Emitter) -> StageResult {
         let started = Instant::now();
         let campaign_id = message.campaign_id;

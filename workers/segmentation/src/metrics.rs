@@ -14,6 +14,15 @@ pub struct SegmentationMetrics {
     pub batches: IntCounter,
 }
 
+/// Every exclusion reason, each an `outcome` label.
+const EXCLUSION_REASONS: [ExclusionReason; 5] = [
+    ExclusionReason::Invalid,
+    ExclusionReason::NoConsent,
+    ExclusionReason::Suppressed,
+    ExclusionReason::Duplicate,
+    ExclusionReason::NoApprovedMessage,
+];
+
 pub fn segmentation_metrics() -> &'static SegmentationMetrics {
     static METRICS: OnceLock<SegmentationMetrics> = OnceLock::new();
     METRICS.get_or_init(|| {
@@ -30,6 +39,11 @@ pub fn segmentation_metrics() -> &'static SegmentationMetrics {
             "Customer batches published to the audience queue",
         )
         .unwrap_or_else(|e| panic!("metric segmentation_batches_total: {e}"));
+        // At 0 from the start, so a first burst is a rise (see cpo_shared::metrics).
+        customers.with_label_values(&["segmented"]);
+        for reason in EXCLUSION_REASONS {
+            customers.with_label_values(&[outcome_label(reason)]);
+        }
         let registry = &metrics().registry;
         // Registration only fails for a duplicate name, which the OnceLock rules out.
         let _ = registry.register(Box::new(customers.clone()));

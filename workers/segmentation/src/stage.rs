@@ -107,6 +107,10 @@ impl Stage for SegmentationStage {
         &[queues::CAMPAIGNS]
     }
 
+    fn preset_metrics(&self) {
+        crate::metrics::segmentation_metrics();
+    }
+
     async fn handle(&self, message: Envelope<CampaignRequest>, emit: &Emitter) -> StageResult {
         let enqueued_ms = message.first_seen_ms;
         let request = message.payload;
