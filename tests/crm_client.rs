@@ -18,8 +18,6 @@ use common::{STAGES, check_services, cpo, env, jsonl, repo};
 use cpo_shared::envelope::derive_id;
 use serde_json::Value;
 
-const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
 struct Fleet {
     children: Vec<Child>,
 }
@@ -33,18 +31,23 @@ impl Drop for Fleet {
     }
 }
 
-/// The Python client, pointed at this test's broker and prefix. It runs from the
-/// system temp directory so the campaign's relative paths cannot resolve by luck.
-fn client(prefix: &str) -> Command {
+/// The Python client with exactly the fleet's environment (`CPO__AMQP__PREFIX`,
+/// `CPO__AMQP__URL` when the test sets one): no variable of its own. It runs
+/// from the system temp directory so the campaign's relative paths cannot
+/// resolve by luck.
+fn client(vars: &[(String, String)]) -> Command {
     let mut command = Command::new("python3");
     command
         .arg(repo().join("tests/clients/enqueue_campaign.py"))
         .current_dir(std::env::temp_dir())
-        .env("CPO_PREFIX", format!("cpo.{prefix}."))
-        .env(
-            "CPO_AMQP_URL",
-            std::env::var("CPO_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_string()),
-        );
+        .env_remove("CPO_PREFIX")
+        .env_remove("CPO_AMQP_URL")
+        .env_remove("CPO__AMQP__URL")
+        .env_remove("CPO__AMQP__URL_FILE")
+        .env_remove("CPO__AMQP__PREFIX");
+    for (k, v) in vars {
+        command.env(k, v);
+    }
     command
 }
 
@@ -142,8 +145,27 @@ fn a_python_crm_enqueues_the_bundled_campaign_and_invalid_messages_are_refused()
     );
     let vars = env(&prefix, &work);
 
+    // It documents the fleet's variable names, and refuses the names it read before.
+    let help = client(&vars).arg("--help").output().unwrap();
+    let help_text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "help: {}", text(&help));
+    for name in ["CPO__AMQP__URL", "CPO__AMQP__PREFIX"] {
+        assert!(help_text.contains(name), "{name} not in --help:\n{help_text}");
+    }
+    let retired = client(&[])
+        .env("CPO_PREFIX", format!("cpo.{prefix}."))
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert_eq!(retired.status.code(), Some(2), "{}", text(&retired));
+    assert!(
+        String::from_utf8_lossy(&retired.stderr).contains("set CPO__AMQP__PREFIX"),
+        "{}",
+        text(&retired)
+    );
+
     // The envelope the client builds is the one `cpo enqueue` would publish.
-    let dry = client(&prefix).arg("--dry-run").output().unwrap();
+    let dry = client(&vars).arg("--dry-run").output().unwrap();
     assert!(dry.status.success(), "dry run: {}", text(&dry));
     let envelope: Value = serde_json::from_slice(&dry.stdout).unwrap();
     assert_eq!(
@@ -215,7 +237,7 @@ fn a_python_crm_enqueues_the_bundled_campaign_and_invalid_messages_are_refused()
     }
 
     // A request without campaign_id fails the schema: refused before any connection.
-    let broken = client(&prefix).arg("--break-schema").output().unwrap();
+    let broken = client(&vars).arg("--break-schema").output().unwrap();
     assert_eq!(
         broken.status.code(),
         Some(2),
@@ -230,7 +252,7 @@ fn a_python_crm_enqueues_the_bundled_campaign_and_invalid_messages_are_refused()
     );
     assert!(broken.stdout.is_empty(), "{}", text(&broken));
 
-    let enqueue = client(&prefix).output().unwrap();
+    let enqueue = client(&vars).output().unwrap();
     assert!(
         enqueue.status.success(),
         "enqueue: {}\n{}",
@@ -282,10 +304,13 @@ fn a_python_crm_enqueues_the_bundled_campaign_and_invalid_messages_are_refused()
         1.0,
         "{metrics}"
     );
-    assert!(
-        !metrics.contains("cpo_stage_messages_dead_lettered_total{"),
-        "{metrics}"
-    );
+    // Nothing dead-lettered: the series exist (created at 0 for alerting) and stay 0.
+    let dead_letters: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("cpo_stage_messages_dead_lettered_total{"))
+        .collect();
+    assert!(!dead_letters.is_empty(), "{metrics}");
+    assert!(dead_letters.iter().all(|l| l.ends_with(" 0")), "{metrics}");
 
     drop(fleet);
     let teardown = cpo(&vars).arg("teardown").output().unwrap();

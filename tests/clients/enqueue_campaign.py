@@ -8,9 +8,10 @@ JSON, with publisher confirms and `mandatory`, so an unroutable or refused messa
 is an error rather than a silent drop. A message that fails validation is never
 published (exit status 2).
 
-Environment:
-  CPO_AMQP_URL  broker URL (default amqp://guest:guest@127.0.0.1:5672/%2f)
-  CPO_PREFIX    the fleet's amqp.prefix (default "cpo.")
+Environment (the names the workers read, so one set of variables serves both):
+  CPO__AMQP__URL       broker URL (default amqp://guest:guest@127.0.0.1:5672/%2f)
+  CPO__AMQP__URL_FILE  a file holding the broker URL (a mounted secret); replaces CPO__AMQP__URL
+  CPO__AMQP__PREFIX    the fleet's amqp.prefix (default "cpo.")
 
 Usage:
   enqueue_campaign.py [CAMPAIGN] [--customers CSV] [--dry-run] [--break-schema]
@@ -50,6 +51,13 @@ REQUEST_FIELDS = (
     "suppressions",
     "audience",
 )
+
+
+DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2f"
+DEFAULT_PREFIX = "cpo."
+# Names this client read before it used the fleet's; set alone, they would
+# silently publish to the default prefix.
+RETIRED_NAMES = {"CPO_AMQP_URL": "CPO__AMQP__URL", "CPO_PREFIX": "CPO__AMQP__PREFIX"}
 
 
 class Refused(Exception):
@@ -130,6 +138,22 @@ def redact(url):
     return f"{scheme}://{user}:***@{host}{slash}{tail}"
 
 
+def broker_settings(environ):
+    """(url, prefix) from the fleet's variables; Refused on a retired name."""
+    for old, new in RETIRED_NAMES.items():
+        if old in environ and new not in environ:
+            raise Refused(f"{old} is no longer read: set {new}, as for the workers")
+    url_file = environ.get("CPO__AMQP__URL_FILE")
+    if url_file:
+        with open(url_file, encoding="utf-8") as f:
+            url = f.read().strip()
+        if not url:
+            raise Refused(f"CPO__AMQP__URL_FILE: {url_file} is empty")
+    else:
+        url = environ.get("CPO__AMQP__URL", DEFAULT_URL)
+    return url, environ.get("CPO__AMQP__PREFIX", DEFAULT_PREFIX)
+
+
 def publish(envelope, url, prefix):
     import pika  # imported late: --dry-run and refusals need no broker client
 
@@ -156,7 +180,11 @@ def publish(envelope, url, prefix):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n")[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("campaign", nargs="?", default=str(DEFAULT_CAMPAIGN))
     parser.add_argument("--customers", help="customer CSV (default data/customers.csv)")
     parser.add_argument("--dry-run", action="store_true", help="print the envelope, publish nothing")
@@ -166,10 +194,9 @@ def main(argv=None):
         help="drop campaign_id from the request (shows that invalid messages are refused)",
     )
     args = parser.parse_args(argv)
-    url = os.environ.get("CPO_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
-    prefix = os.environ.get("CPO_PREFIX", "cpo.")
 
     try:
+        url, prefix = broker_settings(os.environ)
         request = load_request(args.campaign, args.customers)
         if args.break_schema:
             request.pop("campaign_id", None)
