@@ -150,7 +150,10 @@ fn a_python_crm_enqueues_the_bundled_campaign_and_invalid_messages_are_refused()
     let help_text = String::from_utf8_lossy(&help.stdout);
     assert!(help.status.success(), "help: {}", text(&help));
     for name in ["CPO__AMQP__URL", "CPO__AMQP__PREFIX"] {
-        assert!(help_text.contains(name), "{name} not in --help:\n{help_text}");
+        assert!(
+            help_text.contains(name),
+            "{name} not in --help:\n{help_text}"
+        );
     }
     let retired = client(&[])
         .env("CPO_PREFIX", format!("cpo.{prefix}."))
