@@ -51,8 +51,13 @@ fn a_worker_on_defaults_listens_on_loopback_presets_its_series_and_reports_a_dea
     );
     // The worker's own default, not the tests' explicit 127.0.0.1.
     fleet.vars.retain(|(k, _)| k != "CPO__WORKER__BIND");
-    fleet.start("segmentation");
-    fleet.wait_ready("segmentation", Duration::from_secs(60));
+    let stages = ["segmentation", "safety", "experimentation", "delivery"];
+    for stage in stages {
+        fleet.start(stage);
+    }
+    for stage in stages {
+        fleet.wait_ready(stage, Duration::from_secs(60));
+    }
 
     let port = fleet.http_port("segmentation");
     let addresses = listening_addresses(port);
@@ -63,28 +68,58 @@ fn a_worker_on_defaults_listens_on_loopback_presets_its_series_and_reports_a_dea
     );
 
     // Before any message: every series alerts and panels use exists, at 0.
-    let metrics = fleet.metrics_of("segmentation");
-    for series in [
-        "cpo_stage_messages_received_total{stage=\"segmentation\"}",
-        "cpo_stage_messages_succeeded_total{stage=\"segmentation\"}",
-        "cpo_stage_messages_retried_total{stage=\"segmentation\"}",
-        "cpo_stage_messages_paused_total{stage=\"segmentation\"}",
-        "cpo_stage_messages_dead_lettered_total{kind=\"blocked\",stage=\"segmentation\"}",
-        "cpo_stage_messages_dead_lettered_total{kind=\"permanent\",stage=\"segmentation\"}",
-        "cpo_stage_messages_dead_lettered_total{kind=\"exhausted\",stage=\"segmentation\"}",
-        "cpo_stage_messages_dead_lettered_total{kind=\"timeout\",stage=\"segmentation\"}",
-        "cpo_stage_messages_dead_lettered_total{kind=\"undecodable\",stage=\"segmentation\"}",
-        "cpo_stage_messages_dead_lettered_total{kind=\"oversized\",stage=\"segmentation\"}",
-        "cpo_stage_handle_seconds_count{stage=\"segmentation\"}",
-        "cpo_segmentation_customers_total{outcome=\"segmented\"}",
-        "cpo_segmentation_customers_total{outcome=\"invalid\"}",
-        "cpo_cache_requests_total{cache=\"redis\",result=\"error\"}",
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == format!("{series} 0")),
-            "{series} not exposed at 0:\n{metrics}"
-        );
-    }
+    let at_zero = |stage: &str, series: &[&str]| {
+        let metrics = fleet.metrics_of(stage);
+        for series in series {
+            assert!(
+                metrics.lines().any(|l| l == format!("{series} 0")),
+                "{stage}: {series} not exposed at 0:\n{metrics}"
+            );
+        }
+    };
+    at_zero(
+        "safety",
+        &[
+            "cpo_stage_messages_dead_lettered_total{kind=\"blocked\",stage=\"safety\"}",
+            "cpo_safety_decisions_total{decision=\"blocked\"}",
+            "cpo_safety_block_causes_total{cause=\"citation\"}",
+            "cpo_safety_screen_errors_total{action=\"held\",kind=\"transient\"}",
+        ],
+    );
+    at_zero(
+        "experimentation",
+        &[
+            "cpo_stage_messages_dead_lettered_total{kind=\"timeout\",stage=\"experimentation\"}",
+            "cpo_experimentation_customers_total{outcome=\"fallback\"}",
+        ],
+    );
+    at_zero(
+        "delivery",
+        &[
+            "cpo_delivery_messages_total{outcome=\"sent\"}",
+            "cpo_delivery_messages_total{outcome=\"rejected\"}",
+            "cpo_stage_messages_paused_total{stage=\"delivery\"}",
+        ],
+    );
+    at_zero(
+        "segmentation",
+        &[
+            "cpo_stage_messages_received_total{stage=\"segmentation\"}",
+            "cpo_stage_messages_succeeded_total{stage=\"segmentation\"}",
+            "cpo_stage_messages_retried_total{stage=\"segmentation\"}",
+            "cpo_stage_messages_paused_total{stage=\"segmentation\"}",
+            "cpo_stage_messages_dead_lettered_total{kind=\"blocked\",stage=\"segmentation\"}",
+            "cpo_stage_messages_dead_lettered_total{kind=\"permanent\",stage=\"segmentation\"}",
+            "cpo_stage_messages_dead_lettered_total{kind=\"exhausted\",stage=\"segmentation\"}",
+            "cpo_stage_messages_dead_lettered_total{kind=\"timeout\",stage=\"segmentation\"}",
+            "cpo_stage_messages_dead_lettered_total{kind=\"undecodable\",stage=\"segmentation\"}",
+            "cpo_stage_messages_dead_lettered_total{kind=\"oversized\",stage=\"segmentation\"}",
+            "cpo_stage_handle_seconds_count{stage=\"segmentation\"}",
+            "cpo_segmentation_customers_total{outcome=\"segmented\"}",
+            "cpo_segmentation_customers_total{outcome=\"invalid\"}",
+            "cpo_cache_requests_total{cache=\"redis\",result=\"error\"}",
+        ],
+    );
 
     fleet.enqueue(None);
     let status = |fleet: &Fleet| {

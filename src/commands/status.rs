@@ -274,6 +274,21 @@ mod tests {
     }
 
     #[test]
+    fn a_campaign_dead_lettered_before_its_audience_was_read_is_waiting() {
+        let p = progress(&[("dead_letters:segmentation:permanent", 1)]);
+        let text = render(&p, 0);
+        assert!(
+            text.starts_with("campaign spring: waiting on dead letters\n"),
+            "{text}"
+        );
+        assert!(text.contains("customers      not read yet"), "{text}");
+        assert!(text.contains("segmentation permanent 1"), "{text}");
+        let json = serde_json::to_value(StatusJson::from(&p)).unwrap();
+        assert_eq!(json["state"], "waiting");
+        assert_eq!(json["dead_letters_pending"], 1);
+    }
+
+    #[test]
     fn a_campaign_without_an_audience_yet_says_so() {
         let text = render(&progress(&[(progress::VARIANTS_GENERATED, 3)]), 0);
         assert!(text.starts_with("campaign spring: starting"), "{text}");

@@ -226,6 +226,10 @@ type StageTask = tokio::task::JoinHandle<Result<(), cpo_shared::transport::Trans
 type Launch = Box<dyn FnOnce(Runtime) -> StageTask + Send>;
 
 fn launcher<S: cpo_shared::Stage>(stage: S) -> Launch {
+    // The runtime presets these too, but only once it runs; /metrics answers
+    // before that (while connecting), and must already show every series at 0.
+    metrics().preset_stage(stage.name());
+    stage.preset_metrics();
     Box::new(move |runtime| tokio::spawn(async move { runtime.run(Arc::new(stage)).await }))
 }
 
