@@ -8,7 +8,8 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Fleet, check_services, cpo, env, metric, repo, unique_prefix, wait_for};
@@ -213,23 +214,18 @@ fn a_worker_without_the_pseudonym_key_fails_before_it_connects() {
     );
 }
 
-#[test]
-fn the_fleet_demo_fails_on_a_worker_that_cannot_start_and_leaves_no_queue_behind() {
-    check_services();
-    let tmp = tempfile::tempdir().unwrap();
+/// `deploy/fleet-demo.sh` with `vars`, in its own process group (a demo still
+/// running after `limit` is killed with its workers, failing the test).
+/// Returns its output and the queue prefix it announced.
+fn run_demo(out: &Path, vars: &[(&str, &str)], limit: Duration) -> (Output, String) {
     let mut demo = Command::new("bash");
     demo.arg(repo().join("deploy/fleet-demo.sh"))
-        .arg(tmp.path().join("demo"))
+        .arg(out)
         .current_dir(repo())
         .env("CPO_BIN", env!("CARGO_BIN_EXE_cpo"))
-        .env("CPO_DEMO_READY_TIMEOUT", "60")
-        // The safety worker refuses this configuration (no endpoint); the others start.
-        .env("CPO__SAFETY__BACKEND", "azure")
-        .env_remove("CPO__SAFETY__AZURE__ENDPOINT")
         .env_remove("CPO_CONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Its own process group: a demo that hangs is stopped with its workers.
         .process_group(0);
     if let Ok(url) = std::env::var("CPO_TEST_AMQP_URL") {
         demo.env("CPO__AMQP__URL", url);
@@ -237,31 +233,70 @@ fn the_fleet_demo_fails_on_a_worker_that_cannot_start_and_leaves_no_queue_behind
     if let Ok(url) = std::env::var("CPO_TEST_REDIS_URL") {
         demo.env("CPO__REDIS__URL", url);
     }
+    for (k, v) in vars {
+        demo.env(k, v);
+    }
     let mut child = demo.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = Command::new("kill")
                 .args(["-KILL", &format!("-{}", child.id())])
                 .status();
             let _ = child.wait();
-            panic!("fleet-demo.sh still running after 120 s with a worker that cannot start");
+            panic!("fleet-demo.sh still running after {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("the safety worker exited before it was ready"),
-        "{stderr}"
-    );
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
     let prefix = stderr
         .lines()
         .find_map(|l| l.strip_prefix("fleet demo: queues ")?.split_once('*'))
         .map(|(prefix, _)| prefix.to_string())
         .unwrap_or_else(|| panic!("no prefix announced: {stderr}"));
     assert!(prefix.starts_with("cpo.demo"), "{prefix}");
+    (output, prefix)
+}
+
+/// Processes (of this user) whose environment holds `CPO__AMQP__PREFIX=<prefix>`.
+fn processes_of(prefix: &str) -> Vec<String> {
+    let needle = format!("CPO__AMQP__PREFIX={prefix}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let environ = std::fs::read(path.join("environ")).ok()?;
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var == needle.as_bytes())
+                .then(|| std::fs::read_to_string(path.join("cmdline")).unwrap_or_default())
+        })
+        .map(|cmdline| cmdline.replace('\0', " "))
+        .collect()
+}
+
+#[test]
+fn the_fleet_demo_fails_on_a_worker_that_cannot_start_and_leaves_no_queue_behind() {
+    check_services();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, prefix) = run_demo(
+        &tmp.path().join("demo"),
+        // The safety worker refuses this configuration (no endpoint); the others start.
+        &[
+            ("CPO__SAFETY__BACKEND", "azure"),
+            ("CPO__SAFETY__AZURE__ENDPOINT", ""),
+            ("CPO_DEMO_READY_TIMEOUT", "60"),
+        ],
+        Duration::from_secs(120),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the safety worker exited before it was ready"),
+        "{stderr}"
+    );
+    assert_eq!(processes_of(&prefix), Vec::<String>::new(), "{stderr}");
 
     // The other workers got as far as declaring the topology...
     let logs = tmp.path().join("demo/fleet");
@@ -286,6 +321,44 @@ fn the_fleet_demo_fails_on_a_worker_that_cannot_start_and_leaves_no_queue_behind
         .map(str::to_string)
         .collect();
     assert!(left.is_empty(), "queues left behind: {left:?}");
+}
+
+#[test]
+fn the_fleet_demo_fails_when_its_workers_are_not_ready_in_time_and_stops_them() {
+    // A "broker" that accepts connections and never answers: the workers stay
+    // alive and unready, and the demo's teardown cannot reach it either.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().collect();
+        drop(held);
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let started = Instant::now();
+    let (out, prefix) = run_demo(
+        &tmp.path().join("demo"),
+        &[
+            ("CPO__AMQP__URL", &url),
+            ("CPO__AMQP__CONNECT_TIMEOUT_MS", "3000"),
+            ("CPO_DEMO_READY_TIMEOUT", "2"),
+        ],
+        Duration::from_secs(90),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("worker was not ready within 2 s"),
+        "{stderr}"
+    );
+    // Teardown was attempted, and its failure is reported with what to run.
+    assert!(stderr.contains("teardown failed"), "{stderr}");
+    assert_eq!(processes_of(&prefix), Vec::<String>::new(), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 /// Every panel, rows' nested panels included.
