@@ -248,7 +248,10 @@ pub enum ExclusionReason {
     Invalid,
     NoConsent,
     Suppressed,
+    /// A customer id seen before.
     Duplicate,
+    /// An address seen before (case-insensitively) under another customer id.
+    DuplicateEmail,
     NoApprovedMessage,
 }
 
