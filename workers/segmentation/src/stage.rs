@@ -117,6 +117,11 @@ impl Stage for SegmentationStage {
     async fn handle(&self, message: Envelope<CampaignRequest>, emit: &Emitter) -> StageResult {
         let enqueued_ms = message.first_seen_ms;
         let request = message.payload;
+        // The id was checked as the message was decoded; the arms are checked
+        // here too, so a campaign no later stage could run stops at the start.
+        request
+            .validate()
+            .map_err(|e| StageError::Permanent(format!("invalid campaign: {e}")))?;
         let campaign = request.context();
         let audience = Arc::new(self.audience(request.audience)?);
         let plan = Arc::new(Plan {
