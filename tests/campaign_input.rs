@@ -131,14 +131,21 @@ fn a_stray_quote_breaks_one_row_and_the_rows_after_it_are_read() {
         detail(5).contains("first_name: holds an email address"),
         "{excluded:?}"
     );
-    assert!(detail(6).contains("email: not a valid address"), "{excluded:?}");
+    assert!(
+        detail(6).contains("email: not a valid address"),
+        "{excluded:?}"
+    );
     assert_eq!(excluded[&8].0, "suppressed");
     // a quote inside an unquoted field is text, as in any CSV reader
     let sent: HashSet<&str> = outbox
         .iter()
         .map(|m| m["customer_id"].as_str().unwrap())
         .collect();
-    assert_eq!(sent, HashSet::from(["Q01", "Q03", "Q06", "Q08"]), "{outbox:?}");
+    assert_eq!(
+        sent,
+        HashSet::from(["Q01", "Q03", "Q06", "Q08"]),
+        "{outbox:?}"
+    );
     for message in &outbox {
         let id = message["customer_id"].as_str().unwrap();
         let expected = rows.iter().find(|r| r.starts_with(id)).unwrap();
@@ -210,4 +217,108 @@ fn one_address_under_several_customer_ids_gets_one_message() {
         "{exclusions:?}"
     );
     assert_eq!(summary["excluded_by_reason"]["duplicate_email"], 2);
+}
+
+/// `cpo run` (or `enqueue`) on the bundled campaign edited by `edit`; it must
+/// fail, and its output is returned.
+fn refused(
+    tmp: &Path,
+    command: &str,
+    edit: impl Fn(&str) -> String,
+    env: &[(&str, &str)],
+) -> String {
+    let bundled = std::fs::read_to_string(repo().join("data/campaign.yaml")).unwrap();
+    let file = tempfile::Builder::new()
+        .suffix(".yaml")
+        .tempfile_in(tmp)
+        .unwrap();
+    std::fs::write(file.path(), edit(&bundled)).unwrap();
+    let campaign = file.path();
+    let out = tmp.join("out");
+    let mut args = vec![command, campaign.to_str().unwrap()];
+    if command == "run" {
+        args = vec!["run", "--quiet", "--campaign", campaign.to_str().unwrap()];
+        args.extend(["--out", out.to_str().unwrap()]);
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_cpo"))
+        .args(&args)
+        .current_dir(repo())
+        .env_remove("CPO_CONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .expect("cpo runs");
+    assert!(!output.status.success(), "accepted: {}", text(&output));
+    assert!(!out.join("outbox.jsonl").exists(), "ran anyway");
+    text(&output)
+}
+
+#[test]
+fn empty_tones_are_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let edit = |c: &str| {
+        c.replace("tones: [urgent, informational, friendly]", "tones: []")
+            .replace("  urgent: 1.0\n  informational: 1.0\n  friendly: 1.0\n", "")
+    };
+    let err = refused(tmp.path(), "run", edit, &[]);
+    assert!(err.contains("tones is empty"), "{err}");
+}
+
+#[test]
+fn unknown_keys_in_the_campaign_and_the_config_are_named_with_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let misspelt = |c: &str| c.replace("tones:", "toness:");
+    let err = refused(tmp.path(), "run", misspelt, &[]);
+    assert!(
+        err.contains("unknown key `toness` (did you mean `tones`?"),
+        "{err}"
+    );
+    let same = |c: &str| c.to_string();
+    let err = refused(
+        tmp.path(),
+        "run",
+        same,
+        &[("CPO__SEGMENTATION__BATCHSIZE", "5")],
+    );
+    assert!(
+        err.contains("unknown key `segmentation.batchsize` (did you mean `batch_size`?"),
+        "{err}"
+    );
+    let err = refused(
+        tmp.path(),
+        "run",
+        same,
+        &[("CPO__SEGMENTATON__BATCH_SIZE", "5")],
+    );
+    assert!(
+        err.contains("unknown section `segmentaton` (did you mean `segmentation`?)"),
+        "{err}"
+    );
+    let config = tmp.path().join("cpo.yaml");
+    std::fs::write(&config, "runtime:\n  max_attempt: 3\n").unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let err = refused(tmp.path(), "run", same, &[("CPO_CONFIG", &config)]);
+    assert!(err.contains("did you mean `max_attempts`?"), "{err}");
+}
+
+#[test]
+fn a_campaign_id_that_is_a_path_is_refused_by_run_and_enqueue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let escape = "cpo-campaign-id-escape-test";
+    for id in [format!("../../{escape}"), format!("/tmp/{escape}")] {
+        let edit = |c: &str| c.replace("campaign_id: autumn-2026", &format!("campaign_id: {id}"));
+        for command in ["run", "enqueue"] {
+            let err = refused(tmp.path(), command, edit, &[]);
+            assert!(
+                err.contains("is not a valid campaign id"),
+                "{command}: {err}"
+            );
+        }
+        // `cpo run` without --out would have written to out/<campaign-id>/
+        let default_out = repo().join("out").join(&id);
+        assert!(
+            !default_out.exists(),
+            "{} was created",
+            default_out.display()
+        );
+    }
 }

@@ -102,7 +102,10 @@ pub struct Arms {
 
 impl Arms {
     /// The arms of `tones` and `arm_weights`, by the rule in the module doc.
-    pub fn of(tones: &[String], arm_weights: &BTreeMap<String, f64>) -> Result<Self, CampaignError> {
+    pub fn of(
+        tones: &[String],
+        arm_weights: &BTreeMap<String, f64>,
+    ) -> Result<Self, CampaignError> {
         if tones.is_empty() {
             return Err(CampaignError::NoTones {
                 defaults: crate::model::default_tones().join(", "),
@@ -241,7 +244,10 @@ mod tests {
             assert!(err.contains("not a valid campaign id"), "{bad}: {err}");
         }
         let err = check_campaign_id("../../x").unwrap_err().to_string();
-        assert!(err.contains("\"../../x\"") && err.contains("start with"), "{err}");
+        assert!(
+            err.contains("\"../../x\"") && err.contains("start with"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -253,7 +259,11 @@ mod tests {
             campaign_id: String,
         }
         let err = serde_json::from_str::<Message>(r#"{"campaign_id":"/tmp/x"}"#).unwrap_err();
-        assert!(err.to_string().contains("\"/tmp/x\" is not a valid campaign id"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("\"/tmp/x\" is not a valid campaign id"),
+            "{err}"
+        );
         assert!(serde_json::from_str::<Message>(r#"{"campaign_id":"ok-1"}"#).is_ok());
     }
 
@@ -288,7 +298,11 @@ mod tests {
             (&["urgent"], &[("bold", 1.0)], "`bold`, which is not an arm"),
             (&["urgent"], &[("urgent", -1.0)], "`urgent` is -1"),
             (&["urgent"], &[("control", f64::NAN)], "`control` is NaN"),
-            (&["urgent"], &[("control", 0.0), ("urgent", 0.0)], "every arm has weight 0"),
+            (
+                &["urgent"],
+                &[("control", 0.0), ("urgent", 0.0)],
+                "every arm has weight 0",
+            ),
         ];
         for (tones, weights, expected) in cases {
             let err = arms(tones, weights).unwrap_err().to_string();

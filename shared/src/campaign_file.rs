@@ -68,7 +68,10 @@ mod tests {
 
     #[test]
     fn a_plain_file_gets_the_default_tones_and_the_given_audience() {
-        let request = CampaignFile::parse(BASE).unwrap().into_request(csv()).unwrap();
+        let request = CampaignFile::parse(BASE)
+            .unwrap()
+            .into_request(csv())
+            .unwrap();
         assert_eq!(request.tones, default_tones());
         assert_eq!(request.audience, csv());
     }

@@ -84,10 +84,12 @@ impl Settings {
             message: e.to_string(),
         })?;
         let settings = Self { raw };
-        settings.check_sections().map_err(|message| ConfigError::File {
-            path: format!("{} (or a CPO__ variable)", origin()),
-            message,
-        })?;
+        settings
+            .check_sections()
+            .map_err(|message| ConfigError::File {
+                path: format!("{} (or a CPO__ variable)", origin()),
+                message,
+            })?;
         Ok(settings)
     }
 

@@ -149,7 +149,10 @@ mod tests {
             "{err}"
         );
         let err = error("campaign_id: a\ntones: []\nbudget: 3\n");
-        assert!(err.starts_with("unknown key `budget` (known keys:"), "{err}");
+        assert!(
+            err.starts_with("unknown key `budget` (known keys:"),
+            "{err}"
+        );
         let err = error("campaign_id: a\ntones: 3\n");
         assert!(err.starts_with("tones: invalid type"), "{err}");
         assert_eq!(

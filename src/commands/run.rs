@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use cpo_shared::config::Settings;
 use cpo_shared::campaign_file::CampaignFile;
+use cpo_shared::config::Settings;
 use cpo_shared::model::{AudienceSource, CampaignRequest};
 
 use crate::embedded::{self, RunReport};

@@ -92,11 +92,9 @@ impl<R: BufRead> LineReader<R> {
         let (mut written, mut fields) = (0, 0);
         let mut whole = true;
         loop {
-            let (result, read, out, ends) = self.core.read_record(
-                input,
-                &mut self.output[written..],
-                &mut self.ends[fields..],
-            );
+            let (result, read, out, ends) =
+                self.core
+                    .read_record(input, &mut self.output[written..], &mut self.ends[fields..]);
             input = &input[read..];
             written += out;
             fields += ends;

@@ -17,7 +17,9 @@ use crate::profile::ProfileBuilder;
 use crate::record::CustomerRow;
 use crate::rules::RuleSet;
 use crate::screen::{Outcome, Screen, Suppressions};
-pub use crate::source::{Audience, CsvFile, CsvText, MultilineCsvText, RowSource, RowSyntax, Stamp};
+pub use crate::source::{
+    Audience, CsvFile, CsvText, MultilineCsvText, RowSource, RowSyntax, Stamp,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {

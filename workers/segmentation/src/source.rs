@@ -67,7 +67,11 @@ pub enum RowSyntax {
 
 impl RowSyntax {
     pub fn multiline(allowed: bool) -> Self {
-        if allowed { Self::Multiline } else { Self::OneLine }
+        if allowed {
+            Self::Multiline
+        } else {
+            Self::OneLine
+        }
     }
 }
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cpo_segmentation::{SegmentationConfig, SegmentationStage, generate_customers};
+use cpo_shared::dead_letter::{DeadLetter, DeadLetterKind};
 use cpo_shared::model::{
     AudienceSource, CampaignRequest, Customer, CustomerBatch, ExclusionReason, LedgerEntry,
     SegmentTask, default_tones,
 };
 use cpo_shared::runtime::{Runtime, RuntimeConfig};
 use cpo_shared::transport::{MemoryTransport, Publish, Subscription, Transport, TransportError};
-use cpo_shared::dead_letter::{DeadLetter, DeadLetterKind};
 use cpo_shared::{Emitter, Envelope, Stage, StageError, queues};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -542,10 +542,16 @@ async fn a_bad_campaign_id_or_empty_tones_is_dead_lettered_with_the_reason() {
     };
     let (kind, why) = reason("bad-envelope");
     assert_eq!(kind, DeadLetterKind::Undecodable);
-    assert!(why.contains("\"../../x\" is not a valid campaign id"), "{why}");
+    assert!(
+        why.contains("\"../../x\" is not a valid campaign id"),
+        "{why}"
+    );
     let (kind, why) = reason("bad-payload");
     assert_eq!(kind, DeadLetterKind::Undecodable);
-    assert!(why.contains("\"/tmp/x\" is not a valid campaign id"), "{why}");
+    assert!(
+        why.contains("\"/tmp/x\" is not a valid campaign id"),
+        "{why}"
+    );
     let (kind, why) = reason("no-tones");
     assert_eq!(kind, DeadLetterKind::Permanent);
     assert!(why.contains("tones is empty"), "{why}");
