@@ -289,7 +289,8 @@ mod tests {
 
     #[test]
     fn each_bad_tone_or_weight_is_named() {
-        let cases: [(&[&str], &[(&str, f64)], &str); 9] = [
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, f64)], &'a str);
+        let cases: [Case; 9] = [
             (&[""], &[], "tone \"\": is blank"),
             (&[" urgent"], &[], "leading or trailing spaces"),
             (&["urgent", "Urgent"], &[], "`Urgent` is listed twice"),
