@@ -42,7 +42,7 @@ pub struct Options {
 
 /// Transport settings of the embedded mode (config section `embedded`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EmbeddedConfig {
     /// Messages a work queue holds before publishers wait (backpressure keeps memory flat).
     pub queue_capacity: usize,
@@ -219,15 +219,13 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     Ok(RunReport { summary })
 }
 
+/// The weight of every arm, by the rule the stages share; a campaign that
+/// breaks it has no arms (and `cpo run` refuses it before it starts).
 pub fn effective_weights(campaign: &CampaignRequest) -> BTreeMap<String, f64> {
-    let mut weights = BTreeMap::new();
-    for arm in std::iter::once(cpo_shared::model::CONTROL_ARM.to_string())
-        .chain(campaign.tones.iter().cloned())
-    {
-        let w = campaign.arm_weights.get(&arm).copied().unwrap_or(1.0);
-        weights.insert(arm, w);
-    }
-    weights
+    campaign
+        .arms()
+        .map(|arms| arms.weight_map())
+        .unwrap_or_default()
 }
 
 pub fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> anyhow::Result<()> {

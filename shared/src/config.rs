@@ -9,6 +9,23 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+/// Every config section some part of cpo reads. A crate that gains a section
+/// adds its name here; `Settings::load` refuses any other top-level key.
+pub const SECTIONS: &[&str] = &[
+    "amqp",
+    "delivery",
+    "embedded",
+    "experimentation",
+    "generation",
+    "redis",
+    "retrieval",
+    "runtime",
+    "safety",
+    "security",
+    "segmentation",
+    "worker",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path}: {message}")]
@@ -58,13 +75,42 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true),
         );
+        let origin = || {
+            file.map(|p| p.display().to_string())
+                .unwrap_or_else(|| "<environment>".into())
+        };
         let raw = builder.build().map_err(|e| ConfigError::File {
-            path: file
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "<environment>".into()),
+            path: origin(),
             message: e.to_string(),
         })?;
-        Ok(Self { raw })
+        let settings = Self { raw };
+        settings
+            .check_sections()
+            .map_err(|message| ConfigError::File {
+                path: format!("{} (or a CPO__ variable)", origin()),
+                message,
+            })?;
+        Ok(settings)
+    }
+
+    /// Every top-level key must be a known section: a section only some
+    /// command reads would otherwise go unnoticed when misspelt.
+    fn check_sections(&self) -> Result<(), String> {
+        let present = self
+            .raw
+            .clone()
+            .try_deserialize::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>()
+            .map_err(|e| e.to_string())?;
+        match present.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(unknown) => Err(match crate::keys::closest(unknown, SECTIONS) {
+                Some(best) => format!("unknown section `{unknown}` (did you mean `{best}`?)"),
+                None => format!(
+                    "unknown section `{unknown}` (known sections: {})",
+                    SECTIONS.join(", ")
+                ),
+            }),
+        }
     }
 
     /// Settings from a YAML string only (tests).
@@ -91,10 +137,18 @@ impl Settings {
                 });
             }
         };
-        // serde_path_to_error names the exact key (`runtime.max_attempts`), not just the section.
-        serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Section {
-            section: name.to_string(),
-            message: format!("key `{name}.{}`: {}", e.path(), e.inner()),
+        // serde_path_to_error names the exact key (`runtime.max_attempts`), not
+        // just the section; an unknown key also gets the closest known one.
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = match path.as_str() {
+                "." | "" => name.to_string(),
+                inner => format!("{name}.{inner}"),
+            };
+            ConfigError::Section {
+                section: name.to_string(),
+                message: crate::keys::explain(&path, &e.inner().to_string()),
+            }
         })
     }
 }

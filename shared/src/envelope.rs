@@ -15,6 +15,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Envelope<T> {
     /// Unique, and deterministic where the content allows, so redelivery is recognisable.
     pub id: String,
+    /// Checked as it is decoded (`campaign::check_campaign_id`): a message
+    /// with a bad id is dead-lettered, naming it, before any stage sees it.
+    #[serde(deserialize_with = "crate::campaign::deserialize_campaign_id")]
+    #[schemars(regex(pattern = crate::campaign::CAMPAIGN_ID_PATTERN))]
     pub campaign_id: String,
     /// Schema version of the payload.
     pub version: u32,

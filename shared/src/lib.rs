@@ -3,15 +3,20 @@
 //! - `model`, `envelope`, `dead_letter`: the messages and their envelope;
 //! - `stage`, `runtime`, `transport`: the Stage trait and the runtime that owns
 //!   decoding, acking, retries, dead-lettering, metrics and spans;
+//! - `campaign`, `campaign_file`, `keys`: campaign rules every stage applies
+//!   alike (ids, arms), campaign files, and unknown keys named with a hint;
 //! - `cache`, `audit`, `signing`, `privacy`: backends and safeguards stages share;
 //! - `progress`: per-campaign counters behind `cpo status`;
 //! - `config`, `metrics`, `shutdown`, `schema`: process plumbing.
 
 pub mod audit;
 pub mod cache;
+pub mod campaign;
+pub mod campaign_file;
 pub mod config;
 pub mod dead_letter;
 pub mod envelope;
+pub mod keys;
 pub mod metrics;
 pub mod model;
 pub mod privacy;

@@ -13,6 +13,7 @@ pub const CONTROL_ARM: &str = "control";
 
 /// One customer row, as the CRM exports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Customer {
     pub customer_id: String,
     pub first_name: String,
@@ -38,7 +39,7 @@ impl Customer {
 
 /// Where a campaign's customers come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AudienceSource {
     /// Customers sent inline with the request (small campaigns, CRM pushes).
     Inline { customers: Vec<Customer> },
@@ -46,9 +47,13 @@ pub enum AudienceSource {
     Csv { path: String },
 }
 
-/// A campaign as a CRM (or `cpo enqueue`) submits it.
+/// A campaign as a CRM (or `cpo enqueue`) submits it. Unknown keys are
+/// rejected: a misspelt `toness:` must not quietly run the default tones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CampaignRequest {
+    #[serde(deserialize_with = "crate::campaign::deserialize_campaign_id")]
+    #[schemars(regex(pattern = crate::campaign::CAMPAIGN_ID_PATTERN))]
     pub campaign_id: String,
     pub name: String,
     /// What the campaign should achieve, in the marketer's words; drives retrieval.
@@ -56,7 +61,8 @@ pub struct CampaignRequest {
     /// Call to action link rendered into every message.
     #[serde(default)]
     pub call_to_action_url: Option<String>,
-    /// Tones to generate, one treatment arm each (default: urgent, informational, friendly).
+    /// Tones to generate, one treatment arm each (default: urgent, informational,
+    /// friendly); must not be empty (see `campaign::Arms`).
     #[serde(default = "default_tones")]
     pub tones: Vec<String>,
     /// Arm weights by arm name (`control` plus one per tone); default equal.
@@ -78,6 +84,8 @@ pub fn default_tones() -> Vec<String> {
 /// The parts of a campaign every creative stage needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CampaignContext {
+    #[serde(deserialize_with = "crate::campaign::deserialize_campaign_id")]
+    #[schemars(regex(pattern = crate::campaign::CAMPAIGN_ID_PATTERN))]
     pub campaign_id: String,
     pub name: String,
     pub objective: String,
@@ -150,6 +158,8 @@ pub struct Brief {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Variant {
     pub variant_id: String,
+    #[serde(deserialize_with = "crate::campaign::deserialize_campaign_id")]
+    #[schemars(regex(pattern = crate::campaign::CAMPAIGN_ID_PATTERN))]
     pub campaign_id: String,
     pub segment: String,
     /// Arm this variant serves: a tone, or `control`.
@@ -248,7 +258,10 @@ pub enum ExclusionReason {
     Invalid,
     NoConsent,
     Suppressed,
+    /// A customer id seen before.
     Duplicate,
+    /// An address seen before (case-insensitively) under another customer id.
+    DuplicateEmail,
     NoApprovedMessage,
 }
 
@@ -316,6 +329,8 @@ pub struct OutboundMessage {
 /// Experimentation -> delivery: the messages of one customer batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SendBatch {
+    #[serde(deserialize_with = "crate::campaign::deserialize_campaign_id")]
+    #[schemars(regex(pattern = crate::campaign::CAMPAIGN_ID_PATTERN))]
     pub campaign_id: String,
     pub batch_seq: u64,
     /// The campaign's call to action link, rendered where a template says `{{cta_url}}`.

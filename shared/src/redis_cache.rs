@@ -34,7 +34,7 @@ const BATCH: usize = 1000;
 
 /// Settings of the Redis cache (config section `redis`; `CPO__REDIS__URL` overrides the URL).
 #[derive(Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://[:password@]host:port/db`, or `rediss://` for TLS. The password is never logged.
     pub url: String,

@@ -1,14 +1,13 @@
 //! `cpo run`: the whole pipeline in one process, on the bundled data by default.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::Args;
+use cpo_shared::campaign_file::CampaignFile;
 use cpo_shared::config::Settings;
-use cpo_shared::model::{AudienceSource, CampaignRequest, default_tones};
-use serde::Deserialize;
+use cpo_shared::model::{AudienceSource, CampaignRequest};
 
 use crate::embedded::{self, RunReport};
 
@@ -37,59 +36,28 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-/// A campaign file as people write it: the request, with the audience optional.
-#[derive(Deserialize)]
-struct CampaignFile {
-    campaign_id: String,
-    name: String,
-    objective: String,
-    #[serde(default)]
-    call_to_action_url: Option<String>,
-    #[serde(default = "default_tones")]
-    tones: Vec<String>,
-    #[serde(default)]
-    arm_weights: BTreeMap<String, f64>,
-    #[serde(default)]
-    suppressions: Vec<String>,
-    #[serde(default)]
-    audience: Option<AudienceSource>,
-}
-
 const DEFAULT_CUSTOMERS: &str = "data/customers.csv";
 const DEMO_CONFIG: &str = "data/cpo.yaml";
 
 pub fn load_campaign(path: &Path, customers: Option<&Path>) -> anyhow::Result<CampaignRequest> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read campaign {}", path.display()))?;
-    let file: CampaignFile = serde_norway::from_str(&text)
-        .with_context(|| format!("invalid campaign {}", path.display()))?;
-    let audience = match (customers, file.audience) {
-        (Some(csv), _) => AudienceSource::Csv {
-            path: csv.display().to_string(),
-        },
-        (None, Some(audience)) => audience,
-        (None, None) => AudienceSource::Csv {
-            path: DEFAULT_CUSTOMERS.to_string(),
-        },
-    };
-    if let AudienceSource::Csv { path } = &audience
+    let invalid = || format!("invalid campaign {}", path.display());
+    let mut file = CampaignFile::parse(&text).map_err(|e| anyhow!("{}: {e}", invalid()))?;
+    // --customers replaces the file's audience; neither: the bundled customers.
+    let csv = customers.map_or(DEFAULT_CUSTOMERS.to_string(), |c| c.display().to_string());
+    if customers.is_some() {
+        file.audience = None;
+    }
+    let campaign = file
+        .into_request(AudienceSource::Csv { path: csv })
+        .with_context(invalid)?;
+    if let AudienceSource::Csv { path } = &campaign.audience
         && !Path::new(path).exists()
     {
         bail!("customer file {path} not found (pass --customers FILE, or run `cpo gen-data`)");
     }
-    if file.campaign_id.trim().is_empty() {
-        bail!("{}: campaign_id is empty", path.display());
-    }
-    Ok(CampaignRequest {
-        campaign_id: file.campaign_id,
-        name: file.name,
-        objective: file.objective,
-        call_to_action_url: file.call_to_action_url,
-        tones: file.tones,
-        arm_weights: file.arm_weights,
-        suppressions: file.suppressions,
-        audience,
-    })
+    Ok(campaign)
 }
 
 pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 /// Retry and flow settings of the runtime (config section `runtime`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Handling attempts before a transiently failing message is dead-lettered.
     pub max_attempts: u32,

@@ -4,26 +4,15 @@
 //! Assignment is a pure function of (campaign id, customer id): the same pair
 //! always lands in the same arm, whatever the batch order or the worker.
 
-use cpo_shared::model::{CONTROL_ARM, CampaignContext};
+use cpo_shared::campaign::CampaignError;
+use cpo_shared::model::CampaignContext;
 use sha2::{Digest, Sha256};
 
 /// Domain tag of the assignment hash; changing it would reshuffle every campaign.
 const ASSIGNMENT_SALT: &[u8] = b"cpo-assign-v1";
 
-/// Why a campaign's arms or weights cannot be used.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PlanError {
-    #[error("arm weight of `{arm}` is {weight}; weights must be finite and >= 0")]
-    InvalidWeight { arm: String, weight: f64 },
-    #[error("arm_weights names `{arm}`, which is not an arm of this campaign (arms: {known})")]
-    UnknownArm { arm: String, known: String },
-    #[error("every arm has weight 0; at least one arm needs a positive weight")]
-    AllZero,
-    #[error("arm `{arm}` is listed twice (tones must be distinct and must not be `control`)")]
-    DuplicateArm { arm: String },
-    #[error("a tone has an empty name")]
-    EmptyTone,
-}
+/// Why a campaign's arms or weights cannot be used: the shared arms rule.
+pub type PlanError = CampaignError;
 
 /// The arms of one campaign (control first, then one per tone) and where each
 /// arm's share of [0, 1) ends.
@@ -38,40 +27,11 @@ pub struct ArmPlan {
 }
 
 impl ArmPlan {
-    /// Arms `control` + the campaign's tones; a missing weight means 1.0.
+    /// The campaign's arms and weights by the rule every stage shares
+    /// (`cpo_shared::campaign::Arms`).
     pub fn from_campaign(campaign: &CampaignContext) -> Result<Self, PlanError> {
-        let mut arms: Vec<String> = Vec::with_capacity(campaign.tones.len() + 1);
-        arms.push(CONTROL_ARM.to_string());
-        for tone in &campaign.tones {
-            if tone.trim().is_empty() {
-                return Err(PlanError::EmptyTone);
-            }
-            if arms.iter().any(|a| a == tone) {
-                return Err(PlanError::DuplicateArm { arm: tone.clone() });
-            }
-            arms.push(tone.clone());
-        }
-        if let Some(unknown) = campaign.arm_weights.keys().find(|k| !arms.contains(k)) {
-            return Err(PlanError::UnknownArm {
-                arm: unknown.clone(),
-                known: arms.join(", "),
-            });
-        }
-        let weights = arms
-            .iter()
-            .map(|arm| {
-                let weight = campaign.arm_weights.get(arm).copied().unwrap_or(1.0);
-                if weight.is_finite() && weight >= 0.0 {
-                    Ok(weight)
-                } else {
-                    Err(PlanError::InvalidWeight {
-                        arm: arm.clone(),
-                        weight,
-                    })
-                }
-            })
-            .collect::<Result<Vec<f64>, _>>()?;
-        Self::new(arms, weights)
+        let arms = campaign.arms()?;
+        Self::new(arms.names().to_vec(), arms.weights().to_vec())
     }
 
     fn new(arms: Vec<String>, weights: Vec<f64>) -> Result<Self, PlanError> {
@@ -198,18 +158,23 @@ mod tests {
         let zero =
             ArmPlan::from_campaign(&campaign(&["urgent"], &[("control", 0.0), ("urgent", 0.0)]));
         assert_eq!(zero, Err(PlanError::AllZero));
+        // the rule generation applies too: no tones is no experiment
+        assert!(matches!(
+            ArmPlan::from_campaign(&campaign(&[], &[])),
+            Err(PlanError::NoTones { .. })
+        ));
         let unknown = ArmPlan::from_campaign(&campaign(&["urgent"], &[("bold", 1.0)]));
         let message = unknown.unwrap_err().to_string();
         assert!(message.contains("`bold`") && message.contains("control, urgent"));
         assert_eq!(
             ArmPlan::from_campaign(&campaign(&["urgent", "urgent"], &[])),
-            Err(PlanError::DuplicateArm {
-                arm: "urgent".into()
+            Err(PlanError::DuplicateTone {
+                tone: "urgent".into()
             })
         );
         assert!(matches!(
             ArmPlan::from_campaign(&campaign(&["control"], &[])),
-            Err(PlanError::DuplicateArm { .. })
+            Err(PlanError::ToneIsControl { .. })
         ));
     }
 

@@ -3,7 +3,6 @@
 //! ```yaml
 //! generation:
 //!   backend: offline          # or openai
-//!   default_tones: [urgent, informational, friendly]
 //!   brand: Acme               # signs every message; the campaign name when unset
 //!   max_snippets: 3
 //!   max_facts: 3
@@ -42,8 +41,6 @@ pub enum Backend {
 #[serde(default, deny_unknown_fields)]
 pub struct GenerationConfig {
     pub backend: Backend,
-    /// Tones used when a campaign lists none.
-    pub default_tones: Vec<String>,
     /// Brand that signs every message; the campaign name when unset.
     pub brand: Option<String>,
     /// Snippets cited per draft at most.
@@ -60,7 +57,6 @@ impl Default for GenerationConfig {
         let limits = GroundingLimits::default();
         Self {
             backend: Backend::Offline,
-            default_tones: cpo_shared::model::default_tones(),
             brand: None,
             max_snippets: limits.max_snippets,
             max_facts: limits.max_facts,
@@ -170,10 +166,6 @@ mod tests {
         assert_eq!(config.brand.as_deref(), Some("Acme"));
         assert_eq!(config.max_facts, 2);
         assert_eq!(config.backend, Backend::Offline);
-        assert_eq!(
-            config.default_tones,
-            vec!["urgent", "informational", "friendly"]
-        );
         assert_eq!(config.openai.model, "gpt-4o-mini");
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cpo_shared::envelope::derive_id;
-use cpo_shared::model::{Brief, CONTROL_ARM, LedgerEntry, Variant};
+use cpo_shared::model::{Brief, LedgerEntry, Variant};
 use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult, queues};
 use tracing::info;
 
@@ -14,37 +14,13 @@ use crate::generator::{Draft, GenerationError, Generator, Voice};
 
 pub struct GenerationStage {
     generator: Arc<dyn Generator>,
-    default_tones: Vec<String>,
 }
 
 impl GenerationStage {
-    pub fn new(generator: Arc<dyn Generator>, config: &GenerationConfig) -> Self {
-        Self {
-            generator,
-            default_tones: config.default_tones.clone(),
-        }
-    }
-
-    /// The treatment arms of a brief: its campaign's tones (the configured
-    /// defaults when it lists none), trimmed, without blanks or repeats.
-    pub fn tones<'a>(&'a self, brief: &'a Brief) -> Result<Vec<&'a str>, StageError> {
-        let listed = if brief.campaign.tones.iter().any(|t| !t.trim().is_empty()) {
-            &brief.campaign.tones
-        } else {
-            &self.default_tones
-        };
-        let mut tones: Vec<&str> = Vec::with_capacity(listed.len());
-        for tone in listed.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-            if tone.eq_ignore_ascii_case(CONTROL_ARM) {
-                return Err(StageError::Permanent(format!(
-                    "tone `{tone}` clashes with the control arm; rename it in the campaign"
-                )));
-            }
-            if !tones.contains(&tone) {
-                tones.push(tone);
-            }
-        }
-        Ok(tones)
+    /// The arms come from the campaign alone (`cpo_shared::campaign::Arms`);
+    /// the config shapes only the generator built from it.
+    pub fn new(generator: Arc<dyn Generator>, _config: &GenerationConfig) -> Self {
+        Self { generator }
     }
 
     async fn variant(
@@ -106,11 +82,17 @@ impl Stage for GenerationStage {
     /// no half variant set behind; a retry redoes the whole set with the same ids.
     async fn handle(&self, message: Envelope<Brief>, emit: &Emitter) -> StageResult {
         let brief = &message.payload;
-        let tones = self.tones(brief)?;
+        // The campaign's arms by the one rule every stage shares: a campaign
+        // experimentation would refuse gets no variants either.
+        let arms = brief
+            .campaign
+            .arms()
+            .map_err(|e| StageError::Permanent(format!("campaign arms: {e}")))?;
+        let tones = arms.tones();
         let variants_in_segment = u32::try_from(tones.len() + 1)
             .map_err(|_| StageError::Permanent("too many tones".into()))?;
         let mut variants = Vec::with_capacity(tones.len() + 1);
-        for tone in &tones {
+        for tone in tones {
             variants.push(
                 self.variant(brief, Voice::Tone(tone), variants_in_segment)
                     .await?,

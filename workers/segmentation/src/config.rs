@@ -20,6 +20,17 @@ pub struct SegmentationConfig {
     /// symlinks are resolved. On in the fleet, where campaigns come from
     /// another system and must not name arbitrary files on the worker.
     pub confine_audience: bool,
+    /// How audience CSVs are split into rows.
+    pub csv: CsvConfig,
+}
+
+/// `segmentation.csv`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsvConfig {
+    /// Let a quoted field span lines. Off: one row per physical line, so a
+    /// stray quote breaks one row instead of swallowing the rows after it.
+    pub multiline_fields: bool,
 }
 
 impl Default for SegmentationConfig {
@@ -31,6 +42,7 @@ impl Default for SegmentationConfig {
             data_dir: None,
             rules_file: None,
             confine_audience: false,
+            csv: CsvConfig::default(),
         }
     }
 }

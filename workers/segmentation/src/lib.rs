@@ -16,6 +16,7 @@ pub mod encode;
 pub mod fields;
 pub mod fingerprint;
 pub mod generator;
+pub mod lines;
 pub mod metrics;
 pub mod outputs;
 pub mod profile;

@@ -58,6 +58,7 @@ pub fn outcome_label(reason: ExclusionReason) -> &'static str {
         ExclusionReason::NoConsent => "no_consent",
         ExclusionReason::Suppressed => "suppressed",
         ExclusionReason::Duplicate => "duplicate",
+        ExclusionReason::DuplicateEmail => "duplicate_email",
         ExclusionReason::NoApprovedMessage => "no_approved_message",
     }
 }

@@ -147,6 +147,7 @@ impl<'a> CustomerRow<'a> {
             return Err(RowError::field("customer_id", Problem::Empty));
         }
         check_email(self.email).map_err(|why| RowError::field("email", Problem::BadEmail(why)))?;
+        check_first_name(self.first_name)?;
         if self.age > MAX_AGE {
             return Err(RowError::field(
                 "age",
@@ -189,9 +190,26 @@ impl<'a> CustomerRow<'a> {
     }
 }
 
+/// The first name is merged into the greeting of every message: an address
+/// there (the mark of a shifted or swallowed row) would mail one customer's
+/// address to another, and a control character would break the line.
+fn check_first_name(name: &str) -> Result<(), RowError> {
+    if name.contains('@') {
+        return Err(RowError::field("first_name", Problem::HoldsAddress));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(RowError::field("first_name", Problem::ControlCharacter));
+    }
+    Ok(())
+}
+
 /// Why a row is invalid. Displays as `avg_order_value: "abc" is not a number`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowError {
+    /// A quoted field still open at the end of its line (one row per line).
+    UnbalancedQuote,
+    /// A carriage return inside the line: a field holds a line break.
+    LineBreak,
     FieldCount {
         found: usize,
         expected: usize,
@@ -221,11 +239,20 @@ pub enum Problem {
     BadConsent(String),
     /// The address itself is never echoed: details end up in the ledger and summaries.
     BadEmail(&'static str),
+    /// Nor is the address found in a first name.
+    HoldsAddress,
+    ControlCharacter,
 }
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::UnbalancedQuote => write!(
+                f,
+                "unbalanced quote: a quoted field is still open at the end of the line \
+                 (set segmentation.csv.multiline_fields if fields hold line breaks)"
+            ),
+            Self::LineBreak => write!(f, "a field holds a line break (carriage return)"),
             Self::FieldCount { found, expected } => {
                 write!(f, "expected {expected} fields, found {found}")
             }
@@ -244,6 +271,8 @@ impl fmt::Display for RowError {
                         write!(f, "{v:?} is not one of true/false/yes/no/1/0")
                     }
                     Problem::BadEmail(why) => write!(f, "not a valid address ({why})"),
+                    Problem::HoldsAddress => write!(f, "holds an email address (\"@\")"),
+                    Problem::ControlCharacter => write!(f, "holds a control character"),
                 }
             }
         }
@@ -345,6 +374,14 @@ mod tests {
                 "email: not a valid address (no \"@\")",
             ),
             (GOOD.replace(",gold", ""), "expected 12 fields, found 11"),
+            (
+                GOOD.replace(" Ana ", "Bob bob@example.com"),
+                "first_name: holds an email address",
+            ),
+            (
+                GOOD.replace(" Ana ", "Bo\nb"),
+                "first_name: holds a control character",
+            ),
         ];
         for (line, expected) in cases {
             let err = parse(&line).unwrap_err();

@@ -17,7 +17,9 @@ use crate::profile::ProfileBuilder;
 use crate::record::CustomerRow;
 use crate::rules::RuleSet;
 use crate::screen::{Outcome, Screen, Suppressions};
-pub use crate::source::{Audience, CsvFile, CsvText, RowSource, Stamp};
+pub use crate::source::{
+    Audience, CsvFile, CsvText, MultilineCsvText, RowSource, RowSyntax, Stamp,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -268,14 +270,13 @@ pub fn pass_two(
 mod tests {
     use super::*;
     use cpo_shared::model::ExclusionReason;
-    use std::path::PathBuf;
 
     const CSV: &str = "\
 customer_id,first_name,email,age,location,tier,purchase_frequency,avg_order_value,last_engagement_days,historical_open_rate,historical_click_rate,consent
 C1,Ana,ana@example.com,34,Austin,gold,5,250.0,10,0.4,0.1,true
 C2,Ben,ben@example.com,40,Boston,silver,8,abc,40,0.3,0.1,yes
 C3,Cy,cy@example.com,29,Denver,bronze,1,20.0,3,0.2,0.05,no
-C4,\"Di\nna\",di@example.com,51,Miami,silver,2,30.0,5,0.2,0.1,1
+C4,Dina,di@example.com,51,\"Mi\nami\",silver,2,30.0,5,0.2,0.1,1
 C5,Ed,ed@example.com,45,Paris,gold,9,80
 C1,Ana,ana@example.com,34,Austin,gold,5,250.0,10,0.4,0.1,true
 C6,Fay,fay@example.com,38,Rome,gold,15,90.0,5,0.7,0.3,TRUE
@@ -291,7 +292,7 @@ C6,Fay,fay@example.com,38,Rome,gold,15,90.0,5,0.7,0.3,TRUE
 
     #[test]
     fn malformed_rows_name_their_line_and_the_run_goes_on() {
-        let one = pass_one(&CsvText(CSV.as_bytes()), &plan(2)).unwrap();
+        let one = pass_one(&MultilineCsvText(CSV.as_bytes()), &plan(2)).unwrap();
         let details: Vec<(&str, ExclusionReason)> = one
             .exclusions
             .iter()
@@ -336,7 +337,7 @@ C6,Fay,fay@example.com,38,Rome,gold,15,90.0,5,0.7,0.3,TRUE
 
     #[test]
     fn pass_two_agrees_with_pass_one_and_batches_in_file_order() {
-        let source = CsvText(CSV.as_bytes());
+        let source = MultilineCsvText(CSV.as_bytes());
         let one = pass_one(&source, &plan(2)).unwrap();
         let mut seen = Vec::new();
         let mut sink = owned_batches(|seq, batch| {
@@ -352,17 +353,38 @@ C6,Fay,fay@example.com,38,Rome,gold,15,90.0,5,0.7,0.3,TRUE
             .collect();
         assert_eq!(ids, [vec!["C1", "C4"], vec!["C6"]]);
         assert_eq!(seen[1].0, 1);
-        assert_eq!(seen[0].1[1].customer.first_name, "Di\nna");
+        assert_eq!(seen[0].1[1].customer.location, "Mi\nami");
         assert_eq!(seen[1].1[0].segment, "Loyal Frequent");
     }
 
     #[test]
+    fn one_row_per_line_by_default_so_a_line_break_breaks_one_row() {
+        let one = pass_one(&CsvText(CSV.as_bytes()), &plan(2)).unwrap();
+        let details: Vec<&str> = one.exclusions.iter().map(|e| e.detail.as_str()).collect();
+        assert_eq!(
+            details,
+            [
+                "line 3: avg_order_value: \"abc\" is not a number",
+                "line 4: no marketing consent",
+                "line 5: unbalanced quote: a quoted field is still open at the end of the line \
+                 (set segmentation.csv.multiline_fields if fields hold line breaks)",
+                "line 6: expected 12 fields, found 8",
+                "line 7: expected 12 fields, found 8",
+                "line 8: customer_id repeats line 2",
+            ]
+        );
+        assert_eq!(one.exclusions[2].customer_id.as_deref(), Some("C4"));
+        // every physical data line is one row
+        assert_eq!(one.customers_total, CSV.lines().count() as u64 - 1);
+    }
+
+    #[test]
     fn a_changed_file_is_detected() {
-        let source = CsvText(CSV.as_bytes());
+        let source = MultilineCsvText(CSV.as_bytes());
         let one = pass_one(&source, &plan(10)).unwrap();
         let shorter = CSV.rsplit_once("C6").unwrap().0;
         let two = pass_two(
-            &CsvText(shorter.as_bytes()),
+            &MultilineCsvText(shorter.as_bytes()),
             &plan(10),
             &one,
             &mut owned_batches(|_, _| Ok(())),
@@ -372,7 +394,7 @@ C6,Fay,fay@example.com,38,Rome,gold,15,90.0,5,0.7,0.3,TRUE
         // a row pass one admitted is now broken
         let broken = CSV.replace("C6,Fay,fay@example.com", "C6,Fay,fay.example.com");
         let err = pass_two(
-            &CsvText(broken.as_bytes()),
+            &MultilineCsvText(broken.as_bytes()),
             &plan(10),
             &one,
             &mut owned_batches(|_, _| Ok(())),
@@ -386,7 +408,7 @@ C6,Fay,fay@example.com,38,Rome,gold,15,90.0,5,0.7,0.3,TRUE
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.csv");
         std::fs::write(&path, CSV).unwrap();
-        let source = CsvFile(path.clone());
+        let source = CsvFile::new(path.clone());
         let one = pass_one(&source, &plan(10)).unwrap();
         // Same rows, same decisions: only the stamp can tell.
         std::fs::write(&path, CSV.replace("Austin", "Austin ")).unwrap();
@@ -399,7 +421,7 @@ C6,Fay,fay@example.com,38,Rome,gold,15,90.0,5,0.7,0.3,TRUE
     fn header_and_file_errors_are_distinct() {
         let err = pass_one(&CsvText(b"id,name\n1,x\n"), &plan(10)).unwrap_err();
         assert!(matches!(err, ScanError::Header { .. }), "{err}");
-        let missing = CsvFile(PathBuf::from("no-such-dir/customers.csv"));
+        let missing = CsvFile::new("no-such-dir/customers.csv");
         let err = pass_one(&missing, &plan(10)).unwrap_err();
         assert!(
             err.to_string().contains("no-such-dir/customers.csv"),

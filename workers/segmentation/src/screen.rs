@@ -2,10 +2,12 @@
 //! segment and an exclusion with its reason. Pass one runs it; pass two replays
 //! pass one's decisions rather than deciding again.
 //!
-//! Precedence when several reasons apply: invalid, duplicate, suppressed, no consent.
-//! Only a valid row claims its customer id (an invalid row's id may be a shifted
-//! column), and the first valid occurrence wins even when it is itself excluded, so
-//! a later copy cannot bring back a customer who was suppressed or withheld consent.
+//! Precedence when several reasons apply: invalid, duplicate (id), duplicate
+//! email, suppressed, no consent. Only a valid row claims its customer id and its
+//! address (an invalid row's may be shifted columns), and the first valid
+//! occurrence wins even when it is itself excluded, so a later copy cannot bring
+//! back a customer who was suppressed or withheld consent. Addresses compare
+//! case-insensitively: one mailbox gets one message, whatever ids it is filed under.
 
 use std::fmt;
 
@@ -76,24 +78,26 @@ impl Suppressions {
         suppressions
     }
 
-    /// Which field matched, if any. `scratch` spares an allocation per row.
-    fn matched(&self, id: IdKey, email: &str, scratch: &mut String) -> Option<&'static str> {
+    /// Which field matched, if any; `email` is the address's `email_key`.
+    fn matched(&self, id: IdKey, email: IdKey) -> Option<&'static str> {
         if self.ids.contains(&id) {
             return Some("customer_id");
         }
-        if self.emails.is_empty() {
-            return None;
-        }
-        scratch.clear();
-        if email.is_ascii() {
-            // The common case, and ten times cheaper than Unicode case mapping.
-            scratch.push_str(email);
-            scratch.make_ascii_lowercase();
-        } else {
-            scratch.extend(email.chars().flat_map(char::to_lowercase));
-        }
-        self.emails.contains(&IdKey::of(scratch)).then_some("email")
+        self.emails.contains(&email).then_some("email")
     }
+}
+
+/// The fingerprint of an address, lowercased. `scratch` spares an allocation per row.
+fn email_key(email: &str, scratch: &mut String) -> IdKey {
+    scratch.clear();
+    if email.is_ascii() {
+        // The common case, and ten times cheaper than Unicode case mapping.
+        scratch.push_str(email);
+        scratch.make_ascii_lowercase();
+    } else {
+        scratch.extend(email.chars().flat_map(char::to_lowercase));
+    }
+    IdKey::of(scratch)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,11 +115,19 @@ struct Sighting {
     number: u64,
 }
 
-/// A later copy of an id: its row ordinal and where the first copy was read.
+/// A later copy of an id or an address: its row ordinal, where the first copy
+/// was read, and which of the two repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Duplicate {
     ordinal: u64,
     first: u64,
+    of: Repeated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeated {
+    Id,
+    Email,
 }
 
 /// Decides each row in order. Duplicates are found by sorting, not by a hash
@@ -130,6 +142,8 @@ pub struct Screen<'p> {
     recording: bool,
     /// Recording: ids of valid rows, in row order.
     sightings: Vec<Sighting>,
+    /// Recording: addresses of valid rows, in row order.
+    addresses: Vec<Sighting>,
     /// Knowing: later copies, by ascending ordinal.
     duplicates: std::iter::Peekable<std::vec::IntoIter<Duplicate>>,
     scratch: String,
@@ -144,6 +158,7 @@ impl<'p> Screen<'p> {
             ordinal: 0,
             recording: true,
             sightings: Vec::with_capacity(expected_rows),
+            addresses: Vec::with_capacity(expected_rows),
             duplicates: Vec::new().into_iter().peekable(),
             scratch: String::new(),
         }
@@ -163,22 +178,23 @@ impl<'p> Screen<'p> {
         }
     }
 
-    /// Later copies among the recorded ids: every valid row whose id an earlier
-    /// valid row already had, with that row's position number.
+    /// Later copies among the recorded rows: every valid row whose id an
+    /// earlier valid row already had, then every other valid row whose address
+    /// an earlier one (not itself a repeated id) already had, each with that
+    /// earlier row's position number; by ascending ordinal.
     pub fn duplicates(&mut self) -> Vec<Duplicate> {
-        let mut sightings = std::mem::take(&mut self.sightings);
-        sightings.sort_unstable();
-        let mut duplicates: Vec<Duplicate> = sightings
-            .chunk_by(|a, b| a.key == b.key)
-            .filter(|copies| copies.len() > 1)
-            .flat_map(|copies| {
-                let first = copies[0].number;
-                copies[1..].iter().map(move |later| Duplicate {
-                    ordinal: later.ordinal,
-                    first,
-                })
-            })
-            .collect();
+        let mut duplicates = later_copies(std::mem::take(&mut self.sightings), Repeated::Id);
+        duplicates.sort_unstable_by_key(|d| d.ordinal);
+        let mut addresses = std::mem::take(&mut self.addresses);
+        if !duplicates.is_empty() {
+            // A repeated id is excluded as such, and does not claim its address.
+            addresses.retain(|a| {
+                duplicates
+                    .binary_search_by_key(&a.ordinal, |d| d.ordinal)
+                    .is_err()
+            });
+        }
+        duplicates.extend(later_copies(addresses, Repeated::Email));
         duplicates.sort_unstable_by_key(|d| d.ordinal);
         duplicates
     }
@@ -203,22 +219,33 @@ impl<'p> Screen<'p> {
         }
         let id = Some(row.customer_id);
         if let Some(duplicate) = self.duplicates.next_if(|d| d.ordinal == ordinal) {
+            let (reason, field) = match duplicate.of {
+                Repeated::Id => (ExclusionReason::Duplicate, "customer_id"),
+                Repeated::Email => (ExclusionReason::DuplicateEmail, "email"),
+            };
             return exclude(
                 at,
                 id,
-                ExclusionReason::Duplicate,
-                &format_args!("customer_id repeats {}", at.with_number(duplicate.first)),
+                reason,
+                &format_args!("{field} repeats {}", at.with_number(duplicate.first)),
             );
         }
         let key = IdKey::of(row.customer_id);
+        let email = email_key(row.email, &mut self.scratch);
         if self.recording {
+            let number = at.number();
             self.sightings.push(Sighting {
                 key,
                 ordinal,
-                number: at.number(),
+                number,
+            });
+            self.addresses.push(Sighting {
+                key: email,
+                ordinal,
+                number,
             });
         }
-        if let Some(field) = self.suppressions.matched(key, row.email, &mut self.scratch) {
+        if let Some(field) = self.suppressions.matched(key, email) {
             return exclude(
                 at,
                 id,
@@ -231,6 +258,23 @@ impl<'p> Screen<'p> {
         }
         Outcome::Segment(self.rules.classify(&row.features()))
     }
+}
+
+/// In each run of equal keys, every sighting after the first (in row order).
+fn later_copies(mut sightings: Vec<Sighting>, of: Repeated) -> Vec<Duplicate> {
+    sightings.sort_unstable();
+    sightings
+        .chunk_by(|a, b| a.key == b.key)
+        .filter(|copies| copies.len() > 1)
+        .flat_map(|copies| {
+            let first = copies[0].number;
+            copies[1..].iter().map(move |later| Duplicate {
+                ordinal: later.ordinal,
+                first,
+                of,
+            })
+        })
+        .collect()
 }
 
 fn exclude(
@@ -388,12 +432,52 @@ mod tests {
                 &Ok(CustomerRow::from_customer(c)),
             );
         }
-        let found: Vec<(u64, u64)> = screen
+        let found: Vec<(u64, u64, Repeated)> = screen
             .duplicates()
             .iter()
-            .map(|d| (d.ordinal, d.first))
+            .map(|d| (d.ordinal, d.first, d.of))
             .collect();
-        assert_eq!(found, [(3, 2), (4, 1), (5, 2)]);
+        // every row has the same address: the first C1 and C2 are new ids on
+        // C3's address; the later copies of an id are repeated ids only
+        assert_eq!(
+            found,
+            [
+                (1, 1, Repeated::Email),
+                (2, 1, Repeated::Email),
+                (3, 2, Repeated::Id),
+                (4, 1, Repeated::Id),
+                (5, 2, Repeated::Id)
+            ]
+        );
+    }
+
+    #[test]
+    fn one_address_under_several_ids_gets_one_message() {
+        let list = [
+            customer("C1", "Ann@Example.com", true),
+            customer("C2", "bob@example.com", true),
+            customer("C3", "ann@example.COM", true),
+            customer("C1", "ann@example.com", true),
+            customer("C4", "bob@example.com", false),
+        ];
+        let got = outcomes(&list, &[]);
+        let reasons: Vec<_> = got.iter().map(reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                None,
+                None,
+                Some(ExclusionReason::DuplicateEmail),
+                Some(ExclusionReason::Duplicate),
+                Some(ExclusionReason::DuplicateEmail),
+            ]
+        );
+        let Outcome::Excluded(second) = &got[2] else {
+            unreachable!()
+        };
+        assert_eq!(second.detail, "line 4: email repeats line 2");
+        assert_eq!(second.customer_id.as_deref(), Some("C3"));
+        assert!(!second.detail.contains("ann@"), "address leaked");
     }
 
     #[test]

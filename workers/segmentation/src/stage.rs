@@ -15,7 +15,9 @@ use crate::encode::BatchEncoder;
 use crate::metrics::{outcome_label, segmentation_metrics};
 use crate::outputs;
 use crate::rules::RuleSet;
-use crate::scan::{Audience, CsvFile, PassOne, PassTwo, Plan, ScanError, pass_one, pass_two};
+use crate::scan::{
+    Audience, CsvFile, PassOne, PassTwo, Plan, RowSyntax, ScanError, pass_one, pass_two,
+};
 use crate::screen::Suppressions;
 
 /// Batches the reading thread may run ahead of the publisher: bounds memory
@@ -56,7 +58,12 @@ impl SegmentationStage {
             AudienceSource::Csv { path } => self
                 .config
                 .audience_file(Path::new(path.trim()))
-                .map(|file| Audience::File(CsvFile(file)))
+                .map(|path| {
+                    Audience::File(CsvFile {
+                        path,
+                        syntax: RowSyntax::multiline(self.config.csv.multiline_fields),
+                    })
+                })
                 .map_err(StageError::Permanent),
         }
     }
@@ -114,6 +121,11 @@ impl Stage for SegmentationStage {
     async fn handle(&self, message: Envelope<CampaignRequest>, emit: &Emitter) -> StageResult {
         let enqueued_ms = message.first_seen_ms;
         let request = message.payload;
+        // The id was checked as the message was decoded; the arms are checked
+        // here too, so a campaign no later stage could run stops at the start.
+        request
+            .validate()
+            .map_err(|e| StageError::Permanent(format!("invalid campaign: {e}")))?;
         let campaign = request.context();
         let audience = Arc::new(self.audience(request.audience)?);
         let plan = Arc::new(Plan {

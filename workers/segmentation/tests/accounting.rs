@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use cpo_segmentation::RuleSet;
 use cpo_segmentation::record::COLUMNS;
 use cpo_segmentation::scan::{
-    CsvText, PassOne, Plan, RowSource, owned_batches, pass_one, pass_two,
+    CsvText, MultilineCsvText, PassOne, Plan, RowSource, owned_batches, pass_one, pass_two,
 };
 use cpo_segmentation::screen::Suppressions;
 use cpo_shared::model::Customer;
@@ -122,12 +122,22 @@ proptest! {
     ) {
         let csv = to_csv(&rows);
         let plan = plan(&suppressed, batch_size);
-        let (one, batched) = both_passes(&CsvText(&csv), &plan);
+        // Quoted line breaks allowed: one customer per record.
+        let (one, batched) = both_passes(&MultilineCsvText(&csv), &plan);
         assert_accounted(&one, &batched, rows.len() as u64);
         // every exclusion points at a distinct line of the file
         let lines: HashSet<Option<u64>> = one.exclusions.iter().map(|e| e.line).collect();
         prop_assert_eq!(lines.len(), one.exclusions.len());
         prop_assert!(one.exclusions.iter().all(|e| e.line.is_some_and(|l| l >= 2)));
+        prop_assert!(batched.iter().all(|id| !suppressed.contains(id)));
+
+        // The default, one customer per physical line: the same invariants
+        // hold with lines for records, and no first name spans a line.
+        let physical = csv.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64 - 1;
+        let (one, batched) = both_passes(&CsvText(&csv), &plan);
+        assert_accounted(&one, &batched, physical);
+        let lines: HashSet<Option<u64>> = one.exclusions.iter().map(|e| e.line).collect();
+        prop_assert_eq!(lines.len(), one.exclusions.len());
         prop_assert!(batched.iter().all(|id| !suppressed.contains(id)));
     }
 

@@ -35,7 +35,7 @@ fn bundled_customers_are_the_generator_output_for_seed_42() {
 
 #[test]
 fn bundled_customers_fill_every_default_segment() {
-    let one = pass_one(&CsvFile(repo_file("customers.csv")), &plan()).unwrap();
+    let one = pass_one(&CsvFile::new(repo_file("customers.csv")), &plan()).unwrap();
     assert_eq!(one.customers_total, 250);
     let sizes: BTreeMap<&str, u64> = one
         .profiles

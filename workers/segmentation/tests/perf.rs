@@ -47,7 +47,7 @@ fn a_million_customers_within_budget() {
         tones: default_tones(),
         arm_weights: Default::default(),
     };
-    let source = CsvFile(path);
+    let source = CsvFile::new(path);
     let cpu_started = cpu_seconds();
     let started = Instant::now();
     let one = pass_one(&source, &plan).unwrap();

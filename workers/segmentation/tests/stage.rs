@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cpo_segmentation::{SegmentationConfig, SegmentationStage, generate_customers};
+use cpo_shared::dead_letter::{DeadLetter, DeadLetterKind};
 use cpo_shared::model::{
     AudienceSource, CampaignRequest, Customer, CustomerBatch, ExclusionReason, LedgerEntry,
     SegmentTask, default_tones,
@@ -61,6 +62,7 @@ fn stage(batch_size: usize, data_dir: Option<&std::path::Path>) -> SegmentationS
         data_dir: data_dir.map(Into::into),
         rules_file: None,
         confine_audience: false,
+        csv: Default::default(),
     })
     .unwrap()
 }
@@ -348,6 +350,7 @@ async fn a_confined_stage_refuses_an_audience_outside_its_data_dir_and_publishes
         data_dir: Some(data),
         rules_file: None,
         confine_audience: true,
+        csv: Default::default(),
     })
     .unwrap();
     for path in [outside.display().to_string(), "../other.csv".to_string()] {
@@ -476,4 +479,83 @@ async fn batches_flow_through_bounded_queues() {
     let segmented: u64 = segments.iter().map(|s| s.size).sum();
     assert!(segmented > 2_700, "{segmented}");
     assert_eq!(received.load(Ordering::SeqCst), segmented);
+}
+
+/// Under the runtime: a campaign whose id is a path, in the envelope or in the
+/// payload, never reaches the stage; one without tones stops at it. Each is
+/// dead-lettered with the reason, and nothing is published downstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_campaign_id_or_empty_tones_is_dead_lettered_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.csv"), sample_csv(20)).unwrap();
+    let transport = MemoryTransport::new(100);
+    let shutdown = CancellationToken::new();
+    let runtime = Runtime::new(
+        Arc::new(transport.clone()),
+        RuntimeConfig::default(),
+        shutdown.clone(),
+    );
+    let worker = tokio::spawn({
+        let runtime = runtime.clone();
+        let stage = Arc::new(stage(50, Some(dir.path())));
+        async move { runtime.run(stage).await }
+    });
+    let source = || AudienceSource::Csv {
+        path: "c.csv".into(),
+    };
+    let mut in_envelope = request(source(), &[]);
+    in_envelope.id = "bad-envelope".into();
+    in_envelope.campaign_id = "../../x".into();
+    let mut in_payload = request(source(), &[]);
+    in_payload.id = "bad-payload".into();
+    in_payload.payload.campaign_id = "/tmp/x".into();
+    let mut no_tones = request(source(), &[]);
+    no_tones.id = "no-tones".into();
+    no_tones.payload.tones = vec![];
+    for message in [&in_envelope, &in_payload, &no_tones] {
+        let body = serde_json::to_vec(message).unwrap();
+        let publish = Publish {
+            id: message.id.clone(),
+            body,
+            delay: None,
+        };
+        transport.publish(queues::CAMPAIGNS, publish).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while transport.peek(queues::DEAD_LETTER).len() < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        transport.wait_idle().await;
+    })
+    .await
+    .expect("all three dead-lettered");
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+    let letters: Vec<DeadLetter> = transport
+        .peek(queues::DEAD_LETTER)
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect();
+    let reason = |id: &str| {
+        let letter = letters.iter().find(|l| l.id == id).unwrap();
+        (letter.kind, letter.reason.clone())
+    };
+    let (kind, why) = reason("bad-envelope");
+    assert_eq!(kind, DeadLetterKind::Undecodable);
+    assert!(
+        why.contains("\"../../x\" is not a valid campaign id"),
+        "{why}"
+    );
+    let (kind, why) = reason("bad-payload");
+    assert_eq!(kind, DeadLetterKind::Undecodable);
+    assert!(
+        why.contains("\"/tmp/x\" is not a valid campaign id"),
+        "{why}"
+    );
+    let (kind, why) = reason("no-tones");
+    assert_eq!(kind, DeadLetterKind::Permanent);
+    assert!(why.contains("tones is empty"), "{why}");
+    for queue in [queues::SEGMENTS, queues::AUDIENCE, queues::LEDGER] {
+        assert!(transport.peek(queue).is_empty(), "{queue} got a message");
+    }
 }

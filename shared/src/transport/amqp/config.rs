@@ -11,7 +11,7 @@ use crate::privacy::redact_url;
 
 /// Settings of the AMQP transport (config section `amqp`; `CPO__AMQP__URL` overrides the URL).
 #[derive(Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
     /// `amqp://user:password@host:port/vhost` or `amqps://...` (TLS). The password is never logged.
     pub url: String,
