@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod dead_letter;
 pub mod envelope;
+pub mod log_field;
 pub mod metrics;
 pub mod model;
 pub mod privacy;

@@ -17,7 +17,7 @@ use cpo_shared::audit::FileAuditLog;
 use cpo_shared::cache::Cache;
 use cpo_shared::config::Settings;
 use cpo_shared::metrics::metrics;
-use cpo_shared::redis_cache::{RedisCache, RedisConfig};
+use cpo_shared::redis_cache::{RedisAuditHead, RedisCache, RedisConfig};
 use cpo_shared::runtime::{Runtime, RuntimeConfig};
 use cpo_shared::shutdown;
 use cpo_shared::transport::amqp::{AmqpConfig, AmqpTransport};
@@ -138,8 +138,12 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
             worker.audit_dir.display()
         )
     })?;
+    // The log on this worker's disk, its signed head in Redis (`audit.rs`).
+    let audit_name = format!("audit-{stage_name}.jsonl");
     let audit = Arc::new(FileAuditLog::open(
-        &worker.audit_dir.join(format!("audit-{stage_name}.jsonl")),
+        &worker.audit_dir.join(&audit_name),
+        crate::audit_key::required(&settings)?,
+        Box::new(RedisAuditHead::new(&redis, &audit_name)?),
     )?);
     if let Some(parent) = worker.outbox.parent() {
         std::fs::create_dir_all(parent)?;

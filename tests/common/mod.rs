@@ -52,6 +52,10 @@ pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
             "test-pseudonyms".to_string(),
         ),
         (
+            "CPO__SECURITY__AUDIT_KEY".to_string(),
+            format!("test-audit-{prefix}"),
+        ),
+        (
             "CPO__GENERATION__BRAND".to_string(),
             "Northwind Outfitters".to_string(),
         ),
