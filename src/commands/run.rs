@@ -56,10 +56,10 @@ pub mod exit {
     pub const INPUT_REJECTED: u8 = 3;
     /// The customer list held no customer.
     pub const NO_CUSTOMERS: u8 = 4;
-    /// Customers neither assigned nor listed as excluded.
-    pub const UNACCOUNTED: u8 = 5;
     /// Messages were dead-lettered (other than safety blocks).
-    pub const DEAD_LETTERED: u8 = 6;
+    pub const DEAD_LETTERED: u8 = 5;
+    /// Customers neither assigned nor listed as excluded (with no dead letter to say why).
+    pub const UNACCOUNTED: u8 = 6;
     /// Nothing was delivered.
     pub const NOTHING_DELIVERED: u8 = 7;
 }
@@ -71,8 +71,8 @@ pub const EXIT_CODES_HELP: &str = "Exit codes (the lowest that applies):
   2  usage: invalid arguments
   3  input rejected: the campaign or its customer list cannot be read or is invalid
   4  no customer was read
-  5  customers unaccounted for
-  6  messages were dead-lettered (safety blocks are decisions and do not count)
+  5  messages were dead-lettered (safety blocks are decisions and do not count)
+  6  customers unaccounted for
   7  nothing was delivered";
 
 /// A campaign file as people write it: the request, with the audience optional.
@@ -190,16 +190,21 @@ pub fn outcome(report: &RunReport, out_dir: &Path) -> (u8, String) {
     if s.customers_total == 0 {
         return (exit::NO_CUSTOMERS, "no customer was read".into());
     }
+    // Before unaccounted customers: the dead letters are usually why they are.
+    if failures > 0 {
+        let unaccounted = match report.unaccounted() {
+            0 => String::new(),
+            n => format!(", {n} customers unaccounted for"),
+        };
+        return (
+            exit::DEAD_LETTERED,
+            format!("{failures} messages dead-lettered{unaccounted} (see `{letters}`)"),
+        );
+    }
     if report.unaccounted() != 0 {
         return (
             exit::UNACCOUNTED,
             format!("{} customers unaccounted for", report.unaccounted()),
-        );
-    }
-    if failures > 0 {
-        return (
-            exit::DEAD_LETTERED,
-            format!("{failures} messages dead-lettered (see `{letters}`)"),
         );
     }
     if s.messages == 0 {
@@ -268,4 +273,47 @@ fn print_summary(
     }
     out.line(format_args!("  output: {}", out_dir.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::Summary;
+
+    fn report(dead: u64, blocked: u64, messages: u64) -> RunReport {
+        RunReport {
+            summary: Summary {
+                customers_total: 10,
+                customers_assigned: 8,
+                customers_excluded: 2,
+                dead_lettered: dead,
+                messages,
+                ..Summary::default()
+            },
+            blocked_letters: blocked,
+            input_rejected: None,
+        }
+    }
+
+    #[test]
+    fn a_safety_block_is_a_decision_and_other_dead_letters_fail_the_run() {
+        let out = Path::new("out/x");
+        let (code, why) = outcome(&report(2, 2, 8), out);
+        assert_eq!(code, exit::OK);
+        assert!(why.contains("2 blocked by safety"), "{why}");
+        assert_eq!(outcome(&report(3, 2, 8), out).0, exit::DEAD_LETTERED);
+        assert_eq!(outcome(&report(2, 2, 0), out).0, exit::NOTHING_DELIVERED);
+        let mut lost = report(1, 0, 0);
+        lost.summary.customers_assigned = 0;
+        let (code, why) = outcome(&lost, out);
+        assert_eq!(code, exit::DEAD_LETTERED);
+        assert!(why.contains("8 customers unaccounted for"), "{why}");
+        lost.summary.dead_lettered = 0;
+        assert_eq!(outcome(&lost, out).0, exit::UNACCOUNTED);
+        let mut empty = report(0, 0, 0);
+        empty.summary.customers_total = 0;
+        assert_eq!(outcome(&empty, out).0, exit::NO_CUSTOMERS);
+        empty.input_rejected = Some("header has no \"consent\" column".into());
+        assert_eq!(outcome(&empty, out).0, exit::INPUT_REJECTED);
+    }
 }
