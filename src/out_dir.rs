@@ -123,7 +123,10 @@ mod tests {
         std::fs::write(dir.path().join("outbox.jsonl"), "{}\n").unwrap();
         std::fs::write(dir.path().join("audit.key"), "k\n").unwrap();
         let err = prepare(dir.path(), false).err().unwrap().to_string();
-        assert!(err.contains("outbox.jsonl") && err.contains("--force"), "{err}");
+        assert!(
+            err.contains("outbox.jsonl") && err.contains("--force"),
+            "{err}"
+        );
         let _held = prepare(dir.path(), true).unwrap();
         assert!(!dir.path().join("outbox.jsonl").exists());
         assert!(dir.path().join("audit.key").exists());

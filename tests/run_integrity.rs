@@ -68,7 +68,10 @@ fn recompute_plain_chain(lines: &mut [String], from: usize) {
             value["prev"] = prev["hash"].clone();
         }
         let event = serde_json::to_string(&value["event"]).unwrap();
-        let (seq, ts) = (value["seq"].as_u64().unwrap(), value["ts_ms"].as_u64().unwrap());
+        let (seq, ts) = (
+            value["seq"].as_u64().unwrap(),
+            value["ts_ms"].as_u64().unwrap(),
+        );
         let prev = value["prev"].as_str().unwrap().to_string();
         let mut hasher = Sha256::new();
         hasher.update(seq.to_le_bytes());
@@ -97,7 +100,10 @@ fn audit_verify_fails_on_every_kind_of_tampering_and_names_it() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(a.join("audit.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(a.join("audit.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -130,7 +136,11 @@ fn audit_verify_fails_on_every_kind_of_tampering_and_names_it() {
     // another run's log with its own key and head: nothing of it verifies here
     let b = tmp.path().join("b");
     assert!(run(&b, &[]).status.success());
-    let (code, stderr) = verify_tampered(&a, &tmp.path().join("other"), &lines(&b.join("audit.jsonl")));
+    let (code, stderr) = verify_tampered(
+        &a,
+        &tmp.path().join("other"),
+        &lines(&b.join("audit.jsonl")),
+    );
     assert_eq!(code, Some(1));
     assert!(stderr.contains("line 1"), "{stderr}");
 
@@ -143,18 +153,38 @@ fn audit_verify_fails_on_every_kind_of_tampering_and_names_it() {
     std::fs::write(cut.join("audit.head.json"), head.to_string()).unwrap();
     let output = cpo(&["audit", "verify", cut.join("audit.jsonl").to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("signature"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("signature"),
+        "{}",
+        text(&output.stderr)
+    );
     let swapped = tmp.path().join("head-swapped");
     verify_tampered(&a, &swapped, &original);
     std::fs::copy(b.join("audit.head.json"), swapped.join("audit.head.json")).unwrap();
-    let output = cpo(&["audit", "verify", swapped.join("audit.jsonl").to_str().unwrap()]);
+    let output = cpo(&[
+        "audit",
+        "verify",
+        swapped.join("audit.jsonl").to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("signature"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("signature"),
+        "{}",
+        text(&output.stderr)
+    );
     // no head at all: the log cannot be shown complete
     std::fs::remove_file(swapped.join("audit.head.json")).unwrap();
-    let output = cpo(&["audit", "verify", swapped.join("audit.jsonl").to_str().unwrap()]);
+    let output = cpo(&[
+        "audit",
+        "verify",
+        swapped.join("audit.jsonl").to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("no head"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("no head"),
+        "{}",
+        text(&output.stderr)
+    );
     // a configured key replaces the generated one: the log does not verify with it
     let output = command(&["audit", "verify", log.to_str().unwrap()])
         .env("CPO__SECURITY__AUDIT_KEY", "another key")
@@ -199,7 +229,10 @@ fn a_second_run_on_the_same_directory_fails_at_once_and_names_the_first() {
         .ok()
         != Some(pid.clone())
     {
-        assert!(Instant::now() < deadline, "the first run never took the lock");
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let started = Instant::now();
@@ -209,13 +242,22 @@ fn a_second_run_on_the_same_directory_fails_at_once_and_names_the_first() {
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert_eq!(second.status.code(), Some(1), "{}", text(&second.stdout));
     let stderr = text(&second.stderr);
-    assert!(stderr.contains("in use") && stderr.contains(&format!("pid {pid}")), "{stderr}");
-    assert!(refused_in < Duration::from_secs(5), "refused after {refused_in:?}");
+    assert!(
+        stderr.contains("in use") && stderr.contains(&format!("pid {pid}")),
+        "{stderr}"
+    );
+    assert!(
+        refused_in < Duration::from_secs(5),
+        "refused after {refused_in:?}"
+    );
     // the first run's files are its own: one message per assignment, an intact log
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let outbox = lines(&out.join("outbox.jsonl"));
-    assert_eq!(Some(outbox.len() as u64), summary["customers_assigned"].as_u64());
+    assert_eq!(
+        Some(outbox.len() as u64),
+        summary["customers_assigned"].as_u64()
+    );
     for line in &outbox {
         serde_json::from_str::<serde_json::Value>(line).expect("whole JSON lines");
     }
@@ -226,7 +268,11 @@ fn a_second_run_on_the_same_directory_fails_at_once_and_names_the_first() {
     let before = std::fs::read(out.join("outbox.jsonl")).unwrap();
     let again = cpo(&args);
     assert_eq!(again.status.code(), Some(1));
-    assert!(text(&again.stderr).contains("--force"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("--force"),
+        "{}",
+        text(&again.stderr)
+    );
     assert_eq!(std::fs::read(out.join("outbox.jsonl")).unwrap(), before);
     let mut forced = args.to_vec();
     forced.push("--force");
@@ -244,6 +290,14 @@ fn csv_with(tmp: &Path, name: &str, edit: impl Fn(&str) -> Option<String>) -> Pa
     std::fs::write(&path, body.join("\n") + "\n").unwrap();
     path
 }
+
+/// Arguments, environment, the expected exit code and what the output says.
+type ExitCase = (
+    Vec<String>,
+    Vec<(&'static str, &'static str)>,
+    i32,
+    &'static str,
+);
 
 #[test]
 fn failed_runs_exit_with_the_code_of_their_failure_and_say_why() {
@@ -264,18 +318,43 @@ fn failed_runs_exit_with_the_code_of_their_failure_and_say_why() {
     let nan = tmp.path().join("nan.yaml");
     std::fs::write(&nan, campaign.replace("control: 1.0", "control: .nan")).unwrap();
     let path = |p: &PathBuf| p.to_str().unwrap().to_string();
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, i32, &str)> = vec![
-        (vec!["--customers".into(), path(&no_consent_column)], vec![], 3, "consent"),
-        (vec!["--customers".into(), "no/such.csv".into()], vec![], 3, "no/such.csv"),
-        (vec!["--campaign".into(), path(&nan)], vec![], 3, "input rejected"),
-        (vec!["--customers".into(), path(&empty)], vec![], 4, "no customer was read"),
+    let cases: Vec<ExitCase> = vec![
+        (
+            vec!["--customers".into(), path(&no_consent_column)],
+            vec![],
+            3,
+            "consent",
+        ),
+        (
+            vec!["--customers".into(), "no/such.csv".into()],
+            vec![],
+            3,
+            "no/such.csv",
+        ),
+        (
+            vec!["--campaign".into(), path(&nan)],
+            vec![],
+            3,
+            "input rejected",
+        ),
+        (
+            vec!["--customers".into(), path(&empty)],
+            vec![],
+            4,
+            "no customer was read",
+        ),
         (
             vec![],
             vec![("CPO__RUNTIME__MAX_MESSAGE_BYTES", "8000")],
             5,
             "dead-lettered",
         ),
-        (vec!["--customers".into(), path(&nobody_consents)], vec![], 7, "nothing was delivered"),
+        (
+            vec!["--customers".into(), path(&nobody_consents)],
+            vec![],
+            7,
+            "nothing was delivered",
+        ),
     ];
     for (i, (extra, env, code, why)) in cases.into_iter().enumerate() {
         let out = tmp.path().join(format!("out{i}"));
@@ -287,11 +366,17 @@ fn failed_runs_exit_with_the_code_of_their_failure_and_say_why() {
         assert!(said.contains(why), "{extra:?}: {said}");
         // a run that started ends with its summary's result line
         if !output.stdout.is_empty() {
-            assert!(said.contains(&format!("(exit {code})")), "{extra:?}: {said}");
+            assert!(
+                said.contains(&format!("(exit {code})")),
+                "{extra:?}: {said}"
+            );
         }
     }
     let help = text(&cpo(&["run", "--help"]).stdout);
-    assert!(help.contains("Exit codes") && help.contains("7  nothing was delivered"), "{help}");
+    assert!(
+        help.contains("Exit codes") && help.contains("7  nothing was delivered"),
+        "{help}"
+    );
 }
 
 /// Run `args` with stdout a pipe whose reader is gone before anything is written.
@@ -303,7 +388,12 @@ fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
         .unwrap();
     drop(child.stdout.take());
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     (child.wait().unwrap().code(), stderr)
 }
 
@@ -313,7 +403,10 @@ fn a_closed_stdout_ends_run_and_dlq_list_quietly() {
     let out = tmp.path().join("out");
     let (code, stderr) = with_closed_stdout(&["run", "--quiet", "--out", out.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
     // the run itself is complete
     assert!(out.join("summary.json").exists());
 
@@ -327,6 +420,9 @@ fn a_closed_stdout_ends_run_and_dlq_list_quietly() {
         }
         let (code, stderr) = with_closed_stdout(&args);
         assert_eq!(code, Some(0), "{stderr}");
-        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{stderr}"
+        );
     }
 }

@@ -31,8 +31,8 @@ mod head;
 mod verify;
 
 pub use head::{FileHead, HeadStore, SignedHead, head_path};
-pub use verify::{AuditSummary, verify};
 use verify::line_hash;
+pub use verify::{AuditSummary, verify};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -318,9 +318,19 @@ mod tests {
     fn intact_log_verifies_and_reopen_continues_the_chain() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_log(dir.path(), 3);
-        assert_eq!(verify(File::open(&path).unwrap(), &key(), Some(&head_of(&path))).unwrap().lines, 3);
+        assert_eq!(
+            verify(File::open(&path).unwrap(), &key(), Some(&head_of(&path)))
+                .unwrap()
+                .lines,
+            3
+        );
         open(&path).append(&json!({"more": 1})).unwrap();
-        assert_eq!(verify(File::open(&path).unwrap(), &key(), Some(&head_of(&path))).unwrap().lines, 4);
+        assert_eq!(
+            verify(File::open(&path).unwrap(), &key(), Some(&head_of(&path)))
+                .unwrap()
+                .lines,
+            4
+        );
     }
 
     #[test]
@@ -367,7 +377,12 @@ mod tests {
         assert!(written[0].contains(
             r#""event":{"event":"send_batch","sends":[["m1","cust_1"]],"batch_seq":1},"hash""#
         ));
-        assert_eq!(verify(File::open(&path).unwrap(), &key(), Some(&head_of(&path))).unwrap().lines, 2);
+        assert_eq!(
+            verify(File::open(&path).unwrap(), &key(), Some(&head_of(&path)))
+                .unwrap()
+                .lines,
+            2
+        );
         // the same JSON with a space, or keys reordered: still a change
         for edit in [
             written[0].replace(r#""sends":"#, r#""sends": "#),
@@ -407,7 +422,12 @@ mod tests {
         log.flush().unwrap();
         let written = lines(&path);
         assert_eq!(written.len(), 4);
-        assert_eq!(verify(File::open(&path).unwrap(), &key(), Some(&head_of(&path))).unwrap().lines, 4);
+        assert_eq!(
+            verify(File::open(&path).unwrap(), &key(), Some(&head_of(&path)))
+                .unwrap()
+                .lines,
+            4
+        );
         // each line is the serialization of its fields in this order, the
         // event with sorted keys: what `verify` re-serializes and hashes
         let line: serde_json::Value = serde_json::from_str(&written[2]).unwrap();
@@ -438,9 +458,12 @@ mod tests {
         assert_eq!(head.lines, 4);
         // the same log written with another key: every line recomputed, none verifies
         let other = dir.path().join("other.jsonl");
-        let forger =
-            FileAuditLog::open(&other, AuditKey::new(b"guess".to_vec()), Box::new(FileHead::beside(&other)))
-                .unwrap();
+        let forger = FileAuditLog::open(
+            &other,
+            AuditKey::new(b"guess".to_vec()),
+            Box::new(FileHead::beside(&other)),
+        )
+        .unwrap();
         for i in 0..4 {
             forger
                 .append(&json!({"event": "safety_decision", "variant": i, "decision": "approved"}))
@@ -463,7 +486,15 @@ mod tests {
             Err(AuditError::Head(_))
         ));
         // lines written after the last head update (an interrupted process) verify
-        let older = SignedHead::sign(&key(), 3, original[2].split("\"hash\":\"").nth(1).unwrap().trim_end_matches("\"}"));
+        let older = SignedHead::sign(
+            &key(),
+            3,
+            original[2]
+                .split("\"hash\":\"")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches("\"}"),
+        );
         let summary = verify(File::open(&path).unwrap(), &key(), Some(&older)).unwrap();
         assert_eq!((summary.lines, summary.after_head), (4, 1));
         // a head that signed another line 3

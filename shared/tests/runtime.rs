@@ -468,5 +468,8 @@ async fn input_taken_into_log_lines_is_cut_to_a_bounded_length() {
     }
     let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
     assert!(longest < 2048, "a log line of {longest} bytes");
-    assert!(text.contains(&format!("({} bytes", huge_id.len())), "{text}");
+    assert!(
+        text.contains(&format!("({} bytes", huge_id.len())),
+        "{text}"
+    );
 }

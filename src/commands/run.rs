@@ -182,10 +182,16 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
 /// The exit code of a finished run and the reason the summary gives.
 pub fn outcome(report: &RunReport, out_dir: &Path) -> (u8, String) {
     let s = &report.summary;
-    let letters = format!("cpo dlq list --file {}", out_dir.join("dead_letters.jsonl").display());
+    let letters = format!(
+        "cpo dlq list --file {}",
+        out_dir.join("dead_letters.jsonl").display()
+    );
     let failures = s.dead_lettered - report.blocked_letters;
     if let Some(reason) = &report.input_rejected {
-        return (exit::INPUT_REJECTED, format!("input rejected: {}", bounded(reason)));
+        return (
+            exit::INPUT_REJECTED,
+            format!("input rejected: {}", bounded(reason)),
+        );
     }
     if s.customers_total == 0 {
         return (exit::NO_CUSTOMERS, "no customer was read".into());

@@ -62,8 +62,7 @@ pub fn verify(
         && !head.is_signed_by(key)
     {
         return Err(AuditError::Head(
-            "the head's signature does not match (head edited, or signed with another key)"
-                .into(),
+            "the head's signature does not match (head edited, or signed with another key)".into(),
         ));
     }
     let mut prev = GENESIS.to_string();
