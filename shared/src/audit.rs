@@ -48,6 +48,21 @@ pub enum AuditError {
     Broken { line: u64, reason: String },
     #[error("audit head: {0}")]
     Head(String),
+    /// The head store cannot be reached (Redis down): worth waiting for.
+    #[error("audit head store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How a stage reports a failed append: a head store that is down pauses the
+/// message like any dependency outage (without using up its attempts); any
+/// other failure is retried.
+impl From<AuditError> for crate::stage::StageError {
+    fn from(error: AuditError) -> Self {
+        match error {
+            AuditError::Unavailable(_) => Self::Unavailable(format!("audit: {error}")),
+            other => Self::Transient(format!("audit: {other}")),
+        }
+    }
 }
 
 /// The secret the chain and its head are MACed with (`security.audit_key`).
@@ -220,6 +235,89 @@ impl AuditSink for FileAuditLog {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.append(&self.key, event_json.as_bytes(), now_ms())?;
         self.flush_state(&mut state)
+    }
+}
+
+/// A `FileAuditLog` opened on first use. A fleet worker of a stage that never
+/// audits needs neither the file nor its head store, and one that does meets
+/// a head store that is down as a failed append (which waits) rather than as
+/// a worker that cannot start.
+pub struct LazyFileAuditLog {
+    path: std::path::PathBuf,
+    key: AuditKey,
+    head: std::sync::Arc<dyn HeadStore>,
+    log: std::sync::OnceLock<FileAuditLog>,
+    opening: Mutex<()>,
+}
+
+/// A shared head store handed to each attempt to open the log.
+struct SharedHead(std::sync::Arc<dyn HeadStore>);
+
+impl HeadStore for SharedHead {
+    fn load(&self) -> Result<Option<SignedHead>, AuditError> {
+        self.0.load()
+    }
+    fn store(&self, head: &SignedHead) -> Result<(), AuditError> {
+        self.0.store(head)
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+impl LazyFileAuditLog {
+    pub fn new(
+        path: std::path::PathBuf,
+        key: AuditKey,
+        head: std::sync::Arc<dyn HeadStore>,
+    ) -> Self {
+        Self {
+            path,
+            key,
+            head,
+            log: std::sync::OnceLock::new(),
+            opening: Mutex::new(()),
+        }
+    }
+
+    fn log(&self) -> Result<&FileAuditLog, AuditError> {
+        if let Some(log) = self.log.get() {
+            return Ok(log);
+        }
+        // One opener at a time: two would both verify and continue the chain.
+        let _opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = self.log.get() {
+            return Ok(log);
+        }
+        let log = FileAuditLog::open(
+            &self.path,
+            self.key.clone(),
+            Box::new(SharedHead(self.head.clone())),
+        )?;
+        Ok(self.log.get_or_init(|| log))
+    }
+
+    /// Open the log now (a worker at startup, to refuse a log that does not
+    /// verify before consuming anything).
+    pub fn open_now(&self) -> Result<(), AuditError> {
+        self.log().map(|_| ())
+    }
+
+    /// Flush the log if it was ever opened.
+    pub fn flush(&self) -> Result<(), AuditError> {
+        self.log.get().map_or(Ok(()), FileAuditLog::flush)
+    }
+}
+
+impl AuditSink for LazyFileAuditLog {
+    fn append(&self, event: &serde_json::Value) -> Result<(), AuditError> {
+        self.log()?.append(event)
+    }
+    fn append_batch(&self, events: &[serde_json::Value]) -> Result<(), AuditError> {
+        self.log()?.append_batch(events)
+    }
+    fn append_json(&self, event_json: &str) -> Result<(), AuditError> {
+        self.log()?.append_json(event_json)
     }
 }
 

@@ -48,8 +48,13 @@ pub fn run(command: AuditCommand, config: Option<&Path>) -> anyhow::Result<u8> {
                 Box::new(head.map_or_else(|| FileHead::beside(&file), FileHead::new))
             };
             let Some(signed) = store.load()? else {
+                let hint = if redis_head {
+                    ""
+                } else {
+                    " (a fleet worker's head is in Redis: --redis-head)"
+                };
                 eprintln!(
-                    "{}: no head at {}: the log cannot be shown complete (its last lines may be cut off)",
+                    "{}: no head at {}: the log cannot be shown complete (its last lines may be cut off){hint}",
                     file.display(),
                     store.describe()
                 );

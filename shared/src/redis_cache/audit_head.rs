@@ -29,7 +29,7 @@ pub struct RedisAuditHead {
 }
 
 fn unavailable(what: &str, error: impl std::fmt::Display) -> AuditError {
-    AuditError::Head(format!("redis {what}: {error}"))
+    AuditError::Unavailable(format!("redis {what}: {error}"))
 }
 
 impl RedisAuditHead {
@@ -44,7 +44,7 @@ impl RedisAuditHead {
         .map_err(|e| AuditError::Head(e.to_string()))?;
         let redacted_url = redact_url(&url);
         let client = redis::Client::open(url.as_str())
-            .map_err(|e| unavailable(&format!("url {redacted_url}"), e))?;
+            .map_err(|e| AuditError::Head(format!("redis url {redacted_url}: {e}")))?;
         Ok(Self {
             client,
             connection: Mutex::new(None),
