@@ -25,7 +25,6 @@ pub const RUN_FILES: &[&str] = &[
     "outbox.jsonl",
     "audit.jsonl",
     "audit.head.json",
-    "audit.head.json.tmp",
     "dead_letters.jsonl",
     "exclusions.jsonl",
     "segments.json",
