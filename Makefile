@@ -8,8 +8,8 @@ N ?= 1000000
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-demo: ## Run the bundled campaign end to end in one process (embedded mode)
-	$(CARGO) run --release --quiet -- run --out $(OUT)
+demo: ## Run the bundled campaign end to end in one process (embedded mode; replaces the last demo run)
+	$(CARGO) run --release --quiet -- run --force --out $(OUT)
 
 fleet-demo: ## The bundled campaign through six worker processes on the local RabbitMQ and Redis (OUT=DIR)
 	$(CARGO) build --release --quiet

@@ -22,12 +22,14 @@ export CPO__AMQP__PREFIX="cpo.${run_id}."
 export CPO__REDIS__KEY_PREFIX="cpo:${run_id}:"
 export CPO__SECURITY__SIGNING_KEY="${CPO__SECURITY__SIGNING_KEY:-fleet-demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 export CPO__SECURITY__PSEUDONYM_KEY="${CPO__SECURITY__PSEUDONYM_KEY:-fleet-demo-pseudonyms}"
+export CPO__SECURITY__AUDIT_KEY="${CPO__SECURITY__AUDIT_KEY:-fleet-demo-audit-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 export CPO__GENERATION__BRAND="Northwind Outfitters"
 # The demo's endpoints are for this machine only.
 export CPO__WORKER__BIND=127.0.0.1
 work="$out/fleet"
 mkdir -p "$work"
-rm -f "$work/outbox.jsonl"
+# A new prefix keeps no audit heads: the last demo's logs cannot be continued.
+rm -f "$work/outbox.jsonl" "$work"/audit-*.jsonl
 export CPO__WORKER__AUDIT_DIR="$work"
 export CPO__WORKER__OUTBOX="$work/outbox.jsonl"
 echo "fleet demo: queues ${CPO__AMQP__PREFIX}*, Redis keys ${CPO__REDIS__KEY_PREFIX}*, logs in $work" >&2

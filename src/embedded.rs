@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cpo_shared::audit::FileAuditLog;
+use cpo_shared::audit::{FileAuditLog, FileHead};
 use cpo_shared::cache::{Cache, MemoryCache};
 use cpo_shared::config::Settings;
-use cpo_shared::dead_letter::DeadLetter;
+use cpo_shared::dead_letter::{DeadLetter, DeadLetterKind};
 use cpo_shared::envelope::{Envelope, derive_id};
 use cpo_shared::metrics::metrics;
 use cpo_shared::model::{
@@ -77,6 +77,11 @@ pub struct Summary {
 
 pub struct RunReport {
     pub summary: Summary,
+    /// Dead letters that are safety blocks: decisions, not failures.
+    pub blocked_letters: u64,
+    /// Why the campaign itself was dead-lettered (its file or customer list
+    /// could not be read or is invalid), if it was.
+    pub input_rejected: Option<String>,
 }
 
 impl RunReport {
@@ -103,12 +108,9 @@ struct VariantReport<'a> {
 pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<RunReport> {
     let out = &options.out_dir;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    for stale in [
-        "outbox.jsonl",
-        "audit.jsonl",
-        "dead_letters.jsonl",
-        "exclusions.jsonl",
-    ] {
+    // `cpo run` has locked the directory and refused or removed an earlier
+    // run's files (`out_dir.rs`); a library caller owns its directory.
+    for stale in crate::out_dir::RUN_FILES {
         let path = out.join(stale);
         if path.exists() {
             std::fs::remove_file(&path)
@@ -119,7 +121,13 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     let runtime_config: RuntimeConfig = options.settings.section("runtime")?;
     let transport = MemoryTransport::new(embedded.queue_capacity);
     let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
-    let audit = Arc::new(FileAuditLog::open(&out.join("audit.jsonl"))?);
+    let audit_path = out.join("audit.jsonl");
+    let audit_key = crate::audit_key::for_output_dir(&options.settings, out)?;
+    let audit = Arc::new(FileAuditLog::open(
+        &audit_path,
+        audit_key,
+        Box::new(FileHead::beside(&audit_path)),
+    )?);
     let token = CancellationToken::new();
     let runtime = Runtime::new(Arc::new(transport.clone()), runtime_config, token.clone())
         .with_progress(cache.clone());
@@ -211,12 +219,24 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
         ..Summary::default()
     };
     summary.dead_lettered = dead_letters.len() as u64;
+    let blocked_letters = dead_letters
+        .iter()
+        .filter(|l| l.kind == DeadLetterKind::Blocked)
+        .count() as u64;
+    let input_rejected = dead_letters
+        .iter()
+        .find(|l| l.queue == queues::CAMPAIGNS)
+        .map(|l| l.reason.clone());
     write_jsonl(&out.join("dead_letters.jsonl"), &dead_letters)?;
     summarize(&ledger, &mut summary, out)?;
     summary.messages = messages;
     let file = File::create(out.join("summary.json"))?;
     serde_json::to_writer_pretty(BufWriter::new(file), &summary)?;
-    Ok(RunReport { summary })
+    Ok(RunReport {
+        summary,
+        blocked_letters,
+        input_rejected,
+    })
 }
 
 /// The weight of every arm, by the rule the stages share; a campaign that

@@ -22,6 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole pipeline in one process on a campaign and a customer list.
+    #[command(after_help = commands::run::EXIT_CODES_HELP)]
     Run(commands::run::RunArgs),
     /// Run one stage as its own process on RabbitMQ and Redis (the fleet).
     Worker(commands::worker::WorkerArgs),
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
         Command::Screen(args) => {
             cpo_safety::cli::run_screen_with_config(args, cli.config.as_deref()).map(|()| 0)
         }
-        Command::Audit { command } => commands::audit::run(command),
+        Command::Audit { command } => commands::audit::run(command, cli.config.as_deref()),
         Command::Dlq { command } => commands::dlq::run(command, cli.config.as_deref()),
         Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),
         Command::Ingest(args) => cpo_analysis::cli::run_ingest(args).map(|()| 0),

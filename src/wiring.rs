@@ -29,6 +29,9 @@ pub struct SecurityConfig {
     /// Key of the customer-id pseudonyms in logs and the audit trail.
     pub pseudonym_key: Option<String>,
     pub pseudonym_key_file: Option<PathBuf>,
+    /// HMAC key of the audit chain and its head (`src/audit_key.rs`).
+    pub audit_key: Option<String>,
+    pub audit_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -37,7 +40,7 @@ impl std::fmt::Debug for SecurityConfig {
     }
 }
 
-fn secret(
+pub(crate) fn secret(
     value: &Option<String>,
     file: &Option<PathBuf>,
     name: &str,

@@ -1,25 +1,44 @@
-//! Tamper-evident audit trail: JSONL where each line carries the hash of the
-//! previous one, so editing, removing or reordering any line breaks the chain.
+//! Tamper-evident audit trail: JSONL where each line carries the MAC of the
+//! previous one, so editing, removing or reordering any line breaks the chain,
+//! and a signed head kept outside the log records how long it was.
 //!
 //! Line: `{"seq":N,"ts_ms":T,"prev":"<hex>","event":{...},"hash":"<hex>"}` with
-//! `hash = sha256(seq | ts_ms | prev | event-json)`, where event-json is the
-//! text of the event exactly as it stands in the line: appending writes the
-//! bytes it hashed, and `verify` hashes the bytes it reads, so any change to a
-//! line, even one a JSON parser would not see, breaks it. A `Value` is written
-//! as `serde_json` serializes it (keys sorted). Customer ids in events must
+//! `hash = HMAC-SHA256(audit key, seq | ts_ms | prev | event-json)`, where
+//! event-json is the text of the event exactly as it stands in the line:
+//! appending writes the bytes it MACed, and `verify` MACs the bytes it reads,
+//! so any change to a line, even one a JSON parser would not see, breaks it.
+//! Keyed, because a plain hash can be recomputed by whoever edits the log: a
+//! forged line, or a whole rewritten log, would verify. A `Value` is written as
+//! `serde_json` serializes it (keys sorted). Customer ids in events must
 //! already be pseudonymized (`privacy.rs`).
+//!
+//! The chain cannot show that its last lines were cut off, so at every flush
+//! the log stores its head (line count and last hash, signed with the same
+//! key) in a `HeadStore`: a file beside the log in `cpo run`, Redis in the
+//! fleet. `verify` given the head fails on a shorter log or another last line.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::envelope::now_ms;
 
+mod head;
+mod lazy;
+mod verify;
+
+pub use head::{FileHead, HeadStore, SignedHead, head_path};
+pub use lazy::LazyFileAuditLog;
+use verify::line_hash;
+pub use verify::{AuditSummary, verify};
+
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+type HmacSha256 = Hmac<Sha256>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -29,6 +48,59 @@ pub enum AuditError {
     Encode(#[from] serde_json::Error),
     #[error("audit log line {line}: {reason}")]
     Broken { line: u64, reason: String },
+    #[error("audit head: {0}")]
+    Head(String),
+    /// The head store cannot be reached (Redis down): worth waiting for.
+    #[error("audit head store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How a stage reports a failed append: a head store that is down pauses the
+/// message like any dependency outage (without using up its attempts); any
+/// other failure is retried.
+impl From<AuditError> for crate::stage::StageError {
+    fn from(error: AuditError) -> Self {
+        match error {
+            AuditError::Unavailable(_) => Self::Unavailable(format!("audit: {error}")),
+            other => Self::Transient(format!("audit: {other}")),
+        }
+    }
+}
+
+/// The secret the chain and its head are MACed with (`security.audit_key`).
+#[derive(Clone)]
+pub struct AuditKey(Vec<u8>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.write_str("AuditKey(..)")
+    }
+}
+
+impl AuditKey {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {
+        // HMAC takes a key of any length: this cannot fail.
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("hmac accepts any key length"));
+        for part in parts {
+            mac.update(part);
+        }
+        mac
+    }
+
+    fn mac_hex(&self, parts: &[&[u8]]) -> String {
+        hex::encode(self.mac(parts).finalize().into_bytes())
+    }
+
+    /// Constant-time check of a hex MAC over `message`.
+    fn verify(&self, message: &[u8], mac_hex: &[u8]) -> bool {
+        hex::decode(mac_hex).is_ok_and(|mac| self.mac(&[message]).verify_slice(&mac).is_ok())
+    }
 }
 
 /// Where stages append audit events.
@@ -43,39 +115,11 @@ pub trait AuditSink: Send + Sync {
 
     /// Append one event given as JSON text on one line (a stage that writes
     /// large records builds the text directly rather than a `Value`). A file
-    /// log hashes and writes these exact bytes; the default parses them and
+    /// log MACs and writes these exact bytes; the default parses them and
     /// calls `append`.
     fn append_json(&self, event_json: &str) -> Result<(), AuditError> {
         self.append(&serde_json::from_str(event_json)?)
     }
-}
-
-#[derive(Deserialize)]
-struct AuditLine {
-    seq: u64,
-    ts_ms: u64,
-    prev: String,
-    /// Only checked to be JSON here: the hash covers its text in the line.
-    #[serde(rename = "event")]
-    _event: serde::de::IgnoredAny,
-    hash: String,
-}
-
-/// What stands before and after the event's text in a line.
-fn line_frame(seq: u64, ts_ms: u64, prev: &str, hash: &str) -> (String, String) {
-    (
-        format!(r#"{{"seq":{seq},"ts_ms":{ts_ms},"prev":"{prev}","event":"#),
-        format!(r#","hash":"{hash}"}}"#),
-    )
-}
-
-fn line_hash(seq: u64, ts_ms: u64, prev: &str, event_json: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(seq.to_le_bytes());
-    hasher.update(ts_ms.to_le_bytes());
-    hasher.update(prev.as_bytes());
-    hasher.update(event_json);
-    hex::encode(hasher.finalize())
 }
 
 struct ChainState {
@@ -84,49 +128,74 @@ struct ChainState {
     prev: String,
 }
 
-/// A hash-chained JSONL file; appends resume the chain of an existing file.
+/// A MAC-chained JSONL file with its head; appends resume the chain of an
+/// existing file.
 pub struct FileAuditLog {
     state: Mutex<ChainState>,
+    key: AuditKey,
+    head: Box<dyn HeadStore>,
 }
 
 impl FileAuditLog {
-    /// Open (or create) the log; an existing log is verified and continued.
-    pub fn open(path: &Path) -> Result<Self, AuditError> {
+    /// Open (or create) the log. An existing log is verified against its head
+    /// and continued; one with lines but no head, or that does not match its
+    /// head, is refused (it cannot be shown complete).
+    pub fn open(path: &Path, key: AuditKey, head: Box<dyn HeadStore>) -> Result<Self, AuditError> {
         if path.exists() {
             repair_torn_tail(path)?;
         }
+        let stored = head.load()?;
         let (seq, prev) = if path.exists() {
-            let summary = verify(File::open(path)?)?;
+            let summary = verify(File::open(path)?, &key, stored.as_ref())?;
+            if stored.is_none() && summary.lines > 0 {
+                return Err(AuditError::Head(format!(
+                    "{} has {} lines but no head at {}: it cannot be shown complete (move it aside to start a new log)",
+                    path.display(),
+                    summary.lines,
+                    head.describe()
+                )));
+            }
             (summary.lines, summary.last_hash)
         } else {
             (0, GENESIS.to_string())
         };
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self {
+        let log = Self {
             state: Mutex::new(ChainState {
                 writer: BufWriter::new(file),
                 seq,
                 prev,
             }),
-        })
+            key,
+            head,
+        };
+        // Lines an interrupted process wrote after its last head update verified: count them.
+        log.flush()?;
+        Ok(log)
     }
 
-    /// Push buffered lines to the file.
+    /// Push buffered lines to the file, then store the head that counts them.
     pub fn flush(&self) -> Result<(), AuditError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_state(&mut state)
+    }
+
+    /// The lines first, the head after: a head never counts a line that is not on disk.
+    fn flush_state(&self, state: &mut ChainState) -> Result<(), AuditError> {
         state.writer.flush()?;
-        Ok(())
+        self.head
+            .store(&SignedHead::sign(&self.key, state.seq, &state.prev))
     }
 }
 
 impl ChainState {
     /// Write one line and advance the chain. The chain only moves once the
     /// line is in the buffer, so a failed event leaves it where it was.
-    fn append(&mut self, event_json: &[u8], ts_ms: u64) -> Result<(), AuditError> {
+    fn append(&mut self, key: &AuditKey, event_json: &[u8], ts_ms: u64) -> Result<(), AuditError> {
         let seq = self.seq + 1;
-        let hash = line_hash(seq, ts_ms, &self.prev, event_json);
+        let hash = line_hash(key, seq, ts_ms, &self.prev, event_json);
         // prev and hash are hex: nothing needs escaping.
-        let (before, after) = line_frame(seq, ts_ms, &self.prev, &hash);
+        let (before, after) = verify::line_frame(seq, ts_ms, &self.prev, &hash);
         self.writer.write_all(before.as_bytes())?;
         self.writer.write_all(event_json)?;
         self.writer.write_all(after.as_bytes())?;
@@ -147,12 +216,11 @@ impl AuditSink for FileAuditLog {
         let ts_ms = now_ms();
         events.iter().try_for_each(|event| {
             let event_json = serde_json::to_vec(event)?;
-            state.append(&event_json, ts_ms)
+            state.append(&self.key, &event_json, ts_ms)
         })?;
         // On disk before the caller goes on (publishes, sends): a crash may lose
         // the caller's work, never an audit record of work that went ahead.
-        state.writer.flush()?;
-        Ok(())
+        self.flush_state(&mut state)
     }
 
     fn append_json(&self, event_json: &str) -> Result<(), AuditError> {
@@ -167,9 +235,8 @@ impl AuditSink for FileAuditLog {
         }
         serde_json::from_str::<serde::de::IgnoredAny>(event_json)?;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.append(event_json.as_bytes(), now_ms())?;
-        state.writer.flush()?;
-        Ok(())
+        state.append(&self.key, event_json.as_bytes(), now_ms())?;
+        self.flush_state(&mut state)
     }
 }
 
@@ -224,202 +291,5 @@ impl AuditSink for MemoryAuditLog {
     }
 }
 
-/// What a successful verification saw.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditSummary {
-    pub lines: u64,
-    pub last_hash: String,
-}
-
-/// Check every line's hash and link; the error names the first bad line (1-based).
-pub fn verify(reader: impl Read) -> Result<AuditSummary, AuditError> {
-    let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1u64;
-    for (index, line) in BufReader::new(reader).lines().enumerate() {
-        let number = index as u64 + 1;
-        let line = line?;
-        let broken = |reason: String| AuditError::Broken {
-            line: number,
-            reason,
-        };
-        let parsed: AuditLine =
-            serde_json::from_str(&line).map_err(|e| broken(format!("not an audit record: {e}")))?;
-        if parsed.seq != expected_seq {
-            return Err(broken(format!(
-                "sequence {} where {} was expected (line removed or reordered)",
-                parsed.seq, expected_seq
-            )));
-        }
-        if parsed.prev != prev {
-            return Err(broken(
-                "does not link to the previous line (line removed or reordered)".into(),
-            ));
-        }
-        let (before, after) = line_frame(parsed.seq, parsed.ts_ms, &parsed.prev, &parsed.hash);
-        let event_json = line
-            .strip_prefix(&before)
-            .and_then(|rest| rest.strip_suffix(&after))
-            .ok_or_else(|| broken("not laid out as the log writes lines (line edited)".into()))?;
-        let hash = line_hash(
-            parsed.seq,
-            parsed.ts_ms,
-            &parsed.prev,
-            event_json.as_bytes(),
-        );
-        if hash != parsed.hash {
-            return Err(broken(
-                "content does not match its hash (line edited)".into(),
-            ));
-        }
-        prev = parsed.hash;
-        expected_seq += 1;
-    }
-    Ok(AuditSummary {
-        lines: expected_seq - 1,
-        last_hash: prev,
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn write_log(dir: &Path, n: u64) -> std::path::PathBuf {
-        let path = dir.join("audit.jsonl");
-        let log = FileAuditLog::open(&path).unwrap();
-        for i in 0..n {
-            log.append(&json!({"event": "safety_decision", "variant": i, "decision": "approved"}))
-                .unwrap();
-        }
-        log.flush().unwrap();
-        path
-    }
-
-    fn lines(path: &Path) -> Vec<String> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    fn verify_lines(lines: &[String]) -> Result<AuditSummary, AuditError> {
-        verify(lines.join("\n").as_bytes())
-    }
-
-    #[test]
-    fn intact_log_verifies_and_reopen_continues_the_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_log(dir.path(), 3);
-        assert_eq!(verify(File::open(&path).unwrap()).unwrap().lines, 3);
-        drop(FileAuditLog::open(&path).map(|log| log.append(&json!({"more": 1}))));
-        assert_eq!(verify(File::open(&path).unwrap()).unwrap().lines, 4);
-    }
-
-    #[test]
-    fn edit_removal_and_reorder_name_the_first_bad_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let original = lines(&write_log(dir.path(), 5));
-
-        let mut edited = original.clone();
-        edited[2] = edited[2].replace("approved", "blocked");
-        assert!(matches!(
-            verify_lines(&edited),
-            Err(AuditError::Broken { line: 3, .. })
-        ));
-
-        let mut removed = original.clone();
-        removed.remove(1);
-        assert!(matches!(
-            verify_lines(&removed),
-            Err(AuditError::Broken { line: 2, .. })
-        ));
-
-        let mut reordered = original.clone();
-        reordered.swap(3, 4);
-        assert!(matches!(
-            verify_lines(&reordered),
-            Err(AuditError::Broken { line: 4, .. })
-        ));
-    }
-
-    #[test]
-    fn json_text_is_hashed_as_written_and_any_byte_change_is_caught() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = FileAuditLog::open(&path).unwrap();
-        // keys in the writer's order, not sorted: the bytes are what counts
-        log.append_json(r#"{"event":"send_batch","sends":[["m1","cust_1"]],"batch_seq":1}"#)
-            .unwrap();
-        log.append(&json!({"event": "after"})).unwrap();
-        assert!(log.append_json("{\"a\":\n1}").is_err(), "two lines");
-        assert!(log.append_json(r#"{"a":"#).is_err(), "not JSON");
-        log.flush().unwrap();
-        let written = lines(&path);
-        assert_eq!(written.len(), 2);
-        assert!(written[0].contains(
-            r#""event":{"event":"send_batch","sends":[["m1","cust_1"]],"batch_seq":1},"hash""#
-        ));
-        assert_eq!(verify(File::open(&path).unwrap()).unwrap().lines, 2);
-        // the same JSON with a space, or keys reordered: still a change
-        for edit in [
-            written[0].replace(r#""sends":"#, r#""sends": "#),
-            written[0].replace(
-                r#"{"event":"send_batch","sends":[["m1","cust_1"]],"batch_seq":1}"#,
-                r#"{"batch_seq":1,"event":"send_batch","sends":[["m1","cust_1"]]}"#,
-            ),
-            written[0].replace("cust_1", "cust_2"),
-        ] {
-            assert_ne!(edit, written[0]);
-            let edited = vec![edit, written[1].clone()];
-            assert!(matches!(
-                verify_lines(&edited),
-                Err(AuditError::Broken { line: 1, .. })
-            ));
-        }
-        // a memory log reads the text back as a value
-        let memory = MemoryAuditLog::default();
-        memory.append_json(r#"{"b":1,"a":[true]}"#).unwrap();
-        assert_eq!(
-            memory.events.lock().unwrap()[0],
-            json!({"a": [true], "b": 1})
-        );
-    }
-
-    #[test]
-    fn batches_chain_like_single_appends_and_lines_keep_their_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = FileAuditLog::open(&path).unwrap();
-        log.append(&json!({"event": "first"})).unwrap();
-        let batch: Vec<_> = (0..3)
-            .map(|i| json!({"z": i, "event": "send", "a": [1.5, "x\"y\n"]}))
-            .collect();
-        log.append_batch(&batch).unwrap();
-        log.append_batch(&[]).unwrap();
-        log.flush().unwrap();
-        let written = lines(&path);
-        assert_eq!(written.len(), 4);
-        assert_eq!(verify(File::open(&path).unwrap()).unwrap().lines, 4);
-        // each line is the serialization of its fields in this order, the
-        // event with sorted keys: what `verify` re-serializes and hashes
-        let line: serde_json::Value = serde_json::from_str(&written[2]).unwrap();
-        let expected = format!(
-            r#"{{"seq":3,"ts_ms":{},"prev":"{}","event":{},"hash":"{}"}}"#,
-            line["ts_ms"],
-            line["prev"].as_str().unwrap(),
-            serde_json::to_string(&batch[1]).unwrap(),
-            line["hash"].as_str().unwrap()
-        );
-        assert_eq!(written[2], expected);
-        assert!(written[2].contains(r#""event":{"a":[1.5,"x\"y\n"],"event":"send","z":1}"#));
-
-        let mut edited = written.clone();
-        edited[3] = edited[3].replace(r#""z":2"#, r#""z":7"#);
-        assert!(matches!(
-            verify_lines(&edited),
-            Err(AuditError::Broken { line: 4, .. })
-        ));
-    }
-}
+mod tests;

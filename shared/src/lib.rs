@@ -17,6 +17,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod envelope;
 pub mod keys;
+pub mod log_field;
 pub mod metrics;
 pub mod model;
 pub mod privacy;

@@ -23,6 +23,7 @@ use tracing::warn;
 
 use crate::cache::{Cache, CacheError, HashUpdate};
 use crate::dead_letter::{DeadLetter, DeadLetterKind};
+use crate::log_field::bounded;
 use crate::metrics::metrics;
 
 /// Customers in the audience (segmentation).
@@ -120,7 +121,7 @@ impl ProgressStore {
         self.paused_until_ms
             .store(now.saturating_add(pause), Ordering::Relaxed);
         metrics().progress_write_errors.inc();
-        warn!(stage, campaign = campaign_id, msg_id = message_id, %error, "progress not recorded; skipping progress writes for {} s", PAUSE_AFTER_FAILURE.as_secs());
+        warn!(stage, campaign = %bounded(campaign_id), msg_id = %bounded(message_id), %error, "progress not recorded; skipping progress writes for {} s", PAUSE_AFTER_FAILURE.as_secs());
     }
 
     /// Count one dead letter of `stage`. A message counts once per round: the

@@ -16,6 +16,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod audit_head;
+
+pub use audit_head::RedisAuditHead;
+
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;

@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::cache::Cache;
 use crate::dead_letter::DeadLetterKind;
 use crate::envelope::{EnvelopeHeader, SCHEMA_VERSION, now_ms};
+use crate::log_field::bounded;
 use crate::metrics::metrics;
 use crate::progress::ProgressStore;
 use crate::stage::{Emitter, Outgoing, Stage, StageError};
@@ -186,7 +187,7 @@ impl Runtime {
         let first_seen_ms = envelope.first_seen_ms;
         let paused_ms = envelope.paused_ms;
         let campaign = envelope.campaign_id.clone();
-        let span = info_span!("handle", stage = name, msg_id = %envelope.id, campaign = %envelope.campaign_id, attempt);
+        let span = info_span!("handle", stage = name, msg_id = %bounded(&envelope.id), campaign = %bounded(&envelope.campaign_id), attempt);
         let handling = Instant::now();
         let outcome = stage.handle(envelope, &emitter).instrument(span).await;
         let m = metrics();
@@ -209,7 +210,7 @@ impl Runtime {
                     .await?;
                 } else {
                     let delay = self.config.retry_delay(next_attempt);
-                    debug!(stage = name, attempt = next_attempt, delay_ms = delay.as_millis() as u64, %reason, "retrying");
+                    debug!(stage = name, attempt = next_attempt, delay_ms = delay.as_millis() as u64, reason = %bounded(&reason), "retrying");
                     self.republish(
                         queue,
                         body,
@@ -277,7 +278,7 @@ impl Runtime {
                     .await?;
                 } else {
                     let after = self.config.outage_delay(paused_ms);
-                    warn!(stage = name, msg_id = %id, paused_ms, retry_in_ms = after.as_millis() as u64, %reason, "dependency unavailable, message waits");
+                    warn!(stage = name, msg_id = %bounded(&id), paused_ms, retry_in_ms = after.as_millis() as u64, reason = %bounded(&reason), "dependency unavailable, message waits");
                     // The attempt that met the outage (a backend timeout, say) waited too.
                     let waited = handling.elapsed() + after;
                     let paused = paused_ms.saturating_add(waited.as_millis() as u64);

@@ -14,6 +14,7 @@ use tracing::warn;
 use crate::cache::HashUpdate;
 use crate::dead_letter::{DeadLetter, DeadLetterKind};
 use crate::envelope::{Envelope, EnvelopeHeader, SCHEMA_VERSION, derive_id, now_ms};
+use crate::log_field::bounded;
 use crate::metrics::metrics;
 use crate::progress::ProgressStore;
 use crate::queues;
@@ -284,7 +285,7 @@ impl Emitter {
                 raw
             },
         };
-        warn!(stage = self.stage, queue = self.queue, kind = kind.as_str(), msg_id = %id, reason = %letter.reason, "dead-lettered");
+        warn!(stage = self.stage, queue = self.queue, kind = kind.as_str(), msg_id = %bounded(&id), reason = %bounded(&letter.reason), "dead-lettered");
         metrics()
             .dead_lettered
             .with_label_values(&[self.stage, kind.as_str()])

@@ -40,6 +40,8 @@ impl Stage for TestStage {
 
     async fn handle(&self, message: Envelope<Job>, emit: &Emitter) -> StageResult {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        // a line inside the runtime's span, which carries the message and campaign ids
+        tracing::debug!(call, "handling");
         let out = Outgoing::new(
             "briefs",
             &message.derive(format!("{}-out", message.id), "done"),
@@ -413,5 +415,67 @@ async fn progress_is_recorded_once_per_message_and_only_when_it_is_handled() {
         dead["test"].values().sum::<i64>(),
         2,
         "a letter without a campaign (undecodable) is not counted: {dead:?}"
+    );
+}
+
+/// Log lines into a buffer (a `MakeWriter` for the fmt subscriber).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn input_taken_into_log_lines_is_cut_to_a_bounded_length() {
+    // Global, not `set_default`: a thread-local subscriber misses callsites
+    // whose interest other tests, running in parallel without one, cached.
+    // Those tests' lines land here too; the assertions read ours.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    // 2 MB rather than 20: the debug build parses it several times within the harness timeout.
+    let huge_id = "i".repeat(2 * 1024 * 1024);
+    let huge_campaign = "c".repeat(256 * 1024);
+    let mut body: serde_json::Value = serde_json::from_slice(&job(&huge_id, "permanent")).unwrap();
+    body["campaign_id"] = huge_campaign.clone().into();
+    let bodies = vec![
+        serde_json::to_vec(&body).unwrap(),
+        job(&format!("{huge_id}-2"), "transient-once"),
+    ];
+    let config = RuntimeConfig {
+        max_message_bytes: 64 * 1024 * 1024,
+        ..fast_config()
+    };
+    let (_t, letters, _, _) = run_jobs_with(config, bodies).await;
+    // the id is data, kept whole in the dead letter; only its log lines are cut
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].id, huge_id);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // ours: the lines inside the span of a message with a huge id, and its dead letter
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("iiiiiiii")).collect();
+    for wanted in ["dead-lettered", "handling"] {
+        assert!(
+            lines.iter().any(|l| l.contains(wanted)),
+            "no {wanted} line in {} lines",
+            lines.len()
+        );
+    }
+    let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+    assert!(longest < 2048, "a log line of {longest} bytes");
+    assert!(
+        text.contains(&format!("({} bytes", huge_id.len())),
+        "{text}"
     );
 }

@@ -19,12 +19,15 @@ use anyhow::Context;
 use clap::{ArgGroup, Subcommand};
 use cpo_shared::config::Settings;
 use cpo_shared::dead_letter::DeadLetter;
+use cpo_shared::log_field::bounded;
 use cpo_shared::progress::ProgressStore;
 use cpo_shared::queues;
 use cpo_shared::redis_cache::{RedisCache, RedisConfig};
 use cpo_shared::runtime::RuntimeConfig;
 use cpo_shared::transport::amqp::{AmqpConfig, AmqpTransport};
 use cpo_shared::transport::{Delivery, Publish, Subscription, Transport};
+
+use super::Stdout;
 
 /// How long the dead-letter queue must stay quiet before everything it holds is
 /// considered delivered to us.
@@ -102,7 +105,11 @@ fn list_file(file: &Path, json: bool) -> anyhow::Result<u8> {
     let reader =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut count = 0;
+    let mut out = Stdout::new();
     for (index, line) in std::io::BufReader::new(reader).lines().enumerate() {
+        if out.is_closed() {
+            return Ok(0);
+        }
         let line = line?;
         if line.trim().is_empty() {
             continue;
@@ -112,13 +119,13 @@ fn list_file(file: &Path, json: bool) -> anyhow::Result<u8> {
         })?;
         count += 1;
         if json {
-            println!("{line}");
+            out.line(&line)?;
         } else {
-            println!("{}", row(&letter));
+            out.line(row(&letter))?;
         }
     }
     if !json {
-        println!("{count} dead letter(s)");
+        out.line(format_args!("{count} dead letter(s)"))?;
     }
     Ok(0)
 }
@@ -126,7 +133,7 @@ fn list_file(file: &Path, json: bool) -> anyhow::Result<u8> {
 fn row(letter: &DeadLetter) -> String {
     format!(
         "{:<40} {:<16} {:<12} attempts={:<3} first_seen={} {}",
-        letter.id,
+        bounded(&letter.id),
         letter.stage,
         letter.kind.as_str(),
         letter.attempts,
@@ -166,19 +173,26 @@ async fn list_fleet(amqp: AmqpConfig, json: bool) -> anyhow::Result<u8> {
         .context("cannot reach RabbitMQ")?;
     let (held, subscription) = take_all(&transport).await?;
     let count = held.len();
+    let mut out = Stdout::new();
     for Held { delivery, letter } in held {
-        match &letter {
-            Ok(letter) if !json => println!("{}", row(letter)),
-            Ok(_) => println!("{}", String::from_utf8_lossy(&delivery.body)),
+        // Every letter is handed back, whether or not the reader still listens.
+        let printed = match &letter {
+            Ok(letter) if !json => out.line(row(letter)),
+            Ok(_) => out.line(String::from_utf8_lossy(&delivery.body)),
             Err(e) => {
-                eprintln!("warning: a message of the dead-letter queue is not a dead letter: {e}")
+                eprintln!("warning: a message of the dead-letter queue is not a dead letter: {e}");
+                Ok(())
             }
-        }
+        };
         hand_back(delivery).await;
+        if let Err(e) = printed {
+            close(transport, subscription).await;
+            return Err(e.into());
+        }
     }
     close(transport, subscription).await;
     if !json {
-        println!("{count} dead letter(s)");
+        out.line(format_args!("{count} dead letter(s)"))?;
     }
     Ok(0)
 }

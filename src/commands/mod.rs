@@ -25,3 +25,44 @@ pub fn init_logging(quiet: bool, json: bool) {
         builder.try_init()
     };
 }
+
+/// Standard output for command results. A reader that goes away early
+/// (`cpo run | head`) is not a failure of the command: the first broken pipe
+/// silences the rest of the output and the command ends as it would have.
+/// (`println!` panics there instead, exit 101.)
+pub struct Stdout {
+    closed: bool,
+}
+
+impl Stdout {
+    pub fn new() -> Self {
+        Self { closed: false }
+    }
+
+    /// Whether the reader has gone away.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Write one line; any error but a broken pipe is returned.
+    pub fn line(&mut self, text: impl std::fmt::Display) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.closed {
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        match writeln!(out, "{text}").and_then(|()| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+impl Default for Stdout {
+    fn default() -> Self {
+        Self::new()
+    }
+}

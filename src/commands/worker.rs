@@ -13,17 +13,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use clap::{Args, ValueEnum};
-use cpo_shared::audit::FileAuditLog;
+use cpo_shared::audit::{AuditError, LazyFileAuditLog};
 use cpo_shared::cache::Cache;
 use cpo_shared::config::Settings;
 use cpo_shared::metrics::metrics;
-use cpo_shared::redis_cache::{RedisCache, RedisConfig};
+use cpo_shared::redis_cache::{RedisAuditHead, RedisCache, RedisConfig};
 use cpo_shared::runtime::{Runtime, RuntimeConfig};
 use cpo_shared::shutdown;
 use cpo_shared::transport::amqp::{AmqpConfig, AmqpTransport};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::wiring::{self, Backends};
 
@@ -124,9 +124,21 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
             worker.audit_dir.display()
         )
     })?;
-    let audit = Arc::new(FileAuditLog::open(
-        &worker.audit_dir.join(format!("audit-{stage_name}.jsonl")),
-    )?);
+    // The log on this worker's disk, its signed head in Redis (`audit.rs`).
+    let audit_name = format!("audit-{stage_name}.jsonl");
+    let audit = Arc::new(LazyFileAuditLog::new(
+        worker.audit_dir.join(&audit_name),
+        crate::audit_key::required(&settings)?,
+        Arc::new(RedisAuditHead::new(&redis, &audit_name)?),
+    ));
+    // A log that does not verify stops the worker here; a head store that is
+    // down does not: the log opens on first append, once it is back.
+    match audit.open_now() {
+        Err(AuditError::Unavailable(reason)) => {
+            warn!(%reason, "audit head store unavailable; the audit log opens on first use");
+        }
+        other => other?,
+    }
     if let Some(parent) = worker.outbox.parent() {
         std::fs::create_dir_all(parent)?;
     }

@@ -52,6 +52,10 @@ pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
             "test-pseudonyms".to_string(),
         ),
         (
+            "CPO__SECURITY__AUDIT_KEY".to_string(),
+            format!("test-audit-{prefix}"),
+        ),
+        (
             "CPO__GENERATION__BRAND".to_string(),
             "Northwind Outfitters".to_string(),
         ),
@@ -561,12 +565,12 @@ pub fn wait_for<T>(
 }
 
 /// Every message id the delivery audit log records as sent for the campaign, with
-/// how many times (the log must also verify as an unbroken hash chain).
+/// how many times (the log must also verify as an unbroken MAC chain, against its head in Redis).
 pub fn audited_sends(fleet: &Fleet, campaign: &str) -> BTreeMap<String, usize> {
     let path = fleet.work.join("audit-delivery.jsonl");
     let verify = fleet
         .cpo()
-        .args(["audit", "verify"])
+        .args(["audit", "verify", "--redis-head"])
         .arg(&path)
         .output()
         .unwrap();

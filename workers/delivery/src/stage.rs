@@ -165,7 +165,7 @@ impl Stage for DeliveryStage {
             self.backends
                 .audit
                 .append_json(&event)
-                .map_err(|e| StageError::Transient(format!("audit: {e}")))?;
+                .map_err(StageError::from)?;
             let markers: Vec<(String, Vec<u8>)> =
                 keys.into_iter().map(|key| (key, b"1".to_vec())).collect();
             self.backends

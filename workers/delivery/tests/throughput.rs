@@ -12,7 +12,7 @@ use cpo_delivery::{
     DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, canonicalize_outbox,
 };
 use cpo_experimentation::{ExperimentationConfig, ExperimentationStage};
-use cpo_shared::audit::FileAuditLog;
+use cpo_shared::audit::{AuditKey, FileAuditLog, FileHead};
 use cpo_shared::cache::MemoryCache;
 use cpo_shared::model::{
     Approval, CampaignContext, CategorySeverities, Customer, CustomerBatch, Decision,
@@ -210,7 +210,15 @@ async fn one_million_customers_through_experimentation_and_delivery() {
                 .unwrap();
         }
     }
-    let audit = Arc::new(FileAuditLog::open(&dir.path().join("audit.jsonl")).unwrap());
+    let audit_path = dir.path().join("audit.jsonl");
+    let audit = Arc::new(
+        FileAuditLog::open(
+            &audit_path,
+            AuditKey::new(b"throughput".to_vec()),
+            Box::new(FileHead::beside(&audit_path)),
+        )
+        .unwrap(),
+    );
     let delivery = DeliveryStage::new(
         DeliveryConfig::default(),
         DeliveryBackends {

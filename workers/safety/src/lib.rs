@@ -7,7 +7,7 @@
 //! its threshold blocks, any finding blocks, unresolved or missing citations
 //! block, and so does every screen error, timeout or malformed report
 //! (fail-closed). `SafetyStage` signs approvals (HMAC over the content hash),
-//! appends every decision to the hash-chained audit log, and publishes the
+//! appends every decision to the MAC-chained audit log, and publishes the
 //! decision for experimentation; blocked variants are also dead-lettered.
 //! Under `safety.on_screen_error: hold` a screen error publishes no decision
 //! at all: the variant waits out a transient error (an outage, throttling) or

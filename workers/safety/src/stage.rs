@@ -122,9 +122,7 @@ impl Stage for SafetyStage {
             safety_metrics().record_held(error, started.elapsed().as_secs_f64());
             // Audited like a decision, before the runtime acts on it.
             let event = screen_error_event(&variant, &hash, self.screen.name(), error, attempt);
-            self.audit
-                .append(&event)
-                .map_err(|e| StageError::Transient(format!("audit append: {e}")))?;
+            self.audit.append(&event).map_err(StageError::from)?;
             let reason = format!("screen error: {error}");
             warn!(
                 variant_id = %variant.variant_id,
@@ -154,7 +152,7 @@ impl Stage for SafetyStage {
         // Audited before anything is published: a decision must not go unaudited.
         self.audit
             .append(&decision_event(&variant, &verdict))
-            .map_err(|e| StageError::Transient(format!("audit append: {e}")))?;
+            .map_err(StageError::from)?;
         info!(
             variant_id = %variant.variant_id,
             decision = ?verdict.decision,
