@@ -4,6 +4,8 @@
 //! - `stage`, `runtime`, `transport`: the Stage trait and the runtime that owns
 //!   decoding, acking, retries, dead-lettering, metrics and spans;
 //! - `cache`, `audit`, `signing`, `privacy`: backends and safeguards stages share;
+//! - `phrasing`, `sentences`: the tone phrase banks and the sentence splitter,
+//!   which generation writes with and safety checks claims against;
 //! - `progress`: per-campaign counters behind `cpo status`;
 //! - `config`, `metrics`, `shutdown`, `schema`: process plumbing.
 
@@ -14,12 +16,14 @@ pub mod dead_letter;
 pub mod envelope;
 pub mod metrics;
 pub mod model;
+pub mod phrasing;
 pub mod privacy;
 pub mod progress;
 pub mod queues;
 pub mod redis_cache;
 pub mod runtime;
 pub mod schema;
+pub mod sentences;
 pub mod shutdown;
 pub mod signing;
 pub mod stage;
