@@ -49,21 +49,39 @@ const MAX_QUOTE_CHARS: usize = 160;
 
 impl fmt::Display for UnsupportedClaim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unsupported_claim: sentence \"{}\" ",
-            quote(&self.sentence)
-        )?;
+        let quoted = quote(&self.sentence);
+        write!(f, "unsupported_claim: sentence \"{quoted}\" ")?;
         if self.cited.is_empty() {
             return f.write_str("cites no snippet and is not tone phrasing");
         }
+        // A fact the quote masked (part of a phone or card number) is not
+        // listed either.
+        let visible = Tokens::new(&quoted);
+        let words: HashSet<String> = visible.words().collect();
+        let numbers: HashSet<String> = visible
+            .facts(&HashSet::new())
+            .into_iter()
+            .filter_map(|fact| match fact {
+                Fact::Money(_, v) | Fact::Percent(v) | Fact::Number(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        let (shown, masked): (Vec<&Fact>, Vec<&Fact>) =
+            self.missing.iter().partition(|fact| match fact {
+                Fact::Money(_, v) | Fact::Percent(v) | Fact::Number(v) => numbers.contains(v),
+                Fact::Date(_) => true,
+                Fact::Word(_, w) => words.contains(w),
+            });
         let cited: Vec<String> = self.cited.iter().map(|id| format!("[{id}]")).collect();
-        let missing: Vec<String> = self.missing.iter().map(Fact::to_string).collect();
+        let mut listed: Vec<String> = shown.iter().map(|fact| fact.to_string()).collect();
+        if !masked.is_empty() {
+            listed.push(format!("{} masked", masked.len()));
+        }
         write!(
             f,
             "states what {} does not: {}",
             cited.join(", "),
-            missing.join(", ")
+            listed.join(", ")
         )
     }
 }
