@@ -331,7 +331,11 @@ async fn a_blocklist_match_blocks() {
         a.reasons[0],
         "blocklist match: blocklist 'competitors' item 5c0b0e1f"
     );
-    assert!(a.reasons[1].contains("does not: contoso"), "{:?}", a.reasons);
+    assert!(
+        a.reasons[1].contains("does not: contoso"),
+        "{:?}",
+        a.reasons
+    );
 }
 
 #[tokio::test]

@@ -157,7 +157,10 @@ async fn a_claim_its_citation_does_not_support_is_blocked_even_with_a_real_id() 
     assert!(decision.payload.approval.is_none());
 
     // The grounded sentence alone is approved.
-    let v = variant("Double points", "Members earn double points in March. [doc-1]");
+    let v = variant(
+        "Double points",
+        "Members earn double points in March. [doc-1]",
+    );
     let outputs = stage.handle(envelope(v), &emitter()).await.unwrap();
     let decision: Envelope<VariantDecision> = decode(&outputs[0]);
     assert!(decision.payload.approval.is_some());
