@@ -13,6 +13,10 @@ use std::fmt;
 
 use cpo_shared::phrasing::PROMISE_WORDS;
 
+use super::words::{
+    DEADLINE_WORDS, MONTH_ABBREVIATIONS, MONTHS, QUANTITY_WORDS, TENS, UNITS, WEEKDAYS,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Currency {
     Usd,
@@ -71,87 +75,6 @@ enum Token<'a> {
     /// Any other punctuation: units and number words never reach across it.
     Break,
 }
-
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-const MONTH_ABBREVIATIONS: [(&str, usize); 12] = [
-    ("jan", 0),
-    ("feb", 1),
-    ("mar", 2),
-    ("apr", 3),
-    ("jun", 5),
-    ("jul", 6),
-    ("aug", 7),
-    ("sep", 8),
-    ("sept", 8),
-    ("oct", 9),
-    ("nov", 10),
-    ("dec", 11),
-];
-const WEEKDAYS: [&str; 7] = [
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
-/// Deadlines that name no date: "today only", "ends tonight".
-const DEADLINE_WORDS: [&str; 6] = [
-    "today",
-    "tonight",
-    "tomorrow",
-    "weekend",
-    "midnight",
-    "yesterday",
-];
-const QUANTITY_WORDS: [&str; 7] = [
-    "half",
-    "double",
-    "twice",
-    "triple",
-    "quadruple",
-    "quarter",
-    "dozen",
-];
-const UNITS: [&str; 20] = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [&str; 8] = [
-    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
 
 /// A text cut into tokens, each with its word position (0 = the first word
 /// or number of the text).

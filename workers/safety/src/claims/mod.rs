@@ -12,6 +12,7 @@
 //! `facts`). Otherwise it is an unsupported claim, named in the reason.
 
 mod facts;
+mod words;
 
 use std::collections::HashSet;
 use std::fmt;
