@@ -2,11 +2,14 @@
 //! never reaches the outbox (its customers fall back to control), and a safety
 //! backend that errors blocks everything rather than letting anything through
 //! (the embedded mode's default `safety.on_screen_error: block`), or, with
-//! `hold` set explicitly, decides nothing and sends nothing.
+//! `hold` set explicitly, decides nothing and sends nothing. An OpenAI-compatible
+//! generator whose answer states what its cited snippet does not is blocked as
+//! an unsupported claim and mails nobody.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use cpo::embedded::{Options, RunReport, run};
@@ -296,5 +299,119 @@ async fn with_hold_set_a_failing_safety_backend_decides_nothing_and_sends_nothin
     assert!(
         errors >= 2 * s.variants_generated,
         "{errors} screen errors audited"
+    );
+}
+
+/// An OpenAI-compatible chat-completions server on 127.0.0.1 that answers
+/// every request with `sentence` cited as `[promo-win-back-20]` when the
+/// prompt lists that snippet, else as the first snippet it lists (so the
+/// citation resolves and only the claim is wrong). Returns the base URL and a
+/// count of requests.
+async fn overclaiming_chat_server(sentence: &'static str) -> (String, Arc<AtomicUsize>) {
+    use axum::http::header::CONTENT_TYPE;
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |request: String| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let request: Value = serde_json::from_str(&request).unwrap_or_default();
+            let prompt = request["messages"][1]["content"]
+                .as_str()
+                .unwrap_or_default();
+            let listed: Vec<&str> = prompt
+                .lines()
+                .filter_map(|l| l.strip_prefix('[')?.split_once(']').map(|(id, _)| id))
+                .collect();
+            let id = if listed.contains(&"promo-win-back-20") {
+                "promo-win-back-20"
+            } else {
+                listed.first().copied().unwrap_or("none")
+            };
+            let answer = serde_json::json!({
+                "subject": "We miss you",
+                "body": format!("{sentence} [{id}]"),
+                "citations": [id]
+            });
+            let body = serde_json::json!({
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "model": "test-model",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": answer.to_string()}}]
+            })
+            .to_string();
+            async move { ([(CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1"), requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openai_answer_its_citation_does_not_support_is_blocked_and_never_delivered() {
+    let sentence = "Every jacket is 90 percent off today only and ships free forever.";
+    let (base_url, requests) = overclaiming_chat_server(sentence).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(tmp.path());
+    opts.settings = Settings::from_yaml(&format!(
+        "generation:\n  backend: openai\n  brand: Northwind Outfitters\n  openai:\n    \
+         base_url: {base_url}\n    model: test-model\n    api_key: test-key\n    timeout_ms: 5000\n"
+    ))
+    .unwrap();
+    let report = run(campaign(), opts).await.unwrap();
+    accounted(&report);
+    let s = &report.summary;
+    assert_eq!(requests.load(Ordering::SeqCst) as u64, s.variants_generated);
+    assert!(s.variants_generated > 0);
+    assert_eq!(s.variants_approved, 0, "{s:?}");
+    assert_eq!(s.variants_blocked, s.variants_generated);
+    assert_eq!(s.messages, 0);
+    let outbox = std::fs::read_to_string(tmp.path().join("outbox.jsonl")).unwrap_or_default();
+    assert!(!outbox.contains("90 percent"), "delivered: {outbox}");
+    assert_eq!(outbox, "");
+
+    let variants: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("variants.json")).unwrap())
+            .unwrap();
+    // Every variant is blocked for the claim and for nothing else: its
+    // citation resolves.
+    let claim = format!("unsupported_claim: sentence \"{sentence}\" states what [");
+    assert_eq!(variants.len() as u64, s.variants_generated);
+    for v in &variants {
+        let reasons = v["verdict"]["reasons"].as_array().unwrap();
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].as_str().unwrap().starts_with(&claim),
+            "{reasons:?}"
+        );
+    }
+    assert!(
+        variants
+            .iter()
+            .any(|v| v["citations"][0] == "promo-win-back-20"),
+        "no segment retrieved promo-win-back-20"
+    );
+    // Nobody was mailed: every eligible customer is listed as having no
+    // approved message.
+    assert_eq!(s.customers_assigned, 0);
+    let other_exclusions: u64 = s
+        .excluded_by_reason
+        .iter()
+        .filter(|(reason, _)| *reason != "no_approved_message")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        s.excluded_by_reason.get("no_approved_message").copied(),
+        Some(s.customers_total - other_exclusions),
+        "{s:?}"
+    );
+    let dead = jsonl(&tmp.path().join("dead_letters.jsonl"));
+    assert!(dead.iter().all(|d| d["kind"] == "blocked"));
+    assert!(
+        dead.iter()
+            .any(|d| d["reason"].as_str().unwrap().contains("unsupported_claim"))
     );
 }

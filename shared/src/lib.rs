@@ -6,6 +6,8 @@
 //! - `campaign`, `campaign_file`, `keys`: campaign rules every stage applies
 //!   alike (ids, arms), campaign files, and unknown keys named with a hint;
 //! - `cache`, `audit`, `signing`, `privacy`: backends and safeguards stages share;
+//! - `phrasing`, `sentences`: the tone phrase banks and the sentence splitter,
+//!   which generation writes with and safety checks claims against;
 //! - `progress`: per-campaign counters behind `cpo status`;
 //! - `config`, `metrics`, `shutdown`, `schema`: process plumbing.
 
@@ -20,12 +22,14 @@ pub mod keys;
 pub mod log_field;
 pub mod metrics;
 pub mod model;
+pub mod phrasing;
 pub mod privacy;
 pub mod progress;
 pub mod queues;
 pub mod redis_cache;
 pub mod runtime;
 pub mod schema;
+pub mod sentences;
 pub mod shutdown;
 pub mod signing;
 pub mod stage;

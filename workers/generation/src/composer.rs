@@ -9,12 +9,9 @@ use cpo_shared::model::Brief;
 
 use crate::generator::{Draft, GenerationError, Generator, Voice};
 use crate::grounding::{Fact, GroundingLimits, select_facts};
-use crate::phrases::{Register, bank, framings};
 use crate::subject::{clean_inline, compose_subject, fit_words};
 use crate::voice::{Chooser, SegmentKind, ToneKind};
-
-/// Longest brand name in a sign-off, in characters.
-const MAX_BRAND_CHARS: usize = 60;
+use cpo_shared::phrasing::{MAX_BRAND_CHARS, Register, bank, framings, signature};
 
 #[derive(Debug, Clone, Default)]
 pub struct OfflineComposer {
@@ -61,7 +58,7 @@ impl OfflineComposer {
             chooser.pick(phrases.plain_subjects),
         );
         let greeting = chooser.pick(phrases.greetings);
-        let framing = chooser.pick(framings(register, segment));
+        let framing = chooser.pick(framings(register, segment.framing()));
         let call_to_action = if has_url {
             chooser.pick(phrases.ctas_with_url)
         } else {
@@ -83,7 +80,7 @@ impl OfflineComposer {
         body.push_str("\n\n");
         body.push_str(sign_off);
         body.push('\n');
-        body.push_str(&self.signature(&campaign.name));
+        body.push_str(&self.signature_line(&campaign.name));
 
         Draft {
             subject,
@@ -92,16 +89,13 @@ impl OfflineComposer {
         }
     }
 
-    /// "The Acme team", from the configured brand or else the campaign name.
-    fn signature(&self, campaign_name: &str) -> String {
+    /// "The Acme team", from the configured brand or else the campaign name;
+    /// "The team" when that name could carry a claim (`phrasing::signature`),
+    /// which is what lets safety accept the line without knowing the brand.
+    fn signature_line(&self, campaign_name: &str) -> String {
         let source = self.brand.as_deref().unwrap_or(campaign_name);
         let cleaned = clean_inline(source);
-        let brand = fit_words(&cleaned, MAX_BRAND_CHARS);
-        if brand.is_empty() {
-            "The team".to_string()
-        } else {
-            format!("The {brand} team")
-        }
+        signature(fit_words(&cleaned, MAX_BRAND_CHARS))
     }
 }
 
@@ -178,8 +172,11 @@ mod tests {
         assert_eq!(paragraphs.len(), 5, "{}", draft.body);
         assert!(paragraphs[0].contains("{{first_name}}"));
         assert!(
-            framings(Register::Tone(ToneKind::Friendly), SegmentKind::WinBack)
-                .contains(&paragraphs[1])
+            framings(
+                Register::Tone(ToneKind::Friendly),
+                SegmentKind::WinBack.framing()
+            )
+            .contains(&paragraphs[1])
         );
         assert!(
             paragraphs[2].contains("Our spring jackets are now in stock in all sizes. [jackets]")

@@ -22,7 +22,7 @@ pub mod grounding;
 pub mod openai;
 pub mod phrases;
 mod scoring;
-pub mod sentences;
+pub use cpo_shared::sentences;
 pub mod stage;
 pub mod subject;
 pub mod voice;

@@ -3,6 +3,8 @@
 
 use cpo_shared::envelope::derive_id;
 use cpo_shared::model::SegmentProfile;
+use cpo_shared::phrasing::Framing;
+pub use cpo_shared::phrasing::ToneKind;
 
 /// The framing a segment gets. Segment names come from segmentation's rules;
 /// anything unrecognised is `Neutral`, never an error.
@@ -61,6 +63,17 @@ impl SegmentKind {
         }
     }
 
+    /// The framing line of the phrase banks this segment gets.
+    pub fn framing(self) -> Framing {
+        match self {
+            SegmentKind::Premium => Framing::Premium,
+            SegmentKind::WinBack => Framing::WinBack,
+            SegmentKind::Welcome => Framing::Welcome,
+            SegmentKind::Thanks => Framing::Thanks,
+            SegmentKind::Neutral => Framing::Neutral,
+        }
+    }
+
     /// Snippet categories that suit this segment, as lowercase fragments.
     pub fn preferred_categories(self) -> &'static [&'static str] {
         match self {
@@ -75,25 +88,6 @@ impl SegmentKind {
             ],
             SegmentKind::Thanks => &["loyalty", "reward", "membership"],
             SegmentKind::Neutral => &[],
-        }
-    }
-}
-
-/// The phrase bank a tone uses. Tones the banks do not know fall back to
-/// `Informational`, the one that makes no emotional promise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ToneKind {
-    Urgent,
-    Informational,
-    Friendly,
-}
-
-impl ToneKind {
-    pub fn of(tone: &str) -> Self {
-        match tone.trim().to_lowercase().as_str() {
-            "urgent" | "urgency" | "timely" => ToneKind::Urgent,
-            "friendly" | "warm" | "casual" | "playful" => ToneKind::Friendly,
-            _ => ToneKind::Informational,
         }
     }
 }
@@ -188,13 +182,6 @@ mod tests {
             SegmentKind::of(&segment("Newsletter readers", &[])),
             SegmentKind::Neutral
         );
-    }
-
-    #[test]
-    fn unknown_tones_use_the_informational_bank() {
-        assert_eq!(ToneKind::of("Urgent"), ToneKind::Urgent);
-        assert_eq!(ToneKind::of("friendly"), ToneKind::Friendly);
-        assert_eq!(ToneKind::of("sarcastic"), ToneKind::Informational);
     }
 
     #[test]

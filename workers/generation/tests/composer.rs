@@ -4,8 +4,27 @@ mod common;
 
 use common::{brief_for, cited_sentences, sample_brief, snippet};
 use cpo_generation::check::{check_draft, cited_ids};
-use cpo_generation::{MAX_SUBJECT_CHARS, OfflineComposer, Voice};
+use cpo_generation::{Draft, GroundingLimits, MAX_SUBJECT_CHARS, OfflineComposer, Voice};
+use cpo_safety::claims::{self, Source};
+use cpo_shared::model::Brief;
 use proptest::prelude::*;
+
+/// What safety's claim rule finds in a draft: nothing, for every composer draft.
+fn unsupported_claims(draft: &Draft, brief: &Brief) -> Vec<String> {
+    let sources: Vec<Source<'_>> = brief
+        .snippets
+        .iter()
+        .map(|s| Source {
+            id: &s.id,
+            title: &s.title,
+            text: &s.text,
+        })
+        .collect();
+    claims::check(&draft.body, &sources)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
 
 const SEGMENTS: &[&str] = &[
     "High-Value Recent",
@@ -59,6 +78,7 @@ fn every_citation_is_a_snippet_and_every_cited_sentence_is_verbatim() {
                 );
             }
             assert_eq!(check_draft(&draft, &brief), Ok(()));
+            assert_eq!(unsupported_claims(&draft, &brief), Vec::<String>::new());
         }
     }
 }
@@ -220,6 +240,53 @@ fn arbitrary_sentences() -> impl Strategy<Value = String> {
         .prop_map(|sentences| sentences.join(" "))
 }
 
+/// Sentences full of what the claim rule checks: names, prices, percentages,
+/// dates, codes, number words, promises.
+fn factual_sentences() -> impl Strategy<Value = String> {
+    let word = prop_oneof![
+        prop::sample::select(vec![
+            "the",
+            "Timberline",
+            "Hiking",
+            "Boot",
+            "is",
+            "priced",
+            "at",
+            "free",
+            "always",
+            "forever",
+            "off",
+            "March",
+            "May",
+            "twenty",
+            "five",
+            "percent",
+            "per",
+            "cent",
+            "dollars",
+            "USD",
+            "TRAILBACK20",
+            "e.g.",
+            "Inc.",
+            "today",
+            "half",
+            "I'm",
+            "caf\u{e9}",
+            "2026",
+        ])
+        .prop_map(String::from),
+        (0u32..500, 0u32..100).prop_map(|(a, b)| format!("${a}.{b:02}")),
+        (0u32..100).prop_map(|n| format!("{n}%")),
+    ];
+    let sentence = (
+        "[A-Z][a-z]{1,8}",
+        prop::collection::vec(word, 3..12),
+        prop::sample::select(vec![".", "!"]),
+    )
+        .prop_map(|(first, words, end)| format!("{first} {}{end}", words.join(" ")));
+    prop::collection::vec(sentence, 1..5).prop_map(|sentences| sentences.join(" "))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -240,12 +307,24 @@ proptest! {
             prop_assert!(chars <= MAX_SUBJECT_CHARS, "{} chars: {:?}", chars, draft.subject);
             prop_assert!(chars > 0);
             prop_assert_eq!(check_draft(&draft, &brief), Ok(()));
+            // The campaign name signs the message: safety accepts the signature.
+            prop_assert_eq!(unsupported_claims(&draft, &brief), Vec::<String>::new(), "{}", draft.body);
         }
     }
 
     #[test]
-    fn any_snippet_text_gives_a_valid_verbatim_draft(
-        texts in prop::collection::vec(arbitrary_sentences(), 0..5),
+    fn any_brand_signs_a_message_the_claim_rule_accepts(brand in arbitrary_text()) {
+        let brief = sample_brief("At-Risk");
+        let composer = OfflineComposer::new(GroundingLimits::default(), Some(brand));
+        for voice in VOICES {
+            let draft = composer.compose(&brief, *voice);
+            prop_assert_eq!(unsupported_claims(&draft, &brief), Vec::<String>::new(), "{}", draft.body);
+        }
+    }
+
+    #[test]
+    fn any_snippet_text_gives_a_valid_verbatim_draft_without_unsupported_claims(
+        texts in prop::collection::vec(prop_oneof![arbitrary_sentences(), factual_sentences()], 0..5),
         relevances in prop::collection::vec(0.0f64..1.0, 5),
     ) {
         let categories = ["product", "promotion", "loyalty", "support", "product"];
@@ -258,6 +337,7 @@ proptest! {
         for voice in VOICES {
             let draft = OfflineComposer::default().compose(&brief, *voice);
             prop_assert_eq!(check_draft(&draft, &brief), Ok(()));
+            prop_assert_eq!(unsupported_claims(&draft, &brief), Vec::<String>::new(), "{}", draft.body);
             prop_assert!(draft.citations.len() <= 3);
             for (id, sentence) in cited_sentences(&draft.body) {
                 let source = brief.snippets.iter().find(|s| s.id == id);

@@ -140,7 +140,7 @@ fn completion(content: serde_json::Value) -> String {
 fn good_draft() -> serde_json::Value {
     serde_json::json!({
         "subject": "Spring Refresh: a first look",
-        "body": "Hi {{first_name}},\n\nWe picked this for you.\n\nOur Spring Collection brings lightweight jackets, linen shirts and breathable trainers. [doc-spring-collection] Rewards members earn 2 points for every $1 spent. [doc-rewards]\n\nTake a look: {{cta_url}}\n\nKind regards,\nThe Spring Refresh team",
+        "body": "Hi {{first_name}},\n\nAs one of our most valued customers, we wanted this to reach you without delay.\n\nOur Spring Collection brings lightweight jackets, linen shirts and breathable trainers. [doc-spring-collection] Rewards members earn 2 points for every $1 spent. [doc-rewards]\n\nSee it for yourself today: {{cta_url}}\n\nSee you soon,\nThe Spring Refresh team",
         "citations": ["doc-spring-collection", "doc-rewards"]
     })
 }
@@ -194,6 +194,15 @@ async fn sends_a_grounded_prompt_and_returns_the_checked_draft() {
         );
     }
     assert!(prompt.contains("Tone: urgent") && prompt.contains("High-Value Recent"));
+    // The fixed lines safety accepts without a citation are spelt out.
+    assert!(
+        prompt.contains("\"See it for yourself today: {{cta_url}}\""),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("- signature: \"The Spring Refresh team\""),
+        "{prompt}"
+    );
 }
 
 #[tokio::test]
@@ -505,4 +514,89 @@ async fn a_key_echoed_in_an_error_answer_is_redacted_even_across_the_cut() {
     // Scrubbed first, so the cut falls inside the marker, not inside the key.
     assert!(err.ends_with("x<red"), "{err}");
     assert!(!err.contains("test"), "part of the key leaked: {err}");
+}
+
+const WIN_BACK: &str = "It has been a while since your last visit, and we would love to see you back on the trail with Northwind Outfitters. \
+Returning customers can take 20 percent off one order of $100 or more with the code TRAILBACK20. \
+The TRAILBACK20 code works on the new Autumn 2026 Collection and is valid through February 28, 2027.";
+
+/// What the stage publishes for `answer`, screened by the embedded safety stage.
+async fn generated_then_screened(answer: serde_json::Value) -> Vec<Result<(), Vec<String>>> {
+    let mut brief = common::brief_for(
+        "At-Risk",
+        vec![common::snippet(
+            "promo-win-back-20",
+            "promotion",
+            0.9,
+            "Come Back to the Trail Offer",
+            WIN_BACK,
+        )],
+    );
+    brief.campaign.campaign_id = "autumn-2026".into();
+    let arms = brief.campaign.tones.len() + 1;
+    let (url, _seen) = serve(vec![canned(200, completion(answer)); arms]).await;
+    let stage = GenerationStage::new(
+        Arc::new(generator(&openai_config(&url))),
+        &GenerationConfig::default(),
+    );
+    let emitter = Emitter::new(
+        Arc::new(MemoryTransport::new(8)),
+        "generation",
+        queues::BRIEFS,
+    );
+    let outputs = stage
+        .handle(Envelope::new("b", "autumn-2026", brief), &emitter)
+        .await
+        .unwrap_or_else(|e| panic!("generation refused the draft: {e:?}"));
+    let safety = cpo_safety::SafetyStage::embedded(
+        cpo_shared::signing::Signer::new(b"k".to_vec()),
+        Arc::new(cpo_shared::audit::MemoryAuditLog::default()),
+        cpo_safety::SafetyConfig::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let safety_emitter = Emitter::new(
+        Arc::new(MemoryTransport::new(8)),
+        "safety",
+        queues::VARIANTS,
+    );
+    let mut verdicts = Vec::new();
+    for out in outputs.iter().filter(|o| o.queue == queues::VARIANTS) {
+        let variant: Envelope<cpo_shared::model::Variant> =
+            serde_json::from_slice(&out.body).unwrap_or_else(|e| panic!("{e}"));
+        verdicts.push(match safety.handle(variant, &safety_emitter).await {
+            Ok(_) => Ok(()),
+            Err(StageError::Blocked { reasons, .. }) => Err(reasons),
+            Err(other) => panic!("safety failed: {other:?}"),
+        });
+    }
+    assert_eq!(verdicts.len(), arms);
+    verdicts
+}
+
+#[tokio::test]
+async fn an_answer_its_citation_does_not_support_passes_generation_and_is_blocked_by_safety() {
+    let overclaiming = serde_json::json!({
+        "subject": "We miss you",
+        "body": "Every jacket is 90 percent off today only and ships free forever. [promo-win-back-20]",
+        "citations": ["promo-win-back-20"]
+    });
+    for verdict in generated_then_screened(overclaiming).await {
+        assert_eq!(
+            verdict,
+            Err(vec![
+                "unsupported_claim: sentence \"Every jacket is 90 percent off today only and ships free forever.\" \
+                 states what [promo-win-back-20] does not: 90 percent, today, free, forever"
+                    .to_string()
+            ])
+        );
+    }
+    // The same offer, stated as the snippet states it, with the fixed lines.
+    let grounded = serde_json::json!({
+        "subject": "We miss you",
+        "body": "Hello,\n\nHere is an update on what's new.\n\nReturning customers can take 20% off one order of $100.00 or more with the code TRAILBACK20. [promo-win-back-20]\n\nLearn more at {{cta_url}}\n\nRegards,\nThe Northwind Outfitters team",
+        "citations": ["promo-win-back-20"]
+    });
+    for verdict in generated_then_screened(grounded).await {
+        assert_eq!(verdict, Ok(()));
+    }
 }

@@ -5,13 +5,15 @@
 //! Anything that looks like a citation counts as one (`[\S]{1,128}` without
 //! brackets), so a made-up `[source]` cannot pass as decoration.
 
-/// What the cited ids are checked against.
+use crate::claims::Source;
+
+/// What the cited ids (and the claims citing them) are checked against.
 #[derive(Debug, Clone)]
 pub struct CitationCheck<'a> {
     /// The ids the producer says it cited; `None` skips the agreement check.
     pub declared: Option<&'a [String]>,
-    /// Ids of the snippets retrieval returned for the segment.
-    pub snippet_ids: Vec<&'a str>,
+    /// The snippets retrieval returned for the segment.
+    pub snippets: Vec<Source<'a>>,
 }
 
 /// Longest id accepted inside `[...]`, in characters.
@@ -55,7 +57,7 @@ pub fn check(subject: &str, body: &str, against: &CitationCheck<'_>) -> Vec<Stri
         );
     }
     for id in &cited {
-        if !against.snippet_ids.contains(id) {
+        if !against.snippets.iter().any(|s| s.id == *id) {
             reasons.push(format!(
                 "citation [{id}] does not match any snippet retrieved for this segment"
             ));
@@ -88,7 +90,14 @@ mod tests {
     fn against<'a>(declared: Option<&'a [String]>, snippets: &[&'a str]) -> CitationCheck<'a> {
         CitationCheck {
             declared,
-            snippet_ids: snippets.to_vec(),
+            snippets: snippets
+                .iter()
+                .map(|id| Source {
+                    id,
+                    title: "",
+                    text: "",
+                })
+                .collect(),
         }
     }
 

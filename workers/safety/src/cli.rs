@@ -1,8 +1,9 @@
 //! `cpo screen [FILE|-]`: screen JSONL records offline, one verdict per line.
 //!
 //! Input: `{"id","subject","body"}` with optional `"citations": [..]` and
-//! `"snippets": {id: text}`; the citation rules run only when snippets are
-//! given. Output: `{"id","decision","categories","reasons"}` in input order.
+//! `"snippets": {id: text}`; the citation rules and the claim rule (every
+//! sentence tone phrasing or supported by the snippet it cites) run only when
+//! snippets are given. Output: `{"id","decision","categories","reasons"}` in input order.
 //! A bad line becomes a blocked verdict naming its line, and screening goes on.
 //!
 //! Exit status: 0 whenever the screening ran, however many records were
@@ -26,6 +27,7 @@ use cpo_shared::model::{CategorySeverities, Decision};
 use serde::{Deserialize, Serialize};
 
 use crate::citations::CitationCheck;
+use crate::claims::Source;
 use crate::config::SafetyConfig;
 use crate::error::ScreenIoError;
 use crate::screen::SafetyScreen;
@@ -98,7 +100,14 @@ pub async fn screen_jsonl(
             Ok(record) => {
                 let citations = record.snippets.as_ref().map(|snippets| CitationCheck {
                     declared: record.citations.as_deref(),
-                    snippet_ids: snippets.keys().map(String::as_str).collect(),
+                    snippets: snippets
+                        .iter()
+                        .map(|(id, text)| Source {
+                            id,
+                            title: "",
+                            text,
+                        })
+                        .collect(),
                 });
                 let content = Content {
                     subject: &record.subject,

@@ -5,8 +5,9 @@
 //! prompt-injection remnants, unsubstantiated claims, template expressions).
 //! `verdict::evaluate` turns a report into a decision: any category at or above
 //! its threshold blocks, any finding blocks, unresolved or missing citations
-//! block, and so does every screen error, timeout or malformed report
-//! (fail-closed). `SafetyStage` signs approvals (HMAC over the content hash),
+//! block, a sentence that is neither tone phrasing nor supported by the
+//! snippet it cites blocks (`claims`), and so does every screen error, timeout
+//! or malformed report (fail-closed). `SafetyStage` signs approvals (HMAC over the content hash),
 //! appends every decision to the MAC-chained audit log, and publishes the
 //! decision for experimentation; blocked variants are also dead-lettered.
 //! Under `safety.on_screen_error: hold` a screen error publishes no decision
@@ -22,6 +23,7 @@
 pub mod audit;
 pub mod azure;
 mod citations;
+pub mod claims;
 mod classify;
 pub mod cli;
 pub mod config;
@@ -38,6 +40,7 @@ pub mod verdict;
 
 pub use azure::AzureScreen;
 pub use citations::{CitationCheck, cited_ids};
+pub use claims::{Source, UnsupportedClaim};
 pub use cli::{ScreenArgs, ScreenStats, run_screen, run_screen_with_config, screen_jsonl};
 pub use config::{ApiKey, AzureConfig, OnScreenError, SafetyConfig, ScreenBackend, Thresholds};
 pub use error::{SafetyError, ScreenError, ScreenErrorKind, ScreenIoError};

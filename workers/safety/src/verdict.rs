@@ -3,7 +3,7 @@
 //! `evaluate` is the one path both the stage and `cpo screen` take: it calls
 //! the screen under a timeout, catching errors and panics, rejects malformed
 //! reports, applies the per-category thresholds (`>=` blocks), the policy
-//! findings and the citation rules. Anything that goes wrong blocks; the
+//! findings, the citation rules and the claim rule (`claims`). Anything that goes wrong blocks; the
 //! assessment keeps the screen error so the stage can apply
 //! `safety.on_screen_error` (publish the block, or hold the variant undecided).
 
@@ -14,6 +14,7 @@ use std::time::Duration;
 use cpo_shared::model::{CategorySeverities, Decision, Variant};
 
 use crate::citations::{self, CitationCheck};
+use crate::claims::{self, Source};
 use crate::config::SafetyConfig;
 use crate::error::ScreenError;
 use crate::screen::{FindingKind, HarmCategory, SafetyScreen, ScreenReport, ScreenRequest};
@@ -23,7 +24,7 @@ use crate::screen::{FindingKind, HarmCategory, SafetyScreen, ScreenReport, Scree
 pub struct Content<'a> {
     pub subject: &'a str,
     pub body: &'a str,
-    /// `None` skips the citation rules (`cpo screen` without snippets).
+    /// `None` skips the citation and claim rules (`cpo screen` without snippets).
     pub citations: Option<CitationCheck<'a>>,
 }
 
@@ -34,7 +35,15 @@ impl<'a> Content<'a> {
             body: &variant.body,
             citations: Some(CitationCheck {
                 declared: Some(&variant.citations),
-                snippet_ids: variant.snippets.iter().map(|s| s.id.as_str()).collect(),
+                snippets: variant
+                    .snippets
+                    .iter()
+                    .map(|s| Source {
+                        id: &s.id,
+                        title: &s.title,
+                        text: &s.text,
+                    })
+                    .collect(),
             }),
         }
     }
@@ -46,6 +55,8 @@ pub enum BlockCause {
     Harm(HarmCategory),
     Policy(FindingKind),
     Citation,
+    /// A sentence neither tone phrasing nor supported by the snippet it cites.
+    UnsupportedClaim,
     ScreenError,
 }
 
@@ -61,6 +72,7 @@ impl BlockCause {
             BlockCause::Policy(FindingKind::TemplateExpression) => "template_expression",
             BlockCause::Policy(FindingKind::Blocklist) => "blocklist",
             BlockCause::Citation => "citation",
+            BlockCause::UnsupportedClaim => "unsupported_claim",
             BlockCause::ScreenError => "screen_error",
         }
     }
@@ -80,7 +92,8 @@ pub struct Assessment {
 
 impl Assessment {
     /// Blocked only because the screen failed: with a usable report the
-    /// decision might differ. A citation failure blocks whatever the screen says.
+    /// decision might differ. A citation or claim failure blocks whatever the
+    /// screen says.
     pub fn undecided(&self) -> bool {
         self.screen_error.is_some() && self.causes.iter().all(|c| *c == BlockCause::ScreenError)
     }
@@ -183,7 +196,7 @@ pub async fn screen_guarded(
     Ok(report)
 }
 
-/// Screen, assess and check citations. Never fails: every error is a block.
+/// Screen, assess, check citations and claims. Never fails: every error is a block.
 pub async fn evaluate(
     screen: &dyn SafetyScreen,
     content: &Content<'_>,
@@ -200,6 +213,9 @@ pub async fn evaluate(
     if let Some(against) = &content.citations {
         for reason in citations::check(content.subject, content.body, against) {
             assessment.block(BlockCause::Citation, reason);
+        }
+        for claim in claims::check(content.body, &against.snippets) {
+            assessment.block(BlockCause::UnsupportedClaim, claim.to_string());
         }
     }
     assessment

@@ -319,10 +319,22 @@ async fn a_blocklist_match_blocks() {
     cfg.azure.blocklists = vec!["competitors".into()];
     let a = decide(&cfg, "Better than Contoso, double points in March [doc-1].").await;
     assert_eq!(a.decision, Decision::Blocked);
-    assert_eq!(a.causes, [BlockCause::Policy(FindingKind::Blocklist)]);
+    // The competitor's name is no fact of doc-1 either.
     assert_eq!(
-        a.reasons,
-        ["blocklist match: blocklist 'competitors' item 5c0b0e1f"]
+        a.causes,
+        [
+            BlockCause::Policy(FindingKind::Blocklist),
+            BlockCause::UnsupportedClaim
+        ]
+    );
+    assert_eq!(
+        a.reasons[0],
+        "blocklist match: blocklist 'competitors' item 5c0b0e1f"
+    );
+    assert!(
+        a.reasons[1].contains("does not: contoso"),
+        "{:?}",
+        a.reasons
     );
 }
 

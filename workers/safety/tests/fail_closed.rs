@@ -145,5 +145,8 @@ async fn citation_rules_apply_whatever_the_backend_says() {
     )
     .await;
     assert_eq!(a.decision, Decision::Blocked);
-    assert_eq!(a.causes, [BlockCause::Citation]);
+    assert_eq!(
+        a.causes,
+        [BlockCause::Citation, BlockCause::UnsupportedClaim]
+    );
 }

@@ -23,7 +23,8 @@ async fn clean_grounded_copy_is_approved() {
     let v = variant(
         "{{first_name}}, double points are back",
         "Hi {{first_name}}, as a {{tier}} member you earn double points in March [doc-1]. \
-         Free returns within 30 days [doc-2]. Questions? Shoot us an email.",
+         Free returns within 30 days [doc-2]. Shoot us an email with any questions [doc-2].\n\n\
+         Questions or ideas? Just hit reply; we're always happy to chat.",
     );
     let a = evaluate(
         &*EMBEDDED,
@@ -65,8 +66,13 @@ async fn personal_data_of_anyone_blocks_without_echoing_it() {
     ];
     for (body, expected) in cases {
         let got = reasons("Hello", body).await;
-        assert_eq!(got, [expected], "{body}");
-        assert!(!got[0].contains("jane") && !got[0].contains("4111"));
+        assert_eq!(got[0], expected, "{body}");
+        // The data is no fact of doc-1 either; that reason quotes the
+        // sentence, masked.
+        assert!(got[1..].iter().all(|r| r.starts_with("unsupported_claim:")));
+        for secret in ["jane.doe", "4567", "0958", "1111", "6789", "5698"] {
+            assert!(got.iter().all(|r| !r.contains(secret)), "{secret}: {got:?}");
+        }
     }
     // A Luhn-invalid number is not a card, and merge fields are placeholders, not data.
     assert!(
@@ -83,10 +89,11 @@ async fn the_brands_own_contacts_may_be_allowed() {
         ..SafetyConfig::default()
     };
     let screen = cpo_safety::EmbeddedScreen::new(&config).unwrap();
-    let v = variant(
+    let mut v = variant(
         "Hi",
         "Write to help@brand.example or call 1 (800) 555-0100 [doc-1]",
     );
+    v.snippets[0].text = "Write to help@brand.example or call 1 (800) 555-0100.".into();
     let a = evaluate(&screen, &Content::from_variant(&v), &config).await;
     assert_eq!(a.decision, Decision::Approved, "{:?}", a.reasons);
     let v = variant("Hi", "Write to jane@brand.example [doc-1]");
@@ -164,13 +171,19 @@ async fn citation_failures_block_and_name_the_bad_id() {
     let got = reasons("Hello", "No sources here").await;
     assert_eq!(
         got,
-        ["no citation: the message must cite at least one snippet retrieved for its segment"]
+        [
+            "no citation: the message must cite at least one snippet retrieved for its segment",
+            "unsupported_claim: sentence \"No sources here\" cites no snippet and is not tone phrasing"
+        ]
     );
 
     let got = reasons("Hello", "Double points [doc-9]").await;
     assert_eq!(
         got,
-        ["citation [doc-9] does not match any snippet retrieved for this segment"]
+        [
+            "citation [doc-9] does not match any snippet retrieved for this segment",
+            "unsupported_claim: sentence \"Double points\" states what [doc-9] does not: double"
+        ]
     );
 
     let mut v = variant("Hello", "Double points [doc-1]");

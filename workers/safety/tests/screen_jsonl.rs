@@ -124,3 +124,33 @@ async fn output_is_byte_identical_across_runs() {
             .contains("personal data: phone number")
     );
 }
+
+#[tokio::test]
+async fn with_snippets_every_sentence_must_be_phrasing_or_supported_by_its_citation() {
+    let snippets = r#""snippets":{"prod-x":"Boots cost $169."}"#;
+    let input = [
+        format!(r#"{{"id":"price","subject":"Boots","body":"Boots cost $1, 95 percent off. [prod-x]",{snippets}}}"#),
+        format!(r#"{{"id":"tail","subject":"Boots","body":"Boots cost $169. [prod-x] Everything ships free.",{snippets}}}"#),
+        format!(r#"{{"id":"same","subject":"Boots","body":"Hello,\n\nBoots cost 169 dollars. [prod-x]\n\nRegards,\nThe Northwind team",{snippets}}}"#),
+        // Without snippets there is nothing to check a claim against.
+        r#"{"id":"unchecked","subject":"Boots","body":"Boots cost $1, 95 percent off. [prod-x]"}"#.to_string(),
+    ]
+    .join("\n");
+    let (stats, lines) = run(&input).await;
+    assert_eq!((stats.approved, stats.blocked), (2, 2), "{lines:?}");
+    assert_eq!(lines[0]["decision"], "blocked");
+    assert_eq!(
+        lines[0]["reasons"],
+        json!([
+            "unsupported_claim: sentence \"Boots cost $1, 95 percent off.\" states what [prod-x] does not: $1, 95 percent"
+        ])
+    );
+    assert_eq!(
+        lines[1]["reasons"],
+        json!([
+            "unsupported_claim: sentence \"Everything ships free.\" cites no snippet and is not tone phrasing"
+        ])
+    );
+    assert_eq!(lines[2]["decision"], "approved", "{}", lines[2]);
+    assert_eq!(lines[3]["decision"], "approved");
+}

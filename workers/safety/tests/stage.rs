@@ -132,6 +132,41 @@ async fn a_blocked_variant_is_an_unsigned_decision_in_notify() {
 }
 
 #[tokio::test]
+async fn a_claim_its_citation_does_not_support_is_blocked_even_with_a_real_id() {
+    let stage = stage_with(Arc::new(MemoryAuditLog::default()));
+    // The id resolves and the citations field agrees: only the text is wrong.
+    let v = variant(
+        "Double points",
+        "Members earn double points in March. [doc-1] Every jacket is 90 percent off \
+         today only and ships free forever. [doc-1] Everything else is half price.",
+    );
+    let err = stage.handle(envelope(v), &emitter()).await.unwrap_err();
+    let StageError::Blocked { reasons, notify } = err else {
+        panic!("expected a block, got {err:?}");
+    };
+    assert_eq!(
+        reasons,
+        [
+            "unsupported_claim: sentence \"Every jacket is 90 percent off today only and ships free forever.\" \
+             states what [doc-1] does not: 90 percent, today, free, forever",
+            "unsupported_claim: sentence \"Everything else is half price.\" cites no snippet and is not tone phrasing",
+        ]
+    );
+    let decision: Envelope<VariantDecision> = decode(&notify[0]);
+    assert_eq!(decision.payload.verdict.decision, Decision::Blocked);
+    assert!(decision.payload.approval.is_none());
+
+    // The grounded sentence alone is approved.
+    let v = variant(
+        "Double points",
+        "Members earn double points in March. [doc-1]",
+    );
+    let outputs = stage.handle(envelope(v), &emitter()).await.unwrap();
+    let decision: Envelope<VariantDecision> = decode(&outputs[0]);
+    assert!(decision.payload.approval.is_some());
+}
+
+#[tokio::test]
 async fn every_decision_is_audited_once_without_customer_data() {
     let audit = Arc::new(MemoryAuditLog::default());
     let stage = stage_with(audit.clone());

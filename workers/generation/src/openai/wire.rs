@@ -2,10 +2,15 @@
 //! without a server.
 
 use cpo_shared::model::Brief;
+use cpo_shared::phrasing::{
+    Framing, MAX_BRAND_CHARS, Register, ToneKind, bank, framings, signature,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{MAX_SUBJECT_CHARS, MERGE_FIELDS, cited_ids};
 use crate::generator::{Draft, GenerationError, Voice};
+use crate::subject::{clean_inline, fit_words};
+use crate::voice::SegmentKind;
 
 #[derive(Debug, Serialize)]
 pub struct ChatRequest<'a> {
@@ -63,7 +68,8 @@ struct DraftJson {
 pub const SYSTEM: &str = "You write marketing emails for a retail brand. You only state facts \
 that appear in the numbered snippets you are given, copied word for word, and you cite each \
 factual sentence immediately after it as [snippet-id]. You never invent prices, percentages, \
-deadlines, product claims or promises. You answer with a single JSON object and nothing else.";
+deadlines, product claims or promises. Every sentence that is not one of the fixed lines you \
+are given is such a cited sentence. You answer with a single JSON object and nothing else.";
 
 /// The user message: the brief, the voice and the rules, in plain text.
 pub fn user_prompt(brief: &Brief, voice: Voice<'_>) -> String {
@@ -98,30 +104,67 @@ pub fn user_prompt(brief: &Brief, voice: Voice<'_>) -> String {
             snippet.id, snippet.category, snippet.title, snippet.text
         ));
     }
+    // As the composer decides it: an empty URL is no URL.
+    let has_url = campaign
+        .call_to_action_url
+        .as_deref()
+        .is_some_and(|url| !url.trim().is_empty());
     p.push_str(&format!(
         "\nRules:\n\
          - subject: at most {MAX_SUBJECT_CHARS} characters, one line, no merge fields, no facts.\n\
-         - body: a greeting line; one framing sentence; a paragraph of 2 to 4 sentences copied \
-           verbatim from the snippets, each followed by its [snippet-id]; a call to action; a \
-           sign-off with the brand name.\n\
+         - body, each part on its own line, blank lines between parts: a greeting, a framing \
+           line, a paragraph of 2 to 4 sentences copied verbatim from the snippets, each followed \
+           by its [snippet-id], a call to action, and the sign-off with the signature on the \
+           line under it.\n\
+         - the greeting, framing line, call to action and sign-off are fixed lines: copy one of \
+           the options below exactly, character for character. Any other sentence without a \
+           [snippet-id] blocks the message, and so does a cited sentence stating a number, \
+           price, percentage, date, deadline, code, product name or promise its snippet does \
+           not state.\n\
          - merge fields allowed in the body: {}; write them as {{{{name}}}}.\n",
         MERGE_FIELDS
             .iter()
-            .filter(|f| **f != "cta_url" || campaign.call_to_action_url.is_some())
+            .filter(|f| **f != "cta_url" || has_url)
             .copied()
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    if campaign.call_to_action_url.is_some() {
-        p.push_str("- the call to action links to {{cta_url}}.\n");
+    let (register, framing) = match voice {
+        Voice::Tone(tone) => (
+            Register::Tone(ToneKind::of(tone)),
+            SegmentKind::of(&brief.segment).framing(),
+        ),
+        Voice::Control => (Register::Control, Framing::Neutral),
+    };
+    let phrases = bank(register);
+    let ctas = if has_url {
+        phrases.ctas_with_url
     } else {
-        p.push_str("- there is no link; the call to action invites a reply.\n");
+        phrases.ctas_without_url
+    };
+    for (part, options) in [
+        ("greeting", phrases.greetings),
+        ("framing line", framings(register, framing)),
+        ("call to action", ctas),
+        ("sign-off", phrases.sign_offs),
+    ] {
+        p.push_str(&format!("- {part}, one of: {}\n", quoted(options)));
     }
+    let brand = signature(fit_words(&clean_inline(&campaign.name), MAX_BRAND_CHARS));
+    p.push_str(&format!("- signature: \"{brand}\"\n"));
     p.push_str(
         "- citations: the snippet ids you cited, in order of first use.\n\
          Answer with JSON: {\"subject\": \"...\", \"body\": \"...\", \"citations\": [\"...\"]}\n",
     );
     p
+}
+
+fn quoted(options: &[&str]) -> String {
+    options
+        .iter()
+        .map(|o| format!("\"{o}\""))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// The draft inside a chat-completions response. Shape problems are `Malformed`;

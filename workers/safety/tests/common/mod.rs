@@ -88,7 +88,11 @@ pub fn snippet(id: &str) -> Snippet {
         id: id.into(),
         title: format!("Title of {id}"),
         category: "loyalty".into(),
-        text: "Members earn double points in March.".into(),
+        text: match id {
+            "doc-2" => "Free returns within 30 days.",
+            _ => "Members earn double points in March.",
+        }
+        .into(),
         relevance: 0.8,
     }
 }
