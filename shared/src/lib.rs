@@ -3,15 +3,17 @@
 //! - `model`, `envelope`, `dead_letter`: the messages and their envelope;
 //! - `stage`, `runtime`, `transport`: the Stage trait and the runtime that owns
 //!   decoding, acking, retries, dead-lettering, metrics and spans;
-//! - `cache`, `audit`, `signing`, `privacy`: backends and safeguards stages share;
+//! - `cache`, `audit`, `signing`, `batch_signing`, `links`, `privacy`: backends and safeguards stages share;
 //! - `progress`: per-campaign counters behind `cpo status`;
 //! - `config`, `metrics`, `shutdown`, `schema`: process plumbing.
 
 pub mod audit;
+pub mod batch_signing;
 pub mod cache;
 pub mod config;
 pub mod dead_letter;
 pub mod envelope;
+pub mod links;
 pub mod metrics;
 pub mod model;
 pub mod privacy;

@@ -17,7 +17,8 @@
 //! normalized against obfuscation (NFKC, l33t, spacing, masking, elongation,
 //! look-alike letters, zero-width characters), matched on token boundaries.
 //! `AzureScreen` asks Azure AI Content Safety for the harm severities and runs
-//! the embedded brand-policy checks beside it. `cli::screen_jsonl` backs `cpo screen`.
+//! the embedded brand-policy checks beside it. `cli::screen_jsonl` backs `cpo screen`. `MergeValueScreen` applies the
+//! embedded screen to the merge values of each customer (experimentation).
 
 pub mod audit;
 pub mod azure;
@@ -29,6 +30,7 @@ pub mod error;
 mod lexicon;
 mod markers;
 mod matcher;
+pub mod merge_values;
 pub mod metrics;
 mod normalize;
 mod pii;
@@ -37,6 +39,7 @@ pub mod stage;
 pub mod verdict;
 
 pub use azure::AzureScreen;
+pub use merge_values::MergeValueScreen;
 pub use citations::{CitationCheck, cited_ids};
 pub use cli::{ScreenArgs, ScreenStats, run_screen, run_screen_with_config, screen_jsonl};
 pub use config::{ApiKey, AzureConfig, OnScreenError, SafetyConfig, ScreenBackend, Thresholds};
