@@ -10,6 +10,8 @@ use prometheus::{IntCounterVec, Opts};
 pub struct ExperimentMetrics {
     /// Customers by outcome: `assigned`, `fallback` (assigned, control message sent), `excluded`.
     pub customers: IntCounterVec,
+    /// Merge values replaced by their fallback, by field (`first_name`, `location`, `tier`).
+    pub replaced_values: IntCounterVec,
 }
 
 pub fn experiment_metrics() -> &'static ExperimentMetrics {
@@ -25,6 +27,20 @@ pub fn experiment_metrics() -> &'static ExperimentMetrics {
         .unwrap_or_else(|e| panic!("metric experimentation_customers_total: {e}"));
         // Registration only fails on a duplicate name, which the OnceLock rules out.
         let _ = metrics().registry.register(Box::new(customers.clone()));
-        ExperimentMetrics { customers }
+        let replaced_values = IntCounterVec::new(
+            Opts::new(
+                "experimentation_merge_values_replaced_total",
+                "Merge values that failed the screen and were replaced by their fallback, by field",
+            ),
+            &["field"],
+        )
+        .unwrap_or_else(|e| panic!("metric experimentation_merge_values_replaced_total: {e}"));
+        let _ = metrics()
+            .registry
+            .register(Box::new(replaced_values.clone()));
+        ExperimentMetrics {
+            customers,
+            replaced_values,
+        }
     })
 }
