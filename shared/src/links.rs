@@ -166,7 +166,15 @@ mod tests {
         assert!(matches!(refused("https://example.com.evil.example/"), LinkError::OffList { .. }));
         assert_eq!(refused("https://example.com@evil.example/"), LinkError::UserInfo);
         assert_eq!(refused("https://example.com/\"><script>"), LinkError::Characters);
-        assert_eq!(refused("https://exa mple.com/"), LinkError::Characters);
+        for bad in [
+            "https://exa mple.com/",
+            "https://example.com/\r\nX: y",
+            "https://example.com/{{first_name}}",
+            "https://example.com/\"onmouseover",
+            "https://exämple.com",
+        ] {
+            assert_eq!(refused(bad), LinkError::Characters, "{bad:?}");
+        }
         assert_eq!(refused("//example.com/"), LinkError::NotUrl);
         assert_eq!(refused("https:example.com"), LinkError::NotUrl);
         assert_eq!(refused("https://localhost/"), LinkError::NotUrl);

@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 
+use cpo_shared::links::{allowed_domains, check_link};
 use cpo_shared::model::{ApprovedTemplate, OutboundMessage, SendBatch};
 use cpo_shared::signing::Signer;
 use sha2::{Digest, Sha256};
 
 use crate::json_text::JsonText;
-use crate::render::{CompiledText, MergeValues, RenderError, check_cta_url, clean_value};
+use crate::render::{CompiledText, MergeValues, RenderError, clean_value};
 use crate::verify::verify_template;
 
 /// A message that passed every check, with its rendered subject and body
@@ -133,16 +134,26 @@ fn check_address(address: &str) -> bool {
         })
 }
 
+/// What `prepare` checks messages against, besides the approvals' key.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits<'c> {
+    pub max_value_chars: usize,
+    /// `delivery.allowed_link_domains` (empty: the campaign link's own domain).
+    pub allowed_link_domains: &'c [String],
+}
+
 /// Check, verify and render every message of `batch`.
-pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, max_value_chars: usize) -> Prepared<'a> {
+pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, limits: Limits<'_>) -> Prepared<'a> {
+    let max_value_chars = limits.max_value_chars;
     let templates = Templates::new(signer, &batch.templates);
-    // The campaign's link is checked once; a bad one stops every message.
-    let cta = batch
-        .call_to_action_url
-        .as_deref()
-        .map(check_cta_url)
+    // The campaign's link is checked once, with the rule `cpo enqueue` applied
+    // (cpo_shared::links); a bad one stops every message.
+    let cta_url = batch.call_to_action_url.as_deref();
+    let allowed = allowed_domains(limits.allowed_link_domains, cta_url);
+    let cta = cta_url
+        .map(|url| check_link(url, &allowed))
         .transpose()
-        .map_err(|e| e.to_string());
+        .map_err(|e| format!("call_to_action_url is refused: {e}"));
     let mut out = Prepared {
         rendered: Vec::with_capacity(batch.messages.len()),
         rejected: Vec::new(),
@@ -211,13 +222,20 @@ mod tests {
     use super::*;
     use crate::tests::{batch, own_template, signer, template};
 
+    fn limits() -> Limits<'static> {
+        Limits {
+            max_value_chars: 64,
+            allowed_link_domains: &[],
+        }
+    }
+
     #[test]
     fn renders_valid_messages_and_rejects_tampered_ones_individually() {
         let mut input = batch(4);
         own_template(&mut input, 1, |t| t.body.push_str(" Now 90% off!"));
         own_template(&mut input, 2, |t| t.approval.signature.clear());
         input.messages[3].recipient.email = "a@example.com, b@example.com".into();
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         assert_eq!(prepared.rendered.len(), 1);
         assert_eq!(prepared.rendered[0].subject.plain(), "Ada, spring news");
         assert_eq!(
@@ -245,7 +263,7 @@ mod tests {
         input.messages[0].message_id = "msg-00000000000000000000000000000000".into();
         // another campaign's message: its id is not the one of this campaign
         input.campaign_id = "camp-2".into();
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         assert!(prepared.rendered.is_empty());
         assert!(
             prepared
@@ -256,10 +274,42 @@ mod tests {
 
         let mut input = batch(2);
         input.call_to_action_url = Some("javascript:alert(1)".into());
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         assert!(prepared.rendered.is_empty());
         assert_eq!(prepared.rejected.len(), 2);
         assert!(prepared.rejected[1].reason.contains("call_to_action_url"));
+    }
+
+    #[test]
+    fn links_are_https_and_on_the_allowed_domains() {
+        let allowed = ["example.com".to_string()];
+        let on_list = Limits {
+            allowed_link_domains: &allowed,
+            ..limits()
+        };
+        for (url, refused) in [
+            ("https://example.com/spring", None),
+            ("https://evil.example/phish", Some("`evil.example` is not on the allowed")),
+            ("data:text/html,hi", Some("`data:` links are not allowed")),
+            ("http://example.com/spring", Some("`http:` links are not allowed")),
+        ] {
+            let mut input = batch(1);
+            input.call_to_action_url = Some(url.into());
+            let prepared = prepare(&input, &signer(), on_list);
+            match refused {
+                None => assert_eq!(prepared.rendered.len(), 1, "{url}"),
+                Some(why) => {
+                    assert!(prepared.rendered.is_empty(), "{url} was rendered");
+                    assert!(prepared.rejected[0].reason.contains(why), "{url}: {}", prepared.rejected[0].reason);
+                }
+            }
+        }
+        // without a list, the campaign link's own domain is the list: https still required
+        let mut input = batch(1);
+        input.call_to_action_url = Some("https://evil.example/phish".into());
+        assert_eq!(prepare(&input, &signer(), limits()).rendered.len(), 1);
+        input.call_to_action_url = Some("javascript:alert(1)".into());
+        assert!(prepare(&input, &signer(), limits()).rendered.is_empty());
     }
 
     #[test]
@@ -287,7 +337,7 @@ mod tests {
         // an identical second copy is harmless
         input.templates.push(template("v-control"));
 
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         let subjects: Vec<(&str, String)> = prepared
             .rendered
             .iter()
@@ -330,7 +380,7 @@ mod tests {
         let mut input = batch(3);
         own_template(&mut input, 2, |_| {});
         input.templates[0].body.push_str(" P.S. wire money");
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         assert_eq!(prepared.rendered.len(), 1);
         assert_eq!(prepared.rendered[0].message.recipient.customer_id, "C2");
         assert_eq!(prepared.rejected.len(), 2);
