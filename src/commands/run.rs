@@ -99,6 +99,7 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     let config = config.or_else(|| demo_config.exists().then_some(demo_config));
     let settings = Settings::load(config)?;
     let campaign = load_campaign(&args.campaign, args.customers.as_deref())?;
+    crate::wiring::check_campaign_links(&settings, &campaign)?;
     let out_dir = args
         .out
         .clone()
@@ -157,8 +158,8 @@ fn print_summary(report: &RunReport, out_dir: &Path, seconds: f64) {
         s.variants_generated, s.variants_approved, s.variants_blocked
     );
     println!(
-        "  messages: {} in the outbox ({} with control fallback), {} dead letters",
-        s.messages, s.fallbacks, s.dead_lettered
+        "  messages: {} in the outbox ({} with control fallback, {} merge values replaced), {} dead letters",
+        s.messages, s.fallbacks, s.merge_values_replaced, s.dead_lettered
     );
     let arms: Vec<String> = s
         .per_arm

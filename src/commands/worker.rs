@@ -145,11 +145,19 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     let (signer, pseudonymizer) = wiring::keys(&settings, false)?;
+    // The send-batch key goes to the two stages that sign and verify batches only.
+    let batch_signer = match args.stage {
+        StageName::Experimentation | StageName::Delivery => {
+            Some(wiring::batch_signer(&settings, false)?)
+        }
+        _ => None,
+    };
     let backends = Backends {
         settings: &settings,
         cache,
         audit: audit.clone(),
         signer,
+        batch_signer,
         pseudonymizer,
         content_dir: None,
         outbox: worker.outbox.clone(),
