@@ -13,6 +13,9 @@ export CPO__AMQP__PREFIX="cpo.${run_id}."
 export CPO__REDIS__KEY_PREFIX="cpo:${run_id}:"
 export CPO__SECURITY__SIGNING_KEY="${CPO__SECURITY__SIGNING_KEY:-fleet-demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 export CPO__SECURITY__PSEUDONYM_KEY="${CPO__SECURITY__PSEUDONYM_KEY:-fleet-demo-pseudonyms}"
+# The send-batch key is passed to experimentation and delivery only (below).
+batch_key="${CPO__SECURITY__BATCH_KEY:-fleet-demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+unset CPO__SECURITY__BATCH_KEY
 export CPO__GENERATION__BRAND="Northwind Outfitters"
 work="$out/fleet"
 mkdir -p "$work"
@@ -29,7 +32,11 @@ trap cleanup EXIT
 
 port=9470
 for stage in segmentation retrieval generation safety experimentation delivery; do
-  "$cpo" worker "$stage" --port "$port" 2>"$work/$stage.log" &
+  case "$stage" in
+    experimentation|delivery)
+      CPO__SECURITY__BATCH_KEY="$batch_key" "$cpo" worker "$stage" --port "$port" 2>"$work/$stage.log" & ;;
+    *) "$cpo" worker "$stage" --port "$port" 2>"$work/$stage.log" & ;;
+  esac
   pids+=("$!")
   port=$((port + 1))
 done

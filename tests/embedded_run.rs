@@ -217,13 +217,26 @@ fn campaign_with_link(dir: &Path, url: &str) -> PathBuf {
 fn unsafe_or_off_list_links_are_refused_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("cpo.yaml");
-    std::fs::write(&config, "delivery:\n  allowed_link_domains: [example.com]\n").unwrap();
+    std::fs::write(
+        &config,
+        "delivery:\n  allowed_link_domains: [example.com]\n",
+    )
+    .unwrap();
     let out = tmp.path().join("out");
     for (url, why) in [
         ("javascript:alert(1)", "`javascript:` links are not allowed"),
-        ("data:text/html;base64,PHNjcmlwdD4=", "`data:` links are not allowed"),
-        ("https://evil.example/phish", "`evil.example` is not on the allowed domains"),
-        ("http://www.example.com/autumn", "`http:` links are not allowed"),
+        (
+            "data:text/html;base64,PHNjcmlwdD4=",
+            "`data:` links are not allowed",
+        ),
+        (
+            "https://evil.example/phish",
+            "`evil.example` is not on the allowed domains",
+        ),
+        (
+            "http://www.example.com/autumn",
+            "`http:` links are not allowed",
+        ),
     ] {
         let campaign = campaign_with_link(tmp.path(), url);
         for command in ["run", "enqueue"] {
@@ -234,7 +247,13 @@ fn unsafe_or_off_list_links_are_refused_before_anything_runs() {
                 .arg(&config)
                 .arg(command)
                 .args(if command == "run" {
-                    vec!["--campaign", campaign.to_str().unwrap(), "--quiet", "--out", out.to_str().unwrap()]
+                    vec![
+                        "--campaign",
+                        campaign.to_str().unwrap(),
+                        "--quiet",
+                        "--out",
+                        out.to_str().unwrap(),
+                    ]
                 } else {
                     vec![campaign.to_str().unwrap()]
                 })
@@ -262,7 +281,11 @@ fn unsafe_or_off_list_links_are_refused_before_anything_runs() {
         .args(["--quiet", "--out", out.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// A first name "Fuck" once produced "Hi Fuck,": abusive or personal merge
@@ -293,13 +316,21 @@ fn abusive_merge_values_are_never_sent() {
         .collect();
     assert_eq!(sent.len(), 3, "the customers are still mailed");
     assert!(
-        sent.iter().all(|m| m["body"].as_str().unwrap().contains("there")),
+        sent.iter()
+            .all(|m| m["body"].as_str().unwrap().contains("there")),
         "{sent:#?}"
     );
     assert_eq!(summary["merge_values_replaced"], 3, "{summary}");
     let replaced = jsonl(&out.join("replaced_values.jsonl"));
-    let ids: Vec<&str> = replaced.iter().map(|r| r["customer_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = replaced
+        .iter()
+        .map(|r| r["customer_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, abused);
     assert!(replaced.iter().all(|r| r["field"] == "first_name"));
-    assert!(!std::fs::read_to_string(out.join("replaced_values.jsonl")).unwrap().contains("Fuck"));
+    assert!(
+        !std::fs::read_to_string(out.join("replaced_values.jsonl"))
+            .unwrap()
+            .contains("Fuck")
+    );
 }

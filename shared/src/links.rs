@@ -71,7 +71,9 @@ pub fn link_host(url: &str) -> Result<String, LinkError> {
     let label_ok = |label: &str| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
     if !host.contains('.') || !host.split('.').all(label_ok) {
         return Err(LinkError::NotUrl);
@@ -157,15 +159,39 @@ mod tests {
             assert_eq!(check_link(good, &allowed), Ok(good), "{good}");
         }
         let refused = |url: &str| check_link(url, &allowed).unwrap_err();
-        assert!(matches!(refused("javascript:alert(1)"), LinkError::Scheme { scheme } if scheme == "javascript"));
-        assert!(matches!(refused("JavaScript:alert(1)"), LinkError::Scheme { .. }));
-        assert!(matches!(refused("data:text/html;base64,PHNjcmlwdD4="), LinkError::Scheme { scheme } if scheme == "data"));
-        assert!(matches!(refused("http://example.com/"), LinkError::Scheme { .. }));
-        assert!(matches!(refused("https://evil.example/phish"), LinkError::OffList { host, .. } if host == "evil.example"));
-        assert!(matches!(refused("https://notexample.com/"), LinkError::OffList { .. }));
-        assert!(matches!(refused("https://example.com.evil.example/"), LinkError::OffList { .. }));
-        assert_eq!(refused("https://example.com@evil.example/"), LinkError::UserInfo);
-        assert_eq!(refused("https://example.com/\"><script>"), LinkError::Characters);
+        assert!(
+            matches!(refused("javascript:alert(1)"), LinkError::Scheme { scheme } if scheme == "javascript")
+        );
+        assert!(matches!(
+            refused("JavaScript:alert(1)"),
+            LinkError::Scheme { .. }
+        ));
+        assert!(
+            matches!(refused("data:text/html;base64,PHNjcmlwdD4="), LinkError::Scheme { scheme } if scheme == "data")
+        );
+        assert!(matches!(
+            refused("http://example.com/"),
+            LinkError::Scheme { .. }
+        ));
+        assert!(
+            matches!(refused("https://evil.example/phish"), LinkError::OffList { host, .. } if host == "evil.example")
+        );
+        assert!(matches!(
+            refused("https://notexample.com/"),
+            LinkError::OffList { .. }
+        ));
+        assert!(matches!(
+            refused("https://example.com.evil.example/"),
+            LinkError::OffList { .. }
+        ));
+        assert_eq!(
+            refused("https://example.com@evil.example/"),
+            LinkError::UserInfo
+        );
+        assert_eq!(
+            refused("https://example.com/\"><script>"),
+            LinkError::Characters
+        );
         for bad in [
             "https://exa mple.com/",
             "https://example.com/\r\nX: y",
@@ -179,11 +205,17 @@ mod tests {
         assert_eq!(refused("https:example.com"), LinkError::NotUrl);
         assert_eq!(refused("https://localhost/"), LinkError::NotUrl);
         assert_eq!(
-            refused(&format!("https://example.com/{}", "a".repeat(MAX_LINK_BYTES))),
+            refused(&format!(
+                "https://example.com/{}",
+                "a".repeat(MAX_LINK_BYTES)
+            )),
             LinkError::TooLong
         );
         // nothing is allowed when no domain is known
-        assert!(matches!(check_link("https://example.com/", &[]), Err(LinkError::OffList { .. })));
+        assert!(matches!(
+            check_link("https://example.com/", &[]),
+            Err(LinkError::OffList { .. })
+        ));
     }
 
     #[test]

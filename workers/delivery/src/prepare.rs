@@ -289,9 +289,15 @@ mod tests {
         };
         for (url, refused) in [
             ("https://example.com/spring", None),
-            ("https://evil.example/phish", Some("`evil.example` is not on the allowed")),
+            (
+                "https://evil.example/phish",
+                Some("`evil.example` is not on the allowed"),
+            ),
             ("data:text/html,hi", Some("`data:` links are not allowed")),
-            ("http://example.com/spring", Some("`http:` links are not allowed")),
+            (
+                "http://example.com/spring",
+                Some("`http:` links are not allowed"),
+            ),
         ] {
             let mut input = batch(1);
             input.call_to_action_url = Some(url.into());
@@ -300,7 +306,11 @@ mod tests {
                 None => assert_eq!(prepared.rendered.len(), 1, "{url}"),
                 Some(why) => {
                     assert!(prepared.rendered.is_empty(), "{url} was rendered");
-                    assert!(prepared.rejected[0].reason.contains(why), "{url}: {}", prepared.rejected[0].reason);
+                    assert!(
+                        prepared.rejected[0].reason.contains(why),
+                        "{url}: {}",
+                        prepared.rejected[0].reason
+                    );
                 }
             }
         }

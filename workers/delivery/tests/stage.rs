@@ -9,10 +9,10 @@ use common::*;
 use cpo_delivery::{
     DeliveryBackends, DeliveryConfig, DeliveryStage, canonicalize_outbox, sent_key,
 };
+use cpo_shared::batch_signing::verify_batch;
 use cpo_shared::cache::Cache;
 use cpo_shared::dead_letter::DeadLetterKind;
 use cpo_shared::envelope::message_id;
-use cpo_shared::batch_signing::verify_batch;
 use cpo_shared::model::SendBatch;
 use cpo_shared::privacy::Pseudonymizer;
 use cpo_shared::signing::{Signer, content_hash};
@@ -313,7 +313,11 @@ async fn a_replayed_dead_letter_is_checked_like_a_batch_and_a_hand_edit_is_refus
     h.deliver_as_is(part.clone()).await.unwrap();
     let letters = h.dead_letters();
     assert_eq!(letters.len(), 2);
-    assert!(letters[1].reason.contains("recipient address"), "{}", letters[1].reason);
+    assert!(
+        letters[1].reason.contains("recipient address"),
+        "{}",
+        letters[1].reason
+    );
     // a recipient fixed by hand is not what experimentation signed: refused whole
     let mut edited = part;
     edited.payload.messages[0].recipient.email = "person1@example.com".into();
@@ -359,7 +363,10 @@ async fn forged_or_unsigned_send_batches_are_refused_whole() {
     assert!(h.audit_events().is_empty());
     // signed with another key: refused too
     let mut other_key = genuine.clone();
-    cpo_shared::batch_signing::sign_batch(&Signer::new(b"not-the-key".to_vec()), &mut other_key.payload);
+    cpo_shared::batch_signing::sign_batch(
+        &Signer::new(b"not-the-key".to_vec()),
+        &mut other_key.payload,
+    );
     assert!(h.deliver_as_is(other_key).await.is_err());
     // the genuine batch goes through
     h.deliver_as_is(genuine).await.unwrap();

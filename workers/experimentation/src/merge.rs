@@ -87,7 +87,13 @@ mod tests {
         let names: Vec<(&str, &str, &str)> = out
             .messages
             .iter()
-            .map(|m| (m.recipient.first_name, m.recipient.location, m.recipient.tier))
+            .map(|m| {
+                (
+                    m.recipient.first_name,
+                    m.recipient.location,
+                    m.recipient.tier,
+                )
+            })
             .collect();
         assert_eq!(
             names,

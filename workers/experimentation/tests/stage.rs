@@ -397,7 +397,10 @@ async fn abusive_or_personal_merge_values_are_replaced_counted_and_recorded_befo
         .iter()
         .map(|m| {
             let r = &m.recipient;
-            (r.customer_id.as_str(), (r.first_name.as_str(), r.tier.as_str()))
+            (
+                r.customer_id.as_str(),
+                (r.first_name.as_str(), r.tier.as_str()),
+            )
         })
         .collect();
     assert_eq!(by_customer["C0000000"], ("Ada", "silver"));

@@ -39,11 +39,11 @@ pub mod stage;
 pub mod verdict;
 
 pub use azure::AzureScreen;
-pub use merge_values::MergeValueScreen;
 pub use citations::{CitationCheck, cited_ids};
 pub use cli::{ScreenArgs, ScreenStats, run_screen, run_screen_with_config, screen_jsonl};
 pub use config::{ApiKey, AzureConfig, OnScreenError, SafetyConfig, ScreenBackend, Thresholds};
 pub use error::{SafetyError, ScreenError, ScreenErrorKind, ScreenIoError};
+pub use merge_values::MergeValueScreen;
 pub use screen::{
     EmbeddedScreen, FindingKind, HarmCategory, HarmEvidence, PolicyFinding, SafetyScreen,
     ScreenReport, ScreenRequest,

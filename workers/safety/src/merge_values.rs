@@ -133,13 +133,24 @@ mod tests {
             assert!(screen.check(bad).is_some(), "{bad:?} passed");
         }
         for good in [
-            "Ada", "José", "Zoë", "Mary-Jane", "O'Brien", "Lyon", "São Paulo", "gold", "",
+            "Ada",
+            "José",
+            "Zoë",
+            "Mary-Jane",
+            "O'Brien",
+            "Lyon",
+            "São Paulo",
+            "gold",
+            "",
         ] {
             assert_eq!(screen.check(good), None, "{good:?} refused");
         }
         let reason = screen.check("Fuck you, idiot").unwrap();
         assert!(reason.contains("profanity"), "{reason}");
-        assert!(!reason.to_lowercase().contains("fuck"), "the value leaked: {reason}");
+        assert!(
+            !reason.to_lowercase().contains("fuck"),
+            "the value leaked: {reason}"
+        );
     }
 
     #[test]
