@@ -123,6 +123,38 @@ pub fn allowed_domains(configured: &[String], call_to_action_url: Option<&str>) 
         .collect()
 }
 
+/// Every link-like token of a text (`https://`, `http://`, `javascript:`,
+/// `data:` at a word start, any case), up to the next space or closing
+/// delimiter, for `check_link`: generated copy may carry a link of its own.
+pub fn links_in(text: &str) -> Vec<&str> {
+    const SCHEMES: [&str; 4] = ["https://", "http://", "javascript:", "data:"];
+    let lower = text.to_ascii_lowercase();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < lower.len() {
+        let next = SCHEMES
+            .iter()
+            .filter_map(|scheme| lower[at..].find(scheme).map(|i| (at + i, scheme.len())))
+            .min();
+        let Some((start, scheme_len)) = next else {
+            break;
+        };
+        let word_start = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        let end = text[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | ']' | '>' | '"' | '\''))
+            .map_or(text.len(), |i| start + i);
+        // `data:` followed by a space is prose ("your data: ..."), not a link.
+        if word_start && end > start + scheme_len {
+            found.push(text[start..end].trim_end_matches(['.', ',', ';', ':', '!', '?']));
+        }
+        at = end.max(start + scheme_len);
+    }
+    found
+}
+
 /// The enqueue check of a campaign's links, with an error that names the field.
 pub fn check_campaign_links(
     campaign: &CampaignRequest,
@@ -216,6 +248,22 @@ mod tests {
             check_link("https://example.com/", &[]),
             Err(LinkError::OffList { .. })
         ));
+    }
+
+    #[test]
+    fn links_in_copy_are_found_and_prose_is_not() {
+        let text = "Hi! See https://example.com/a, or (javascript:alert(1)) and \
+                    DATA:text/html,x. Your data: safe. metadata:x http://x.example/b.";
+        assert_eq!(
+            links_in(text),
+            [
+                "https://example.com/a",
+                "javascript:alert(1",
+                "DATA:text/html,x",
+                "http://x.example/b"
+            ]
+        );
+        assert!(links_in("Hi {{first_name}}, {{cta_url}}").is_empty());
     }
 
     #[test]

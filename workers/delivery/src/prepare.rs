@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use cpo_shared::links::{allowed_domains, check_link};
+use cpo_shared::links::{allowed_domains, check_link, links_in};
 use cpo_shared::model::{ApprovedTemplate, OutboundMessage, SendBatch};
 use cpo_shared::signing::Signer;
 use sha2::{Digest, Sha256};
@@ -52,13 +52,13 @@ struct Templates<'a> {
 }
 
 impl<'a> Templates<'a> {
-    fn new(signer: &Signer, templates: &'a [ApprovedTemplate]) -> Self {
+    fn new(signer: &Signer, templates: &'a [ApprovedTemplate], allowed: &[String]) -> Self {
         let mut by_id = HashMap::with_capacity(templates.len());
         for template in templates {
             let id = template.variant_id.as_str();
             match by_id.get_mut(id) {
                 None => {
-                    by_id.insert(id, (template, compile(signer, template)));
+                    by_id.insert(id, (template, compile(signer, template, allowed)));
                 }
                 // A repeated copy changes nothing; a different one makes the
                 // reference ambiguous, so no message may use either.
@@ -84,8 +84,14 @@ impl<'a> Templates<'a> {
 fn compile<'a>(
     signer: &Signer,
     template: &'a ApprovedTemplate,
+    allowed: &[String],
 ) -> Result<CompiledTemplate<'a>, String> {
     verify_template(signer, template).map_err(|e| e.to_string())?;
+    // Generated copy may carry a link of its own besides `{{cta_url}}`: the same rule.
+    for link in links_in(&template.subject).into_iter().chain(links_in(&template.body)) {
+        check_link(link, allowed)
+            .map_err(|e| format!("a link in variant `{}` is refused: {e}", template.variant_id))?;
+    }
     let invalid =
         |what: &str, e: RenderError| format!("{what} of variant `{}`: {e}", template.variant_id);
     Ok(CompiledTemplate {
@@ -145,11 +151,11 @@ pub struct Limits<'c> {
 /// Check, verify and render every message of `batch`.
 pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, limits: Limits<'_>) -> Prepared<'a> {
     let max_value_chars = limits.max_value_chars;
-    let templates = Templates::new(signer, &batch.templates);
-    // The campaign's link is checked once, with the rule `cpo enqueue` applied
-    // (cpo_shared::links); a bad one stops every message.
     let cta_url = batch.call_to_action_url.as_deref();
     let allowed = allowed_domains(limits.allowed_link_domains, cta_url);
+    let templates = Templates::new(signer, &batch.templates, &allowed);
+    // The campaign's link is checked once, with the rule `cpo enqueue` applied
+    // (cpo_shared::links); a bad one stops every message.
     let cta = cta_url
         .map(|url| check_link(url, &allowed))
         .transpose()
@@ -314,6 +320,25 @@ mod tests {
                 }
             }
         }
+        // a link in the approved copy itself is held to the same rule
+        let mut input = batch(2);
+        own_template(&mut input, 1, |t| {
+            t.body.push_str(" Or visit https://evil.example/phish now.");
+            t.approval.content_hash = cpo_shared::signing::content_hash(
+                &t.variant_id,
+                &t.subject,
+                &t.body,
+                &t.citations,
+            );
+            t.approval.signature = signer().sign(&t.approval.content_hash);
+        });
+        let prepared = prepare(&input, &signer(), on_list);
+        assert_eq!(prepared.rendered.len(), 1);
+        assert!(
+            prepared.rejected[0].reason.contains("a link in variant `v-own-1` is refused"),
+            "{}",
+            prepared.rejected[0].reason
+        );
         // without a list, the campaign link's own domain is the list: https still required
         let mut input = batch(1);
         input.call_to_action_url = Some("https://evil.example/phish".into());
