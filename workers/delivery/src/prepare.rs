@@ -88,9 +88,16 @@ fn compile<'a>(
 ) -> Result<CompiledTemplate<'a>, String> {
     verify_template(signer, template).map_err(|e| e.to_string())?;
     // Generated copy may carry a link of its own besides `{{cta_url}}`: the same rule.
-    for link in links_in(&template.subject).into_iter().chain(links_in(&template.body)) {
-        check_link(link, allowed)
-            .map_err(|e| format!("a link in variant `{}` is refused: {e}", template.variant_id))?;
+    for link in links_in(&template.subject)
+        .into_iter()
+        .chain(links_in(&template.body))
+    {
+        check_link(link, allowed).map_err(|e| {
+            format!(
+                "a link in variant `{}` is refused: {e}",
+                template.variant_id
+            )
+        })?;
     }
     let invalid =
         |what: &str, e: RenderError| format!("{what} of variant `{}`: {e}", template.variant_id);
@@ -324,18 +331,16 @@ mod tests {
         let mut input = batch(2);
         own_template(&mut input, 1, |t| {
             t.body.push_str(" Or visit https://evil.example/phish now.");
-            t.approval.content_hash = cpo_shared::signing::content_hash(
-                &t.variant_id,
-                &t.subject,
-                &t.body,
-                &t.citations,
-            );
+            t.approval.content_hash =
+                cpo_shared::signing::content_hash(&t.variant_id, &t.subject, &t.body, &t.citations);
             t.approval.signature = signer().sign(&t.approval.content_hash);
         });
         let prepared = prepare(&input, &signer(), on_list);
         assert_eq!(prepared.rendered.len(), 1);
         assert!(
-            prepared.rejected[0].reason.contains("a link in variant `v-own-1` is refused"),
+            prepared.rejected[0]
+                .reason
+                .contains("a link in variant `v-own-1` is refused"),
             "{}",
             prepared.rejected[0].reason
         );

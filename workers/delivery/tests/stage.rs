@@ -336,7 +336,8 @@ async fn forged_or_unsigned_send_batches_are_refused_whole() {
     let h = Harness::new();
     let mut genuine = batch(0, 0..4);
     sign(&mut genuine);
-    let forgeries: [(&str, fn(&mut SendBatch)); 4] = [
+    type Forge = fn(&mut SendBatch);
+    let forgeries: [(&str, Forge); 4] = [
         ("recipients", |b| {
             for m in &mut b.messages {
                 m.recipient.email = "victim@evil.example".into();
