@@ -23,6 +23,9 @@ export CPO__REDIS__KEY_PREFIX="cpo:${run_id}:"
 export CPO__SECURITY__SIGNING_KEY="${CPO__SECURITY__SIGNING_KEY:-fleet-demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 export CPO__SECURITY__PSEUDONYM_KEY="${CPO__SECURITY__PSEUDONYM_KEY:-fleet-demo-pseudonyms}"
 export CPO__SECURITY__AUDIT_KEY="${CPO__SECURITY__AUDIT_KEY:-fleet-demo-audit-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+# The send-batch key is passed to experimentation and delivery only (below).
+batch_key="${CPO__SECURITY__BATCH_KEY:-fleet-demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+unset CPO__SECURITY__BATCH_KEY
 export CPO__GENERATION__BRAND="Northwind Outfitters"
 # The demo's endpoints are for this machine only.
 export CPO__WORKER__BIND=127.0.0.1
@@ -77,7 +80,11 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 next_port=$((20000 + RANDOM % 20000))
 for stage in "${stages[@]}"; do
   while port_in_use "$next_port"; do next_port=$((next_port + 1)); done
-  "$cpo" worker "$stage" --port "$next_port" 2>"$work/$stage.log" &
+  case "$stage" in
+    experimentation|delivery)
+      CPO__SECURITY__BATCH_KEY="$batch_key" "$cpo" worker "$stage" --port "$next_port" 2>"$work/$stage.log" & ;;
+    *) "$cpo" worker "$stage" --port "$next_port" 2>"$work/$stage.log" & ;;
+  esac
   pids+=("$!")
   ports+=("$next_port")
   next_port=$((next_port + 1))

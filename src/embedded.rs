@@ -17,7 +17,8 @@ use cpo_shared::dead_letter::{DeadLetter, DeadLetterKind};
 use cpo_shared::envelope::{Envelope, derive_id};
 use cpo_shared::metrics::metrics;
 use cpo_shared::model::{
-    AudienceSource, CampaignRequest, Exclusion, LedgerEntry, SafetyVerdict, SegmentProfile, Variant,
+    AudienceSource, CampaignRequest, Exclusion, LedgerEntry, ReplacedValue, SafetyVerdict,
+    SegmentProfile, Variant,
 };
 use cpo_shared::queues;
 use cpo_shared::runtime::{Runtime, RuntimeConfig};
@@ -69,6 +70,9 @@ pub struct Summary {
     pub variants_blocked: u64,
     pub messages: u64,
     pub fallbacks: u64,
+    /// Merge values the screen refused and replaced by their fallback
+    /// (listed in `replaced_values.jsonl`).
+    pub merge_values_replaced: u64,
     pub dead_lettered: u64,
     pub per_arm: BTreeMap<String, u64>,
     pub arm_weights: BTreeMap<String, f64>,
@@ -133,11 +137,13 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
         .with_progress(cache.clone());
 
     let (signer, pseudonymizer) = wiring::keys(&options.settings, true)?;
+    let batch_signer = wiring::batch_signer(&options.settings, true)?;
     let backends = wiring::Backends {
         settings: &options.settings,
         cache: cache.clone(),
         audit: audit.clone(),
         signer,
+        batch_signer: Some(batch_signer),
         pseudonymizer,
         content_dir: options.content_dir.as_deref(),
         outbox: out.join("outbox.jsonl"),
@@ -251,6 +257,7 @@ pub fn effective_weights(campaign: &CampaignRequest) -> BTreeMap<String, f64> {
 pub fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> anyhow::Result<()> {
     let mut segments: Vec<&SegmentProfile> = Vec::new();
     let mut exclusions: Vec<&Exclusion> = Vec::new();
+    let mut replaced: Vec<&ReplacedValue> = Vec::new();
     let mut variants: Vec<&Variant> = Vec::new();
     let mut verdicts: BTreeMap<&str, &SafetyVerdict> = BTreeMap::new();
     for entry in ledger {
@@ -277,10 +284,12 @@ pub fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> a
                 per_arm,
                 fallbacks,
                 exclusions: excluded,
+                replaced_values,
                 ..
             } => {
                 summary.customers_assigned += assignments;
                 summary.fallbacks += fallbacks;
+                replaced.extend(replaced_values);
                 for (arm, n) in per_arm {
                     *summary.per_arm.entry(arm.clone()).or_default() += n;
                 }
@@ -327,6 +336,9 @@ pub fn summarize(ledger: &[LedgerEntry], summary: &mut Summary, out: &Path) -> a
 
     exclusions.sort_by(|a, b| (a.line, &a.customer_id).cmp(&(b.line, &b.customer_id)));
     write_jsonl(&out.join("exclusions.jsonl"), &exclusions)?;
+    summary.merge_values_replaced = replaced.len() as u64;
+    replaced.sort_by(|a, b| (&a.customer_id, &a.field).cmp(&(&b.customer_id, &b.field)));
+    write_jsonl(&out.join("replaced_values.jsonl"), &replaced)?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ pub const RUN_FILES: &[&str] = &[
     "audit.head.json",
     "dead_letters.jsonl",
     "exclusions.jsonl",
+    "replaced_values.jsonl",
     "segments.json",
     "variants.json",
     "summary.json",

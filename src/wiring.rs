@@ -32,6 +32,11 @@ pub struct SecurityConfig {
     /// HMAC key of the audit chain and its head (`src/audit_key.rs`).
     pub audit_key: Option<String>,
     pub audit_key_file: Option<PathBuf>,
+    /// HMAC key of send batches; experimentation signs, delivery verifies.
+    /// Only those two stages are given it (and only they ask for it).
+    pub batch_key: Option<String>,
+    /// Read the batch key from this file instead.
+    pub batch_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -89,12 +94,28 @@ pub fn keys(settings: &Settings, ephemeral_ok: bool) -> anyhow::Result<(Signer, 
     Ok((Signer::new(signing), Pseudonymizer::new(pseudonym)))
 }
 
+/// The send-batch key (`security.batch_key`). Only experimentation and
+/// delivery load it, so a compromised segmentation, retrieval, generation or
+/// safety worker cannot sign a batch. `ephemeral_ok` as in `keys`.
+pub fn batch_signer(settings: &Settings, ephemeral_ok: bool) -> anyhow::Result<Signer> {
+    let security: SecurityConfig = settings.section("security")?;
+    let key = secret(&security.batch_key, &security.batch_key_file, "batch_key")?;
+    Ok(Signer::new(match key {
+        Some(key) => key,
+        None if ephemeral_ok => rand::random::<[u8; 32]>().to_vec(),
+        None => anyhow::bail!("security.batch_key is not set (CPO__SECURITY__BATCH_KEY)"),
+    }))
+}
+
 /// What the stages are built with.
 pub struct Backends<'a> {
     pub settings: &'a Settings,
     pub cache: Arc<dyn Cache>,
     pub audit: Arc<dyn AuditSink>,
     pub signer: Signer,
+    /// Signs (experimentation) and verifies (delivery) send batches; `None`
+    /// in the workers of the other stages, which never hold the key.
+    pub batch_signer: Option<Signer>,
     pub pseudonymizer: Pseudonymizer,
     /// Approved content corpus; overrides `retrieval.corpus_dir`.
     pub content_dir: Option<&'a Path>,
@@ -162,7 +183,14 @@ pub fn experimentation(b: &Backends) -> anyhow::Result<cpo_experimentation::Expe
     Ok(cpo_experimentation::ExperimentationStage::new(
         config,
         b.cache.clone(),
-    ))
+        batch_key(b)?,
+    )?)
+}
+
+fn batch_key(b: &Backends) -> anyhow::Result<Signer> {
+    b.batch_signer
+        .clone()
+        .context("security.batch_key is not set (CPO__SECURITY__BATCH_KEY)")
 }
 
 pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
@@ -173,6 +201,7 @@ pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
         config,
         cpo_delivery::DeliveryBackends {
             signer: b.signer.clone(),
+            batch_signer: batch_key(b)?,
             cache: b.cache.clone(),
             sink: Arc::new(sink),
             audit: b.audit.clone(),
@@ -203,6 +232,17 @@ pub fn spawn_all(runtime: &Runtime, b: &Backends, tasks: &mut StageTasks) -> any
     let rt = runtime.clone();
     tasks.spawn(async move { rt.run(delivery).await });
     Ok(())
+}
+
+/// The enqueue check of a campaign's links (https, on
+/// `delivery.allowed_link_domains`), the rule delivery applies again per batch.
+pub fn check_campaign_links(
+    settings: &Settings,
+    campaign: &cpo_shared::model::CampaignRequest,
+) -> anyhow::Result<()> {
+    let delivery: cpo_delivery::DeliveryConfig = settings.section("delivery")?;
+    cpo_shared::links::check_campaign_links(campaign, &delivery.allowed_link_domains)
+        .map_err(anyhow::Error::msg)
 }
 
 /// Sort the outbox by message id so runs are byte-identical whatever the batch interleaving.

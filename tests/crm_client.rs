@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{STAGES, check_services, cpo, env, jsonl, repo};
+use common::{STAGES, batch_key_env, check_services, cpo, env, jsonl, repo};
 use cpo_shared::envelope::derive_id;
 use serde_json::Value;
 
@@ -200,6 +200,7 @@ fn a_python_crm_enqueues_the_bundled_campaign_and_invalid_messages_are_refused()
     for (i, stage) in STAGES.iter().enumerate() {
         let log = std::fs::File::create(work.join(format!("{stage}.log"))).unwrap();
         let child = cpo(&vars)
+            .envs(batch_key_env(stage, &prefix))
             .args([
                 "worker",
                 stage,

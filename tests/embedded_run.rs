@@ -199,3 +199,138 @@ fn missing_customer_file_is_a_clear_error() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no/such/file.csv"));
 }
+
+/// A campaign file like the bundled one with another call-to-action link.
+fn campaign_with_link(dir: &Path, url: &str) -> PathBuf {
+    let bundled = std::fs::read_to_string(repo().join("data/campaign.yaml")).unwrap();
+    let text = bundled.replace(
+        "call_to_action_url: https://www.example.com/autumn",
+        &format!("call_to_action_url: {url:?}"),
+    );
+    assert_ne!(text, bundled, "the bundled campaign changed its link");
+    let path = dir.join(format!("campaign-{}.yaml", text.len()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn unsafe_or_off_list_links_are_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("cpo.yaml");
+    std::fs::write(
+        &config,
+        "delivery:\n  allowed_link_domains: [example.com]\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    for (url, why) in [
+        ("javascript:alert(1)", "`javascript:` links are not allowed"),
+        (
+            "data:text/html;base64,PHNjcmlwdD4=",
+            "`data:` links are not allowed",
+        ),
+        (
+            "https://evil.example/phish",
+            "`evil.example` is not on the allowed domains",
+        ),
+        (
+            "http://www.example.com/autumn",
+            "`http:` links are not allowed",
+        ),
+    ] {
+        let campaign = campaign_with_link(tmp.path(), url);
+        for command in ["run", "enqueue"] {
+            let output = Command::new(env!("CARGO_BIN_EXE_cpo"))
+                .current_dir(repo())
+                .env_remove("CPO_CONFIG")
+                .arg("--config")
+                .arg(&config)
+                .arg(command)
+                .args(if command == "run" {
+                    vec![
+                        "--campaign",
+                        campaign.to_str().unwrap(),
+                        "--quiet",
+                        "--out",
+                        out.to_str().unwrap(),
+                    ]
+                } else {
+                    vec![campaign.to_str().unwrap()]
+                })
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "cpo {command} accepted {url}");
+            assert!(
+                stderr.contains("call_to_action_url is refused") && stderr.contains(why),
+                "cpo {command} {url}: {stderr}"
+            );
+        }
+    }
+    assert!(!out.join("outbox.jsonl").exists(), "a refused campaign ran");
+    // on the list (a subdomain of it): runs
+    let campaign = campaign_with_link(tmp.path(), "https://shop.example.com/autumn");
+    let output = Command::new(env!("CARGO_BIN_EXE_cpo"))
+        .current_dir(repo())
+        .env_remove("CPO_CONFIG")
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .arg("--campaign")
+        .arg(&campaign)
+        .args(["--quiet", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A first name "Fuck" once produced "Hi Fuck,": abusive or personal merge
+/// values are replaced by the greeting's fallback, counted and listed.
+#[test]
+fn abusive_merge_values_are_never_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundled = std::fs::read_to_string(repo().join("data/customers.csv")).unwrap();
+    let mut lines: Vec<String> = bundled.lines().map(str::to_string).collect();
+    let mut abused = Vec::new();
+    for (row, name) in [(1, "Fuck you, idiot"), (2, "Fuck"), (3, "Sh1t")] {
+        let mut fields: Vec<String> = lines[row].split(',').map(str::to_string).collect();
+        fields[1] = format!("\"{name}\"");
+        abused.push(fields[0].clone());
+        lines[row] = fields.join(",");
+    }
+    let customers = tmp.path().join("customers.csv");
+    std::fs::write(&customers, lines.join("\n") + "\n").unwrap();
+    let out = tmp.path().join("out");
+    let summary = run_into(&out, &["--customers", customers.to_str().unwrap()]);
+    let outbox = std::fs::read_to_string(out.join("outbox.jsonl")).unwrap();
+    for word in ["Fuck", "idiot", "Sh1t"] {
+        assert!(!outbox.contains(word), "{word} was sent");
+    }
+    let sent: Vec<Value> = jsonl(&out.join("outbox.jsonl"))
+        .into_iter()
+        .filter(|m| abused.iter().any(|id| m["customer_id"] == id.as_str()))
+        .collect();
+    assert_eq!(sent.len(), 3, "the customers are still mailed");
+    assert!(
+        sent.iter()
+            .all(|m| m["body"].as_str().unwrap().contains("there")),
+        "{sent:#?}"
+    );
+    assert_eq!(summary["merge_values_replaced"], 3, "{summary}");
+    let replaced = jsonl(&out.join("replaced_values.jsonl"));
+    let ids: Vec<&str> = replaced
+        .iter()
+        .map(|r| r["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, abused);
+    assert!(replaced.iter().all(|r| r["field"] == "first_name"));
+    assert!(
+        !std::fs::read_to_string(out.join("replaced_values.jsonl"))
+            .unwrap()
+            .contains("Fuck")
+    );
+}

@@ -195,6 +195,7 @@ fn backends(settings: &Settings) -> wiring::Backends<'_> {
         cache: Arc::new(cpo_shared::cache::MemoryCache::new()),
         audit: Arc::new(cpo_shared::audit::MemoryAuditLog::default()),
         signer: cpo_shared::signing::Signer::new(b"k".to_vec()),
+        batch_signer: None,
         pseudonymizer: cpo_shared::privacy::Pseudonymizer::new(b"p".to_vec()),
         content_dir: None,
         outbox: PathBuf::from("unused-outbox.jsonl"),

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::process::{Child, Stdio};
 use std::time::Instant;
 
-use common::{check_services, cpo, env, jsonl, plan};
+use common::{batch_key_env, check_services, cpo, env, jsonl, plan};
 use serde_json::Value;
 
 struct Fleet {
@@ -56,6 +56,7 @@ fn six_worker_processes_deliver_the_bundled_campaign_like_the_embedded_mode() {
     {
         let log = std::fs::File::create(work.join(format!("{stage}.log"))).unwrap();
         let child = cpo(&vars)
+            .envs(batch_key_env(stage, &prefix))
             .args([
                 "worker",
                 stage,

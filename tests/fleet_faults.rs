@@ -12,6 +12,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use common::{Fleet, STAGES, check_collected, gen_customers, secs};
+use cpo_shared::envelope::message_id;
 use cpo_shared::queues;
 use cpo_shared::transport::amqp::{AmqpConfig, AmqpTransport};
 use cpo_shared::transport::{Publish, Transport};
@@ -271,6 +272,100 @@ fn take_send_batch(fleet: &Fleet) -> Value {
     })
 }
 
+/// A genuine send batch republished with new recipients, a phishing link and
+/// an abusive first name once reached the outbox (its templates were still
+/// genuine). The batch signature covers all of it: delivery dead-letters the
+/// forgery whole, with the reason, and sends none of it.
+#[test]
+fn a_genuine_batch_republished_with_new_recipients_and_links_is_dead_lettered() {
+    let _shared = BROKER.read().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::new(tmp.path(), "forged", &[]);
+    for stage in STAGES.iter().filter(|s| **s != "delivery") {
+        fleet.start(stage);
+    }
+    fleet.enqueue(None);
+    let batch = take_send_batch(&fleet);
+
+    let mut forged = batch.clone();
+    forged["id"] = json!("forged-republish");
+    let payload = &mut forged["payload"];
+    payload["call_to_action_url"] = json!("https://evil.example/phish");
+    let messages: Vec<Value> = payload["messages"].as_array().unwrap()[..4]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut m = m.clone();
+            // New recipients, with the message ids a forger derives for them
+            // (the derivation is public), so no dedupe marker stops them.
+            let customer = format!("EVIL{i}");
+            m["message_id"] = json!(message_id("autumn-2026", &customer));
+            m["recipient"]["customer_id"] = json!(customer);
+            m["recipient"]["email"] = json!(format!("victim{i}@evil.example"));
+            m["recipient"]["first_name"] = json!("Fuck you, idiot");
+            m
+        })
+        .collect();
+    payload["messages"] = json!(messages);
+    // Ahead of the real batches: delivery meets the forgery first.
+    publish_raw(
+        &fleet,
+        vec![(
+            queues::SEND,
+            "forged-republish".into(),
+            serde_json::to_vec(&forged).unwrap(),
+        )],
+    );
+    fleet.start("delivery");
+    let out = tmp.path().join("out");
+    fleet.collect(&out, 120);
+    // The campaign can be complete before delivery reaches the forgery: wait for it.
+    wait_idle(&fleet, Duration::from_secs(60));
+    check_collected(&out, BUNDLED_CUSTOMERS);
+
+    let raw = std::fs::read_to_string(fleet.outbox()).unwrap();
+    for forged_text in ["evil.example", "Fuck", "idiot"] {
+        assert!(
+            !raw.contains(forged_text),
+            "`{forged_text}` reached the outbox"
+        );
+    }
+    let letters = fleet.dead_letters();
+    let refused: Vec<&Value> = letters
+        .iter()
+        .filter(|l| l["id"] == "forged-republish" || l["message"]["id"] == "forged-republish")
+        .collect();
+    assert_eq!(refused.len(), 1, "{letters:#?}");
+    let letter = refused[0];
+    assert_eq!(
+        (&letter["stage"], &letter["queue"], &letter["kind"]),
+        (
+            &json!("delivery"),
+            &json!(queues::SEND),
+            &json!("permanent")
+        ),
+        "{letter:#}"
+    );
+    assert!(
+        letter["reason"]
+            .as_str()
+            .unwrap()
+            .contains("send batch signature does not match its content"),
+        "{letter:#}"
+    );
+    // the letter keeps the forgery as it came, for inspection
+    assert_eq!(
+        letter["message"]["payload"]["call_to_action_url"],
+        "https://evil.example/phish"
+    );
+    eprintln!(
+        "forged republish test: refused whole, {:.1}s",
+        secs(started)
+    );
+    fleet.teardown();
+}
+
 #[test]
 fn tampered_or_unsigned_send_batches_never_reach_the_outbox() {
     let _shared = BROKER.read().unwrap_or_else(|e| e.into_inner());
@@ -321,10 +416,6 @@ fn tampered_or_unsigned_send_batches_never_reach_the_outbox() {
             t["approval"]["signature"] = json!("")
         }),
     ];
-    let per_batch = serde_json::from_slice::<Value>(&forged[0].2).unwrap()["payload"]["messages"]
-        .as_array()
-        .unwrap()
-        .len();
     // Ahead of the real batches: delivery meets the forgeries first.
     publish_raw(&fleet, forged);
     fleet.start("delivery");
@@ -340,15 +431,18 @@ fn tampered_or_unsigned_send_batches_never_reach_the_outbox() {
         .iter()
         .filter(|l| l["stage"] == "delivery" && l["queue"] == queues::SEND)
         .collect();
+    // Each forgery changed what experimentation signed: refused whole, one letter each.
     assert_eq!(
         rejected.len(),
-        3 * per_batch,
-        "one letter per forged message:\n{letters:#?}"
+        3,
+        "one letter per forged batch:\n{letters:#?}"
     );
     assert!(
-        rejected
-            .iter()
-            .all(|l| l["kind"] == "permanent" && !l["reason"].as_str().unwrap().is_empty()),
+        rejected.iter().all(|l| l["kind"] == "permanent"
+            && l["reason"]
+                .as_str()
+                .unwrap()
+                .contains("send batch signature does not match")),
         "{rejected:#?}"
     );
     eprintln!(

@@ -5,13 +5,14 @@
 //!   decoding, acking, retries, dead-lettering, metrics and spans;
 //! - `campaign`, `campaign_file`, `keys`: campaign rules every stage applies
 //!   alike (ids, arms), campaign files, and unknown keys named with a hint;
-//! - `cache`, `audit`, `signing`, `privacy`: backends and safeguards stages share;
+//! - `cache`, `audit`, `signing`, `batch_signing`, `links`, `privacy`: backends and safeguards stages share;
 //! - `phrasing`, `sentences`: the tone phrase banks and the sentence splitter,
 //!   which generation writes with and safety checks claims against;
 //! - `progress`: per-campaign counters behind `cpo status`;
 //! - `config`, `metrics`, `shutdown`, `schema`: process plumbing.
 
 pub mod audit;
+pub mod batch_signing;
 pub mod cache;
 pub mod campaign;
 pub mod campaign_file;
@@ -20,6 +21,7 @@ pub mod dead_letter;
 pub mod envelope;
 pub mod keys;
 pub mod log_field;
+pub mod links;
 pub mod metrics;
 pub mod model;
 pub mod phrasing;

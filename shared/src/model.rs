@@ -340,6 +340,10 @@ pub struct SendBatch {
     /// usually needs a handful), so delivery verifies each signature once.
     pub templates: Vec<ApprovedTemplate>,
     pub messages: Vec<OutboundMessage>,
+    /// HMAC-SHA256 (`security.batch_key`) over the batch's canonical form
+    /// (`batch_signing::batch_hash`): experimentation signs, delivery verifies.
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
 impl SendBatch {
@@ -394,5 +398,19 @@ pub enum LedgerEntry {
         per_arm: BTreeMap<String, u64>,
         fallbacks: u64,
         exclusions: Vec<Exclusion>,
+        /// Merge values that failed the screen and were replaced by their fallback.
+        #[serde(default)]
+        replaced_values: Vec<ReplacedValue>,
     },
+}
+
+/// A merge value that failed the profanity, slur and personal-data screen:
+/// the message was sent with the field's fallback instead (never the value).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReplacedValue {
+    pub customer_id: String,
+    /// `first_name`, `location` or `tier`.
+    pub field: String,
+    /// What the screen found (labels such as `profanity`; never the value).
+    pub reason: String,
 }

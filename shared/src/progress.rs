@@ -43,6 +43,8 @@ pub const VARIANTS_BLOCKED: &str = "variants_blocked";
 pub const BATCHES_ASSIGNED: &str = "batches_assigned";
 pub const CUSTOMERS_ASSIGNED: &str = "customers_assigned";
 pub const FALLBACKS: &str = "fallbacks";
+/// Merge values (first name, location, tier) the screen refused and replaced by their fallback.
+pub const MERGE_VALUES_REPLACED: &str = "merge_values_replaced";
 /// Customers experimentation excluded (no approved message, duplicate).
 pub const EXCLUDED_AT_ASSIGNMENT: &str = "excluded_at_assignment";
 /// Messages in the outbox (sent now, or already sent by an earlier attempt).

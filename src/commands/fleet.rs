@@ -52,6 +52,7 @@ pub fn enqueue(args: EnqueueArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     super::init_logging(true, false);
     let settings = Settings::load(config)?;
     let mut campaign = super::run::load_campaign(&args.campaign, args.customers.as_deref())?;
+    crate::wiring::check_campaign_links(&settings, &campaign)?;
     if let AudienceSource::Csv { path } = &mut campaign.audience {
         let absolute =
             std::fs::canonicalize(&*path).with_context(|| format!("customer file {path}"))?;

@@ -111,6 +111,10 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
             return Ok(exit::INPUT_REJECTED);
         }
     };
+    if let Err(error) = crate::wiring::check_campaign_links(&settings, &campaign) {
+        eprintln!("error: {error:#}");
+        return Ok(exit::INPUT_REJECTED);
+    }
     let out_dir = args
         .out
         .clone()
@@ -230,8 +234,8 @@ fn print_summary(
         s.variants_generated, s.variants_approved, s.variants_blocked
     ))?;
     out.line(format_args!(
-        "  messages: {} in the outbox ({} with control fallback), {} dead letters",
-        s.messages, s.fallbacks, s.dead_lettered
+        "  messages: {} in the outbox ({} with control fallback, {} merge values replaced), {} dead letters",
+        s.messages, s.fallbacks, s.merge_values_replaced, s.dead_lettered
     ))?;
     let arms: Vec<String> = s
         .per_arm

@@ -164,11 +164,12 @@ fn render(p: &CampaignProgress, now_ms: u64) -> String {
     );
     let _ = writeln!(
         out,
-        "  assignment     {} of {} batches: {} assigned ({} fallbacks), {} excluded",
+        "  assignment     {} of {} batches: {} assigned ({} fallbacks, {} merge values replaced), {} excluded",
         n(progress::BATCHES_ASSIGNED),
         n(progress::AUDIENCE_BATCHES),
         n(progress::CUSTOMERS_ASSIGNED),
         n(progress::FALLBACKS),
+        n(progress::MERGE_VALUES_REPLACED),
         n(progress::EXCLUDED_AT_ASSIGNMENT)
     );
     let _ = writeln!(

@@ -110,6 +110,13 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     let redis: RedisConfig = settings.section("redis")?;
     let runtime_config: RuntimeConfig = settings.section("runtime")?;
     let (signer, pseudonymizer) = wiring::keys(&settings, false)?;
+    // The send-batch key goes to the two stages that sign and verify batches only.
+    let batch_signer = match args.stage {
+        StageName::Experimentation | StageName::Delivery => {
+            Some(wiring::batch_signer(&settings, false)?)
+        }
+        _ => None,
+    };
     let stage_name = args.stage.as_str();
     let port = args.port.unwrap_or(worker.port);
     let addr: SocketAddr = format!("{}:{port}", worker.bind)
@@ -147,6 +154,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         cache,
         audit: audit.clone(),
         signer,
+        batch_signer,
         pseudonymizer,
         content_dir: None,
         outbox: worker.outbox.clone(),

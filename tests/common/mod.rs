@@ -78,6 +78,13 @@ pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
     vars
 }
 
+/// The send-batch key, for the worker of `stage` under `prefix`: as deployed,
+/// only experimentation (which signs) and delivery (which verifies) get it.
+pub fn batch_key_env(stage: &str, prefix: &str) -> Option<(&'static str, String)> {
+    matches!(stage, "experimentation" | "delivery")
+        .then(|| ("CPO__SECURITY__BATCH_KEY", format!("test-batch-{prefix}")))
+}
+
 pub fn cpo(vars: &[(String, String)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cpo"));
     command.current_dir(repo()).env_remove("CPO_CONFIG");
@@ -176,6 +183,7 @@ impl Fleet {
             .open(self.work.join(format!("{stage}.log")))
             .unwrap();
         let mut command = self.cpo();
+        command.envs(batch_key_env(stage, &self.prefix));
         for (k, v) in extra {
             command.env(k, v);
         }

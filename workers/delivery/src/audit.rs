@@ -134,7 +134,14 @@ mod tests {
         let mut input = batch(5);
         own_template(&mut input, 3, |_| {});
         input.messages[3].arm = "urgent".into();
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(
+            &input,
+            &signer(),
+            crate::prepare::Limits {
+                max_value_chars: 64,
+                allowed_link_domains: &[],
+            },
+        );
         let sends: Vec<&Rendered<'_>> = prepared.rendered.iter().collect();
         let pseudonymizer = Pseudonymizer::new(b"p".to_vec());
         let text = send_batch_event("camp-1", 7, &sends, &pseudonymizer);
@@ -171,7 +178,14 @@ mod tests {
         assert!(!text.contains("example.com") && !text.contains("\"C0\""));
         // the line layout the design notes describe (keys sorted, as a `Value` serializes)
         let single = batch(1);
-        let one = prepare(&single, &signer(), 64);
+        let one = prepare(
+            &single,
+            &signer(),
+            crate::prepare::Limits {
+                max_value_chars: 64,
+                allowed_link_domains: &[],
+            },
+        );
         let sends: Vec<&Rendered<'_>> = one.rendered.iter().collect();
         let text = send_batch_event("camp-1", 0, &sends, &pseudonymizer);
         let expected = format!(

@@ -12,6 +12,10 @@ pub struct DeliveryConfig {
     /// How long a sent-marker is kept; 0 keeps it forever. A message replayed
     /// after its marker expired would be sent again.
     pub sent_marker_ttl_days: u64,
+    /// Domains links may point to (a listed domain or its subdomains), https
+    /// only. Empty (the default): the domain of the campaign's own
+    /// `call_to_action_url`. `cpo enqueue` and `cpo run` check the same list.
+    pub allowed_link_domains: Vec<String>,
 }
 
 impl Default for DeliveryConfig {
@@ -19,6 +23,7 @@ impl Default for DeliveryConfig {
         Self {
             max_merge_value_chars: 100,
             sent_marker_ttl_days: 30,
+            allowed_link_domains: Vec::new(),
         }
     }
 }

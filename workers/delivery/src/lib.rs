@@ -96,6 +96,7 @@ pub(crate) mod tests {
                     }
                 })
                 .collect(),
+            signature: None,
         }
     }
 }

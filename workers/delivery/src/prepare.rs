@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 
+use cpo_shared::links::{allowed_domains, check_link, links_in};
 use cpo_shared::model::{ApprovedTemplate, OutboundMessage, SendBatch};
 use cpo_shared::signing::Signer;
 use sha2::{Digest, Sha256};
 
 use crate::json_text::JsonText;
-use crate::render::{CompiledText, MergeValues, RenderError, check_cta_url, clean_value};
+use crate::render::{CompiledText, MergeValues, RenderError, clean_value};
 use crate::verify::verify_template;
 
 /// A message that passed every check, with its rendered subject and body
@@ -51,13 +52,13 @@ struct Templates<'a> {
 }
 
 impl<'a> Templates<'a> {
-    fn new(signer: &Signer, templates: &'a [ApprovedTemplate]) -> Self {
+    fn new(signer: &Signer, templates: &'a [ApprovedTemplate], allowed: &[String]) -> Self {
         let mut by_id = HashMap::with_capacity(templates.len());
         for template in templates {
             let id = template.variant_id.as_str();
             match by_id.get_mut(id) {
                 None => {
-                    by_id.insert(id, (template, compile(signer, template)));
+                    by_id.insert(id, (template, compile(signer, template, allowed)));
                 }
                 // A repeated copy changes nothing; a different one makes the
                 // reference ambiguous, so no message may use either.
@@ -83,8 +84,21 @@ impl<'a> Templates<'a> {
 fn compile<'a>(
     signer: &Signer,
     template: &'a ApprovedTemplate,
+    allowed: &[String],
 ) -> Result<CompiledTemplate<'a>, String> {
     verify_template(signer, template).map_err(|e| e.to_string())?;
+    // Generated copy may carry a link of its own besides `{{cta_url}}`: the same rule.
+    for link in links_in(&template.subject)
+        .into_iter()
+        .chain(links_in(&template.body))
+    {
+        check_link(link, allowed).map_err(|e| {
+            format!(
+                "a link in variant `{}` is refused: {e}",
+                template.variant_id
+            )
+        })?;
+    }
     let invalid =
         |what: &str, e: RenderError| format!("{what} of variant `{}`: {e}", template.variant_id);
     Ok(CompiledTemplate {
@@ -133,16 +147,26 @@ fn check_address(address: &str) -> bool {
         })
 }
 
+/// What `prepare` checks messages against, besides the approvals' key.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits<'c> {
+    pub max_value_chars: usize,
+    /// `delivery.allowed_link_domains` (empty: the campaign link's own domain).
+    pub allowed_link_domains: &'c [String],
+}
+
 /// Check, verify and render every message of `batch`.
-pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, max_value_chars: usize) -> Prepared<'a> {
-    let templates = Templates::new(signer, &batch.templates);
-    // The campaign's link is checked once; a bad one stops every message.
-    let cta = batch
-        .call_to_action_url
-        .as_deref()
-        .map(check_cta_url)
+pub fn prepare<'a>(batch: &'a SendBatch, signer: &Signer, limits: Limits<'_>) -> Prepared<'a> {
+    let max_value_chars = limits.max_value_chars;
+    let cta_url = batch.call_to_action_url.as_deref();
+    let allowed = allowed_domains(limits.allowed_link_domains, cta_url);
+    let templates = Templates::new(signer, &batch.templates, &allowed);
+    // The campaign's link is checked once, with the rule `cpo enqueue` applied
+    // (cpo_shared::links); a bad one stops every message.
+    let cta = cta_url
+        .map(|url| check_link(url, &allowed))
         .transpose()
-        .map_err(|e| e.to_string());
+        .map_err(|e| format!("call_to_action_url is refused: {e}"));
     let mut out = Prepared {
         rendered: Vec::with_capacity(batch.messages.len()),
         rejected: Vec::new(),
@@ -211,13 +235,20 @@ mod tests {
     use super::*;
     use crate::tests::{batch, own_template, signer, template};
 
+    fn limits() -> Limits<'static> {
+        Limits {
+            max_value_chars: 64,
+            allowed_link_domains: &[],
+        }
+    }
+
     #[test]
     fn renders_valid_messages_and_rejects_tampered_ones_individually() {
         let mut input = batch(4);
         own_template(&mut input, 1, |t| t.body.push_str(" Now 90% off!"));
         own_template(&mut input, 2, |t| t.approval.signature.clear());
         input.messages[3].recipient.email = "a@example.com, b@example.com".into();
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         assert_eq!(prepared.rendered.len(), 1);
         assert_eq!(prepared.rendered[0].subject.plain(), "Ada, spring news");
         assert_eq!(
@@ -245,7 +276,7 @@ mod tests {
         input.messages[0].message_id = "msg-00000000000000000000000000000000".into();
         // another campaign's message: its id is not the one of this campaign
         input.campaign_id = "camp-2".into();
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         assert!(prepared.rendered.is_empty());
         assert!(
             prepared
@@ -256,10 +287,69 @@ mod tests {
 
         let mut input = batch(2);
         input.call_to_action_url = Some("javascript:alert(1)".into());
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         assert!(prepared.rendered.is_empty());
         assert_eq!(prepared.rejected.len(), 2);
         assert!(prepared.rejected[1].reason.contains("call_to_action_url"));
+    }
+
+    #[test]
+    fn links_are_https_and_on_the_allowed_domains() {
+        let allowed = ["example.com".to_string()];
+        let on_list = Limits {
+            allowed_link_domains: &allowed,
+            ..limits()
+        };
+        for (url, refused) in [
+            ("https://example.com/spring", None),
+            (
+                "https://evil.example/phish",
+                Some("`evil.example` is not on the allowed"),
+            ),
+            ("data:text/html,hi", Some("`data:` links are not allowed")),
+            (
+                "http://example.com/spring",
+                Some("`http:` links are not allowed"),
+            ),
+        ] {
+            let mut input = batch(1);
+            input.call_to_action_url = Some(url.into());
+            let prepared = prepare(&input, &signer(), on_list);
+            match refused {
+                None => assert_eq!(prepared.rendered.len(), 1, "{url}"),
+                Some(why) => {
+                    assert!(prepared.rendered.is_empty(), "{url} was rendered");
+                    assert!(
+                        prepared.rejected[0].reason.contains(why),
+                        "{url}: {}",
+                        prepared.rejected[0].reason
+                    );
+                }
+            }
+        }
+        // a link in the approved copy itself is held to the same rule
+        let mut input = batch(2);
+        own_template(&mut input, 1, |t| {
+            t.body.push_str(" Or visit https://evil.example/phish now.");
+            t.approval.content_hash =
+                cpo_shared::signing::content_hash(&t.variant_id, &t.subject, &t.body, &t.citations);
+            t.approval.signature = signer().sign(&t.approval.content_hash);
+        });
+        let prepared = prepare(&input, &signer(), on_list);
+        assert_eq!(prepared.rendered.len(), 1);
+        assert!(
+            prepared.rejected[0]
+                .reason
+                .contains("a link in variant `v-own-1` is refused"),
+            "{}",
+            prepared.rejected[0].reason
+        );
+        // without a list, the campaign link's own domain is the list: https still required
+        let mut input = batch(1);
+        input.call_to_action_url = Some("https://evil.example/phish".into());
+        assert_eq!(prepare(&input, &signer(), limits()).rendered.len(), 1);
+        input.call_to_action_url = Some("javascript:alert(1)".into());
+        assert!(prepare(&input, &signer(), limits()).rendered.is_empty());
     }
 
     #[test]
@@ -287,7 +377,7 @@ mod tests {
         // an identical second copy is harmless
         input.templates.push(template("v-control"));
 
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         let subjects: Vec<(&str, String)> = prepared
             .rendered
             .iter()
@@ -330,7 +420,7 @@ mod tests {
         let mut input = batch(3);
         own_template(&mut input, 2, |_| {});
         input.templates[0].body.push_str(" P.S. wire money");
-        let prepared = prepare(&input, &signer(), 64);
+        let prepared = prepare(&input, &signer(), limits());
         assert_eq!(prepared.rendered.len(), 1);
         assert_eq!(prepared.rendered[0].message.recipient.customer_id, "C2");
         assert_eq!(prepared.rejected.len(), 2);

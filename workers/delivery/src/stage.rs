@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use cpo_shared::audit::AuditSink;
+use cpo_shared::batch_signing::{sign_batch, verify_batch};
 use cpo_shared::cache::Cache;
 use cpo_shared::dead_letter::DeadLetterKind;
 use cpo_shared::envelope::derive_id;
@@ -18,7 +19,7 @@ use crate::audit::send_batch_event;
 use crate::config::DeliveryConfig;
 use crate::metrics::delivery_metrics;
 use crate::outbox::{OutboxEntry, OutboxSink};
-use crate::prepare::{Rejected, Rendered, prepare};
+use crate::prepare::{Limits, Rejected, Rendered, prepare};
 
 /// Key of the marker that says a message was sent.
 pub fn sent_key(message_id: &str) -> String {
@@ -29,6 +30,9 @@ pub fn sent_key(message_id: &str) -> String {
 pub struct DeliveryBackends {
     /// Verifies safety's approvals (the same key safety signs with).
     pub signer: Signer,
+    /// Verifies experimentation's send-batch signatures (`security.batch_key`),
+    /// and re-signs the one-message parts of a verified batch it dead-letters.
+    pub batch_signer: Signer,
     /// Sent-markers (dedupe across redeliveries and workers).
     pub cache: Arc<dyn Cache>,
     pub sink: Arc<dyn OutboxSink>,
@@ -104,6 +108,7 @@ fn entry<'a>(campaign_id: &'a str, rendered: &'a Rendered<'_>) -> OutboxEntry<'a
 fn replayable(
     envelope: &Envelope<SendBatch>,
     rejected: &Rejected<'_>,
+    batch_signer: &Signer,
 ) -> Result<serde_json::Value, StageError> {
     let batch = &envelope.payload;
     let message = rejected.message;
@@ -115,8 +120,12 @@ fn replayable(
             call_to_action_url: batch.call_to_action_url.clone(),
             templates: rejected.template.into_iter().cloned().collect(),
             messages: vec![message.clone()],
+            signature: None,
         },
     );
+    // Only parts of a batch whose signature verified get here, so signing the
+    // part vouches for nothing experimentation did not sign.
+    sign_batch(batch_signer, &mut part.payload);
     part.first_seen_ms = envelope.first_seen_ms;
     serde_json::to_value(&part)
         .map_err(|e| StageError::Permanent(format!("encode dead letter: {e}")))
@@ -139,10 +148,25 @@ impl Stage for DeliveryStage {
 
     async fn handle(&self, message: Envelope<SendBatch>, emit: &Emitter) -> StageResult {
         let batch = &message.payload;
+        // Fail closed before anything is rendered: an unsigned or altered batch
+        // (new recipients, merge values or links on a genuine template) is
+        // dead-lettered whole, as it arrived.
+        if let Err(e) = verify_batch(&self.backends.batch_signer, batch) {
+            let refused = batch.messages.len() as u64;
+            emit.count(progress::MESSAGES_REFUSED, refused);
+            delivery_metrics()
+                .messages
+                .with_label_values(&["rejected"])
+                .inc_by(refused);
+            return Err(StageError::Permanent(e.to_string()));
+        }
         let prepared = prepare(
             batch,
             &self.backends.signer,
-            self.config.max_merge_value_chars,
+            Limits {
+                max_value_chars: self.config.max_merge_value_chars,
+                allowed_link_domains: &self.config.allowed_link_domains,
+            },
         );
         let (fresh, keys) = self.unsent(&prepared.rendered).await?;
 
@@ -179,7 +203,7 @@ impl Stage for DeliveryStage {
         }
 
         for rejected in &prepared.rejected {
-            let part = replayable(&message, rejected)?;
+            let part = replayable(&message, rejected, &self.backends.batch_signer)?;
             emit.dead_letter_part(DeadLetterKind::Permanent, rejected.reason.clone(), &part)
                 .await?;
         }

@@ -9,6 +9,7 @@ use common::*;
 use cpo_delivery::{
     DeliveryBackends, DeliveryConfig, DeliveryStage, canonicalize_outbox, sent_key,
 };
+use cpo_shared::batch_signing::verify_batch;
 use cpo_shared::cache::Cache;
 use cpo_shared::dead_letter::DeadLetterKind;
 use cpo_shared::envelope::message_id;
@@ -90,6 +91,8 @@ async fn altered_or_unsigned_messages_are_dead_lettered_one_by_one() {
             serde_json::from_value(letter.message.clone().unwrap()).unwrap();
         assert_eq!(part.payload.messages.len(), 1);
         assert_eq!(&part.payload.messages[0].message_id, id);
+        // a part of a verified batch carries a signature of its own, so it can be replayed
+        assert_eq!(verify_batch(&batch_signer(), &part.payload), Ok(()));
         assert_eq!(part.payload.templates.len(), 1);
         assert_eq!(
             part.payload.templates[0].variant_id,
@@ -185,6 +188,7 @@ async fn redelivery_writes_nothing_twice() {
             DeliveryConfig::default(),
             DeliveryBackends {
                 signer: Signer::new(KEY.to_vec()),
+                batch_signer: batch_signer(),
                 cache: h.cache.clone(),
                 sink: other.sink.clone(),
                 audit: other.audit.clone(),
@@ -296,22 +300,78 @@ async fn a_message_naming_a_template_the_batch_lacks_is_dead_lettered_alone() {
 }
 
 #[tokio::test]
-async fn a_replayed_dead_letter_is_delivered_like_a_batch() {
+async fn a_replayed_dead_letter_is_checked_like_a_batch_and_a_hand_edit_is_refused() {
     let h = Harness::new();
     let mut input = batch(0, 0..2);
-    // the recipient is fixed by hand after the dead letter: replay then sends it
     input.payload.messages[1].recipient.email = "not an address".into();
     h.deliver(input).await.unwrap();
     let letters = h.dead_letters();
     assert_eq!(letters.len(), 1);
-    let mut part: Envelope<SendBatch> =
+    let part: Envelope<SendBatch> =
         serde_json::from_value(letters[0].message.clone().unwrap()).unwrap();
-    part.payload.messages[0].recipient.email = "person1@example.com".into();
-    h.deliver(part).await.unwrap();
-    let records = h.records();
-    assert_eq!(records.len(), 2);
-    assert_eq!(records[1].customer_id, "C00001");
-    assert_eq!(records[1].subject, "Name1: last days");
+    // replayed as it is: verified, and refused again for the same reason
+    h.deliver_as_is(part.clone()).await.unwrap();
+    let letters = h.dead_letters();
+    assert_eq!(letters.len(), 2);
+    assert!(
+        letters[1].reason.contains("recipient address"),
+        "{}",
+        letters[1].reason
+    );
+    // a recipient fixed by hand is not what experimentation signed: refused whole
+    let mut edited = part;
+    edited.payload.messages[0].recipient.email = "person1@example.com".into();
+    let err = h.deliver_as_is(edited).await.unwrap_err();
+    assert!(
+        matches!(&err, StageError::Permanent(reason) if reason.contains("signature does not match")),
+        "{err:?}"
+    );
+    assert_eq!(h.records().len(), 1);
+}
+
+/// A genuine batch republished with new recipients, a phishing link and an
+/// abusive first name, or with no signature at all, never reaches the outbox.
+#[tokio::test]
+async fn forged_or_unsigned_send_batches_are_refused_whole() {
+    let h = Harness::new();
+    let mut genuine = batch(0, 0..4);
+    sign(&mut genuine);
+    type Forge = fn(&mut SendBatch);
+    let forgeries: [(&str, Forge); 4] = [
+        ("recipients", |b| {
+            for m in &mut b.messages {
+                m.recipient.email = "victim@evil.example".into();
+            }
+        }),
+        ("link", |b| {
+            b.call_to_action_url = Some("https://evil.example/phish".into())
+        }),
+        ("merge value", |b| {
+            b.messages[0].recipient.first_name = "Fuck you, idiot".into()
+        }),
+        ("unsigned", |b| b.signature = None),
+    ];
+    for (what, forge) in forgeries {
+        let mut forged = genuine.clone();
+        forge(&mut forged.payload);
+        let err = h.deliver_as_is(forged).await.unwrap_err();
+        let StageError::Permanent(reason) = &err else {
+            panic!("{what}: {err:?}");
+        };
+        assert!(reason.contains("send batch"), "{what}: {reason}");
+    }
+    assert!(h.records().is_empty(), "a forged batch was sent");
+    assert!(h.audit_events().is_empty());
+    // signed with another key: refused too
+    let mut other_key = genuine.clone();
+    cpo_shared::batch_signing::sign_batch(
+        &Signer::new(b"not-the-key".to_vec()),
+        &mut other_key.payload,
+    );
+    assert!(h.deliver_as_is(other_key).await.is_err());
+    // the genuine batch goes through
+    h.deliver_as_is(genuine).await.unwrap();
+    assert_eq!(h.records().len(), 4);
 }
 
 #[tokio::test]

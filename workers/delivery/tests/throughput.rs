@@ -193,10 +193,13 @@ async fn one_million_customers_through_experimentation_and_delivery() {
     let transport = MemoryTransport::new(1 << 20);
     let emit = |queue| Emitter::new(Arc::new(transport.clone()), "bench", queue);
 
+    let batch_signer = Signer::new(b"bench-batch-key".to_vec());
     let experimentation = ExperimentationStage::new(
         ExperimentationConfig::default(),
         Arc::new(MemoryCache::new()),
-    );
+        batch_signer.clone(),
+    )
+    .unwrap();
     for segment in SEGMENTS {
         for arm in ARMS {
             let d = Envelope::new(
@@ -223,6 +226,7 @@ async fn one_million_customers_through_experimentation_and_delivery() {
         DeliveryConfig::default(),
         DeliveryBackends {
             signer: signer.clone(),
+            batch_signer,
             cache: Arc::new(MemoryCache::new()),
             sink: Arc::new(FileOutbox::create(&outbox_path).unwrap()),
             audit: audit.clone(),

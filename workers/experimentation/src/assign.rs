@@ -257,16 +257,24 @@ mod tests {
             ("t", segment_routes(&plan, &arms_t)),
         ]);
         let out = assign_batch(&batch, &plan, &routes);
-        let borrowed = SendBatchOut {
+        let mut borrowed = SendBatchOut {
             campaign_id: "camp-1",
             batch_seq: 7,
             call_to_action_url: batch.campaign.call_to_action_url.as_deref(),
             templates: templates_of(&out.messages).unwrap(),
             messages: out.messages,
+            signature: None,
         };
+        let signer = cpo_shared::signing::Signer::new(b"batch-key".to_vec());
+        borrowed.sign(&signer);
         let bytes = serde_json::to_vec(&borrowed).unwrap();
         let owned: SendBatch = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(serde_json::to_vec(&owned).unwrap(), bytes);
+        // the borrowed signature is the one delivery recomputes from the owned batch
+        assert_eq!(
+            cpo_shared::batch_signing::verify_batch(&signer, &owned),
+            Ok(())
+        );
         assert_eq!(owned.messages.len(), 50);
         // each template once: the two segments' control variants
         let ids: Vec<&str> = owned

@@ -20,6 +20,9 @@ pub enum ExperimentError {
     /// use to name their template.
     #[error("two different approved templates share the variant id `{0}`")]
     AmbiguousTemplate(String),
+    /// The merge-value screen could not be built (its patterns did not compile).
+    #[error("merge-value screen: {0}")]
+    Screen(String),
 }
 
 impl From<ExperimentError> for StageError {
@@ -31,7 +34,8 @@ impl From<ExperimentError> for StageError {
             ExperimentError::Plan(_)
             | ExperimentError::CorruptJoin(_)
             | ExperimentError::Encode(_)
-            | ExperimentError::AmbiguousTemplate(_) => StageError::Permanent(error.to_string()),
+            | ExperimentError::AmbiguousTemplate(_)
+            | ExperimentError::Screen(_) => StageError::Permanent(error.to_string()),
         }
     }
 }

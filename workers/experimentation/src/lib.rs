@@ -7,8 +7,10 @@
 //! tone) by a salted hash of (campaign id, customer id) against the campaign's
 //! arm weights, and gets that arm's approved message, the control message when
 //! the arm's variant was blocked (a recorded fallback), or an exclusion with its
-//! reason. One `SendBatch` goes to `send` and one `LedgerEntry::Assigned` to
-//! `ledger` per batch. Analysis of the outcomes lives in `cpo-analysis`.
+//! reason. Merge values are screened (profanity, slurs, personal data) and a
+//! refused one is replaced by its fallback; then the `SendBatch` is signed over
+//! its canonical form (`security.batch_key`). One `SendBatch` goes to `send`
+//! and one `LedgerEntry::Assigned` to `ledger` per batch. Analysis of the outcomes lives in `cpo-analysis`.
 
 pub mod arms;
 pub mod assign;
@@ -16,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod join;
+pub mod merge;
 mod metrics;
 pub mod output;
 pub mod stage;

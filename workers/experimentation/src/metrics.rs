@@ -10,6 +10,8 @@ use prometheus::{IntCounterVec, Opts};
 pub struct ExperimentMetrics {
     /// Customers by outcome: `assigned`, `fallback` (assigned, control message sent), `excluded`.
     pub customers: IntCounterVec,
+    /// Merge values replaced by their fallback, by field (`first_name`, `location`, `tier`).
+    pub replaced_values: IntCounterVec,
 }
 
 /// Every `outcome` the stage counts.
@@ -32,6 +34,23 @@ pub fn experiment_metrics() -> &'static ExperimentMetrics {
         for outcome in OUTCOMES {
             customers.with_label_values(&[outcome]);
         }
-        ExperimentMetrics { customers }
+        let replaced_values = IntCounterVec::new(
+            Opts::new(
+                "experimentation_merge_values_replaced_total",
+                "Merge values that failed the screen and were replaced by their fallback, by field",
+            ),
+            &["field"],
+        )
+        .unwrap_or_else(|e| panic!("metric experimentation_merge_values_replaced_total: {e}"));
+        let _ = metrics()
+            .registry
+            .register(Box::new(replaced_values.clone()));
+        for field in crate::merge::FIELDS {
+            replaced_values.with_label_values(&[field]);
+        }
+        ExperimentMetrics {
+            customers,
+            replaced_values,
+        }
     })
 }

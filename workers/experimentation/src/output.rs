@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
+use cpo_shared::batch_signing::{BatchHasher, MessageFields};
 use cpo_shared::model::{ApprovedTemplate, Customer};
+use cpo_shared::signing::Signer;
 use serde::Serialize;
 
 use crate::error::ExperimentError;
@@ -20,6 +22,36 @@ pub struct SendBatchOut<'a> {
     /// Each template the messages use, once, by variant id.
     pub templates: Vec<&'a ApprovedTemplate>,
     pub messages: Vec<OutboundMessageOut<'a>>,
+    /// Set by `sign`, once everything above is final.
+    pub signature: Option<String>,
+}
+
+impl SendBatchOut<'_> {
+    /// Sign the batch over the same canonical form delivery recomputes from
+    /// the owned `SendBatch` (`batch_signing::batch_hash`; a test holds them equal).
+    pub fn sign(&mut self, signer: &Signer) {
+        let mut hasher =
+            BatchHasher::new(self.campaign_id, self.batch_seq, self.call_to_action_url);
+        for template in &self.templates {
+            hasher.template(&template.variant_id, &template.approval);
+        }
+        for m in &self.messages {
+            let r = &m.recipient;
+            hasher.message(&MessageFields {
+                message_id: &m.message_id,
+                customer_id: r.customer_id,
+                email: r.email,
+                first_name: r.first_name,
+                location: r.location,
+                tier: r.tier,
+                segment: m.segment,
+                arm: m.arm,
+                variant_id: m.variant_id,
+                fallback: m.fallback,
+            });
+        }
+        self.signature = Some(signer.sign(&hasher.finish()));
+    }
 }
 
 #[derive(Debug, Serialize)]

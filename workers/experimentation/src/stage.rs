@@ -4,10 +4,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use cpo_safety::MergeValueScreen;
 use cpo_shared::cache::Cache;
 use cpo_shared::envelope::derive_id;
 use cpo_shared::model::{CustomerBatch, ExperimentInput, LedgerEntry, VariantDecision};
 use cpo_shared::progress;
+use cpo_shared::signing::Signer;
 use cpo_shared::stage::decode_json;
 use cpo_shared::{Emitter, Envelope, Outgoing, Stage, StageError, StageResult, queues};
 use serde::Serialize;
@@ -18,21 +20,33 @@ use crate::assign::{Route, assign_batch, segment_routes};
 use crate::config::ExperimentationConfig;
 use crate::error::ExperimentError;
 use crate::join::{JoinState, SegmentJoin};
+use crate::merge::screen_merge_values;
 use crate::metrics::experiment_metrics;
 use crate::output::{SendBatchOut, templates_of};
 
 pub struct ExperimentationStage {
     config: ExperimentationConfig,
     join: JoinState,
+    /// Signs each send batch (`security.batch_key`, shared with delivery only).
+    batch_signer: Signer,
+    merge_screen: MergeValueScreen,
 }
 
 impl ExperimentationStage {
-    /// `cache` holds the join state (the in-memory cache embedded, Redis in the fleet).
-    pub fn new(config: ExperimentationConfig, cache: Arc<dyn Cache>) -> Self {
-        Self {
+    /// `cache` holds the join state (the in-memory cache embedded, Redis in the
+    /// fleet); `batch_signer` signs every send batch for delivery to verify.
+    pub fn new(
+        config: ExperimentationConfig,
+        cache: Arc<dyn Cache>,
+        batch_signer: Signer,
+    ) -> Result<Self, ExperimentError> {
+        Ok(Self {
             config: config.clone(),
             join: JoinState::new(cache, config.join_ttl()),
-        }
+            batch_signer,
+            merge_screen: MergeValueScreen::new()
+                .map_err(|e| ExperimentError::Screen(e.to_string()))?,
+        })
     }
 
     async fn on_decision(&self, decision: &VariantDecision) -> StageResult {
@@ -76,7 +90,9 @@ impl ExperimentationStage {
             .iter()
             .map(|(segment, arms)| (*segment, segment_routes(&plan, arms)))
             .collect();
-        let assigned = assign_batch(batch, &plan, &routes);
+        let mut assigned = assign_batch(batch, &plan, &routes);
+        // Before signing: the signed batch carries only screened values.
+        let replaced_values = screen_merge_values(&self.merge_screen, &mut assigned.messages);
 
         let seq = batch.batch_seq.to_string();
         let assignments = assigned.messages.len() as u64;
@@ -89,6 +105,16 @@ impl ExperimentationStage {
             .with_label_values(&["fallback"])
             .inc_by(assigned.fallbacks);
         counters.with_label_values(&["excluded"]).inc_by(excluded);
+        for replaced in &replaced_values {
+            experiment_metrics()
+                .replaced_values
+                .with_label_values(&[replaced.field.as_str()])
+                .inc();
+        }
+        emit.count(
+            progress::MERGE_VALUES_REPLACED,
+            replaced_values.len() as u64,
+        );
         emit.count(progress::BATCHES_ASSIGNED, 1);
         emit.count(progress::CUSTOMERS_ASSIGNED, assignments);
         emit.count(progress::FALLBACKS, assigned.fallbacks);
@@ -98,6 +124,7 @@ impl ExperimentationStage {
             assignments,
             fallbacks = assigned.fallbacks,
             excluded,
+            replaced_values = replaced_values.len(),
             "assigned batch"
         );
 
@@ -110,16 +137,16 @@ impl ExperimentationStage {
                 .map(|t| t.subject.len() + t.body.len() + 512)
                 .sum::<usize>()
                 + assigned.messages.len() * 384;
-            let send = envelope.derive(
-                derive_id(&[campaign_id, "send", &seq]),
-                SendBatchOut {
-                    campaign_id,
-                    batch_seq: batch.batch_seq,
-                    call_to_action_url: batch.campaign.call_to_action_url.as_deref(),
-                    templates,
-                    messages: assigned.messages,
-                },
-            );
+            let mut send_batch = SendBatchOut {
+                campaign_id,
+                batch_seq: batch.batch_seq,
+                call_to_action_url: batch.campaign.call_to_action_url.as_deref(),
+                templates,
+                messages: assigned.messages,
+                signature: None,
+            };
+            send_batch.sign(&self.batch_signer);
+            let send = envelope.derive(derive_id(&[campaign_id, "send", &seq]), send_batch);
             outputs.push(encode(queues::SEND, &send, capacity)?);
         }
         let ledger = envelope.derive(
@@ -130,6 +157,7 @@ impl ExperimentationStage {
                 per_arm: assigned.per_arm,
                 fallbacks: assigned.fallbacks,
                 exclusions: assigned.exclusions,
+                replaced_values,
             },
         );
         outputs.push(Outgoing::new(queues::LEDGER, &ledger)?);
@@ -250,7 +278,9 @@ mod tests {
         let stage = ExperimentationStage::new(
             ExperimentationConfig::default(),
             Arc::new(cpo_shared::cache::MemoryCache::new()),
-        );
+            Signer::new(b"batch-key".to_vec()),
+        )
+        .unwrap();
         let mut envelope = Envelope::new("d1", "camp-1", decision("s", "urgent", true, 4));
         envelope.attempt = 2;
         envelope.first_seen_ms = 17;

@@ -36,7 +36,9 @@ async fn arms_follow_weights_overall_and_within_each_segment() {
     let stage = ExperimentationStage::new(
         ExperimentationConfig::default(),
         Arc::new(FlakyCache::default()),
-    );
+        cpo_shared::signing::Signer::new(b"batch-key".to_vec()),
+    )
+    .unwrap();
     for segment in SEGMENTS {
         for arm in [CONTROL_ARM].into_iter().chain(TONES) {
             stage

@@ -14,7 +14,11 @@ use cpo_shared::model::{CONTROL_ARM, ExclusionReason, LedgerEntry, SendBatch};
 use cpo_shared::{Envelope, Outgoing, Stage, StageError, queues};
 
 fn stage(cache: Arc<FlakyCache>) -> ExperimentationStage {
-    ExperimentationStage::new(ExperimentationConfig::default(), cache)
+    ExperimentationStage::new(ExperimentationConfig::default(), cache, batch_signer()).unwrap()
+}
+
+pub fn batch_signer() -> cpo_shared::signing::Signer {
+    cpo_shared::signing::Signer::new(b"test-batch-key".to_vec())
 }
 
 async fn decide_all(stage: &ExperimentationStage, segment: &str, blocked: &[&str]) {
@@ -150,6 +154,7 @@ async fn batch_waits_for_every_segment_then_assigns() {
         per_arm,
         fallbacks,
         exclusions,
+        replaced_values,
     } = ledger.payload
     else {
         panic!("ledger entry should be `assigned`");
@@ -167,6 +172,11 @@ async fn batch_waits_for_every_segment_then_assigns() {
     assert!(fallback_count > 0);
     assert_eq!(fallbacks, fallback_count);
     assert!(exclusions.is_empty());
+    assert!(replaced_values.is_empty());
+    assert_eq!(
+        cpo_shared::batch_signing::verify_batch(&batch_signer(), &send.payload),
+        Ok(())
+    );
 }
 
 #[tokio::test]
@@ -355,7 +365,7 @@ async fn the_join_state_expires_after_its_ttl() {
         join_ttl_s: 1,
         ..ExperimentationConfig::default()
     };
-    let stage = ExperimentationStage::new(config, cache.clone());
+    let stage = ExperimentationStage::new(config, cache.clone(), batch_signer()).unwrap();
     decide_all(&stage, "loyal", &[]).await;
     let key = join_key("camp-1", "loyal");
     assert_eq!(cache.hash_get_all(&key).await.unwrap().len(), 4);
@@ -363,5 +373,77 @@ async fn the_join_state_expires_after_its_ttl() {
     assert!(
         cache.hash_get_all(&key).await.unwrap().is_empty(),
         "decisions must not stay in Redis forever"
+    );
+}
+
+/// A first name "Fuck" once produced "Hi Fuck,": every merge value is screened
+/// before the batch is signed, and a refused one becomes its fallback.
+#[tokio::test]
+async fn abusive_or_personal_merge_values_are_replaced_counted_and_recorded_before_signing() {
+    let cache = Arc::new(FlakyCache::default());
+    let stage = stage(cache);
+    decide_all(&stage, "loyal", &[]).await;
+    let mut input = batch(0, 0, 5, &[], |_| "loyal");
+    input.customers[1].customer.first_name = "Fuck you, idiot".into();
+    input.customers[2].customer.first_name = "Fuck".into();
+    input.customers[3].customer.tier = "call 415 555 0100".into();
+    let emit = emitter();
+    let outputs = stage.handle(batch_envelope(input), &emit).await.unwrap();
+    let (send, ledger) = split(&outputs);
+    let send = send.unwrap();
+    let by_customer: HashMap<&str, (&str, &str)> = send
+        .payload
+        .messages
+        .iter()
+        .map(|m| {
+            let r = &m.recipient;
+            (
+                r.customer_id.as_str(),
+                (r.first_name.as_str(), r.tier.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(by_customer["C0000000"], ("Ada", "silver"));
+    assert_eq!(by_customer["C0000001"], ("there", "silver"));
+    assert_eq!(by_customer["C0000002"], ("there", "silver"));
+    assert_eq!(by_customer["C0000003"], ("Ada", "member"));
+    let raw = String::from_utf8_lossy(&outputs[0].body).to_string()
+        + &String::from_utf8_lossy(&outputs[1].body);
+    assert!(!raw.contains("Fuck") && !raw.contains("555"), "{raw}");
+    // the signature covers the screened values
+    assert_eq!(
+        cpo_shared::batch_signing::verify_batch(&batch_signer(), &send.payload),
+        Ok(())
+    );
+    let LedgerEntry::Assigned {
+        replaced_values,
+        assignments,
+        ..
+    } = ledger.payload
+    else {
+        panic!("ledger entry should be `assigned`");
+    };
+    assert_eq!(assignments, 5, "a replaced value does not exclude anyone");
+    let listed: Vec<(&str, &str)> = replaced_values
+        .iter()
+        .map(|r| (r.customer_id.as_str(), r.field.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("C0000001", "first_name"),
+            ("C0000002", "first_name"),
+            ("C0000003", "tier")
+        ]
+    );
+    assert!(replaced_values[0].reason.contains("profanity"));
+    assert!(replaced_values[2].reason.contains("personal data"));
+    let counts = emit.take_counts();
+    assert!(
+        counts
+            .add
+            .iter()
+            .any(|(field, n)| field == cpo_shared::progress::MERGE_VALUES_REPLACED && *n == 3),
+        "{counts:?}"
     );
 }

@@ -18,7 +18,8 @@
 //! normalized against obfuscation (NFKC, l33t, spacing, masking, elongation,
 //! look-alike letters, zero-width characters), matched on token boundaries.
 //! `AzureScreen` asks Azure AI Content Safety for the harm severities and runs
-//! the embedded brand-policy checks beside it. `cli::screen_jsonl` backs `cpo screen`.
+//! the embedded brand-policy checks beside it. `cli::screen_jsonl` backs `cpo screen`. `MergeValueScreen` applies the
+//! embedded screen to the merge values of each customer (experimentation).
 
 pub mod audit;
 pub mod azure;
@@ -31,6 +32,7 @@ pub mod error;
 mod lexicon;
 mod markers;
 mod matcher;
+pub mod merge_values;
 pub mod metrics;
 mod normalize;
 mod pii;
@@ -44,6 +46,7 @@ pub use claims::{Source, UnsupportedClaim};
 pub use cli::{ScreenArgs, ScreenStats, run_screen, run_screen_with_config, screen_jsonl};
 pub use config::{ApiKey, AzureConfig, OnScreenError, SafetyConfig, ScreenBackend, Thresholds};
 pub use error::{SafetyError, ScreenError, ScreenErrorKind, ScreenIoError};
+pub use merge_values::MergeValueScreen;
 pub use screen::{
     EmbeddedScreen, FindingKind, HarmCategory, HarmEvidence, PolicyFinding, SafetyScreen,
     ScreenReport, ScreenRequest,

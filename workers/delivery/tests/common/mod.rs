@@ -21,6 +21,17 @@ use cpo_shared::transport::MemoryTransport;
 use cpo_shared::{Emitter, Envelope, Stage, StageError, queues};
 
 pub const KEY: &[u8] = b"approval-key";
+/// Experimentation's send-batch key, shared with delivery only.
+pub const BATCH_KEY: &[u8] = b"batch-key";
+
+pub fn batch_signer() -> Signer {
+    Signer::new(BATCH_KEY.to_vec())
+}
+
+/// Sign a batch as experimentation does, over its current content.
+pub fn sign(batch: &mut Envelope<SendBatch>) {
+    cpo_shared::batch_signing::sign_batch(&batch_signer(), &mut batch.payload);
+}
 
 pub fn template(variant_id: &str, subject: &str, body: &str) -> ApprovedTemplate {
     let citations = vec!["doc-1".to_string(), "doc-2".to_string()];
@@ -88,6 +99,7 @@ pub fn batch(seq: u64, customers: std::ops::Range<usize>) -> Envelope<SendBatch>
             call_to_action_url: Some("https://example.com/go".into()),
             messages: customers.map(|c| message(c, &template)).collect(),
             templates: vec![template],
+            signature: None,
         },
     )
 }
@@ -150,6 +162,7 @@ impl Harness {
             DeliveryConfig::default(),
             DeliveryBackends {
                 signer: Signer::new(KEY.to_vec()),
+                batch_signer: batch_signer(),
                 cache: cache.clone(),
                 sink: sink.clone(),
                 audit: audit.clone(),
@@ -167,7 +180,15 @@ impl Harness {
         }
     }
 
-    pub async fn deliver(&self, batch: Envelope<SendBatch>) -> Result<(), StageError> {
+    /// Deliver `batch` signed as experimentation would sign it (the tests build
+    /// batches, then change them, as a faulty producer upstream of the signature would).
+    pub async fn deliver(&self, mut batch: Envelope<SendBatch>) -> Result<(), StageError> {
+        sign(&mut batch);
+        self.deliver_as_is(batch).await
+    }
+
+    /// Deliver `batch` with whatever signature it carries (none, stale, forged).
+    pub async fn deliver_as_is(&self, batch: Envelope<SendBatch>) -> Result<(), StageError> {
         let emit = Emitter::new(Arc::new(self.transport.clone()), "delivery", queues::SEND);
         let outputs = self.stage.handle(batch, &emit).await?;
         assert!(outputs.is_empty(), "delivery publishes nothing onward");
