@@ -87,6 +87,20 @@ pub const TARGETS: &[&str] = &[
     "themselves",
 ];
 
+/// Possessives that, before a `VICTIMS` noun, aim a threat at someone's family or place.
+pub const POSSESSIVES: &[&str] = &["your", "ur", "yer", "his", "her", "their", "thy"];
+
+/// Who and what a threat is made against, after a possessive ("bomb your house").
+pub const VICTIMS: &[&str] = &[
+    "family", "families", "kids", "kid", "children", "child", "son", "sons", "daughter",
+    "daughters", "wife", "husband", "mother", "mom", "mum", "father", "dad", "parents",
+    "brother", "sister", "baby", "babies", "friends", "friend", "girlfriend", "boyfriend",
+    "partner", "grandma", "grandmother", "grandpa", "pets", "pet", "dog", "cat", "house",
+    "home", "car", "school", "office", "shop", "store", "church", "mosque", "synagogue",
+    "temple", "workplace", "building", "apartment", "flat", "street", "town", "neighbourhood",
+    "neighborhood", "face", "head", "throat", "neck", "skull", "legs", "body", "ass",
+];
+
 /// Words of stated intent before a threat ("i will", "gonna").
 pub const INTENT: &[&str] = &[
     "will", "ill", "gonna", "going", "wanna", "want", "shall", "gon", "finna", "gotta", "must",
@@ -152,7 +166,16 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("suicide|suicidal", harm(SelfHarm, 4)),
     ("commit|committing|committed suicide", harm(SelfHarm, 6)),
     ("kill|killing|hang|hanging|shoot myself|yourself|themselves|himself|herself", harm(SelfHarm, 6)),
-    ("hurt|hurting|cut|cutting|harm|harming|starve|starving myself", harm(SelfHarm, 5)),
+    ("hurt|hurting|cut|cutting|harm|harming|starve|starving|burn|burning myself", harm(SelfHarm, 5)),
+    // Encouragement aimed at the reader.
+    ("kill|hurt|cut|harm|starve|hang|drown|burn|unalive|off|shoot|poison|stab yourself|urself|yourselves|yoself", harm(SelfHarm, 7)),
+    ("unalive|unalived|unaliving", harm(SelfHarm, 5)),
+    ("go die|unalive", harm(SelfHarm, 6)),
+    ("drink|swallow bleach", harm(SelfHarm, 7)),
+    ("jump off a|the bridge|building|roof|cliff", harm(SelfHarm, 6)),
+    ("how to|ways to|best way to kill|hang|cut|hurt|harm|unalive myself|yourself|oneself", harm(SelfHarm, 7)),
+    ("nobody|no one would miss you", harm(SelfHarm, 6)),
+    ("world|everyone would be better off without you", harm(SelfHarm, 6)),
     ("kys", harm(SelfHarm, 6)),
     ("end|ending my|your own? life", harm(SelfHarm, 6)),
     ("take|taking my|your own life", harm(SelfHarm, 6)),
@@ -187,6 +210,9 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("nigga|niggas|faggot|faggots|fag|fags|kike|kikes|spic|spics|chink|chinks|wetback|wetbacks|gook|gooks|raghead|ragheads|towelhead|towelheads|beaner|beaners|zipperhead|untermensch", harm(Hate, 6)),
     ("coon|coons|paki|pakis|tranny|trannies", harm(Hate, 5)),
     ("dyke|dykes|retard|retards|retarded|subhuman|subhumans", harm(Hate, 4)),
+    ("shemale|shemales|jihadi|jihadis|mong|mongs|mongoloid|mongoloids|cripple|cripples|rapefugee|rapefugees|trannie|ladyboy|ladyboys|kaffir|kaffirs|golliwog|golliwogs|pikey|pikeys|gyppo|gyppos|poofter|poofters|poof|poofs|batty|towelheads|camel jockey|wog|wogs|nignog|sambo|darkie|darkies|negro|negroes|halfbreed|halfbreeds|zionazi|islamonazi|feminazi|feminazis|libtard|libtards", harm(Hate, 5)),
+    ("queer|queers|homo|homos|lesbo|lesbos|lezzer|lezza", harm(Hate, 4)),
+    ("queer people|person|persons|folk|folks|community|communities|youth|culture|history|studies|theory|pride|film|art|artists|owned|friendly|joy", IDIOM),
     ("$group are|is|r all|just? nothing? but? vermin|animals|parasites|scum|subhuman|cockroaches|rats|savages|filth|trash|garbage|inferior|evil|disgusting|dogs|pigs|apes|monkeys|criminals|terrorists|rapists", harm(Hate, 6)),
     ("i|we hate|despise|detest all? the? $group", harm(Hate, 5)),
     ("$group should|must|deserve|deserves|need|needs to? be? die|burn|hang|suffer|rot|killed|shot|exterminated|gassed|deported|eliminated", harm(Hate, 7)),
@@ -198,9 +224,11 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("1488", harm(Hate, 6)),
     ("death to $group|infidels", harm(Hate, 6)),
     // --- profanity
+    ("fvck|fvcking|fvcked|fvk|phuq|fcuking|fukc|cvnt|cvnts|sh1t|biatch|beeyotch", STRONG),
     ("fuck|fucks|fucked|fucker|fuckers|fucking|fuckin|fuckn|fuckface|fuckhead|fck|fcking|fcuk|fuk|fuking|fukin|fuq|phuck|phuk|motherfucker|motherfuckers|motherfucking|mofo|wtf|stfu|gtfo|fubar", STRONG),
     ("shit|shits|shitty|shite|shitting|shithead|shitheads|bullshit|horseshit|dipshit|batshit|shitstorm", STRONG),
     ("bitch|bitches|bitching|bitchy|sonofabitch|cunt|cunts|asshole|assholes|arsehole|arseholes|asshat|dumbass|jackass|bastard|bastards", STRONG),
+    ("hoe|hoes", STRONG),
     ("twat|twats|wanker|wankers|wank|tosser|slut|sluts|slutty|whore|whores|cocksucker|cocksuckers|dickhead|dickheads|douchebag|douchebags", STRONG),
     ("damn|damned|dammit|damnit|goddamn|goddamnit|crap|crappy|hell|bloody|bugger|piss|pissed|pissing|arse|ass|asses|butthole|dick|dicks|prick|pricks|douche|badass|sucks", MILD),
     // --- unsubstantiated claims
@@ -248,6 +276,12 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("dressed to kill", IDIOM),
     ("kill two birds", IDIOM),
     ("die|dying|dye for", IDIOM),
+    // Help and prevention services name self-harm to fight it.
+    ("suicide|suicides|selfharm|overdose|overdoses prevention|awareness|hotline|hotlines|helpline|helplines|lifeline|crisis|support|survivor|survivors|loss|bereavement|research|watch|risk|squad", IDIOM),
+    ("self harm|injury prevention|awareness|hotline|helpline|support|recovery", IDIOM),
+    ("prevent|preventing|prevention|prevents|preventable|reduce|reducing|against|stop|end|ending|survived|surviving suicide|suicides|overdose|overdoses|selfharm", IDIOM),
+    ("prevent|preventing|prevention of|against suicide|suicides|selfharm|overdose", IDIOM),
+    ("kill|kills|killed the lights|engine|power|music|switch|process|app|bacteria|germs|weeds", IDIOM),
     ("dying to", IDIOM),
     ("die hard|hards|cast|casting|cut", IDIOM),
     ("dead simple|easy|serious|set|last|tired|center|centre|end|line|ringer|heat|on", IDIOM),

@@ -25,7 +25,10 @@ mod citations;
 mod classify;
 pub mod cli;
 pub mod config;
+mod decode;
 pub mod error;
+mod hate;
+mod hate_lexicon;
 mod lexicon;
 mod markers;
 mod matcher;
@@ -33,6 +36,7 @@ pub mod metrics;
 mod normalize;
 mod pii;
 pub mod screen;
+mod segment;
 pub mod stage;
 pub mod verdict;
 

@@ -15,6 +15,9 @@ use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
+/// Cyrillic `у` after folding: read as `u`, alternatively as `y`.
+const CYRILLIC_U: char = '\u{E000}';
+
 /// A masking character inside a word (`f*ck`, `sh#t`); matches any one letter.
 pub const MASK: char = '*';
 
@@ -108,7 +111,43 @@ fn push_folded(c: char, out: &mut String) {
         'ν' => 'v',
         'ш' | 'ω' => 'w',
         'х' | 'χ' => 'x',
-        'у' | 'γ' => 'y',
+        // Cyrillic u reads as y and stands for u: both readings (`fуck`, `уes`).
+        'у' => CYRILLIC_U,
+        'γ' => 'y',
+        // Armenian letters that render like Latin ones.
+        'ս' => 'u',
+        'օ' => 'o',
+        'ո' => 'n',
+        'հ' => 'h',
+        'ց' => 'g',
+        'ք' => 'p',
+        'ա' => 'w',
+        // Small capitals (NFKC leaves them).
+        'ᴀ' => 'a',
+        'ʙ' => 'b',
+        'ᴄ' => 'c',
+        'ᴅ' => 'd',
+        'ᴇ' => 'e',
+        'ꜰ' => 'f',
+        'ɢ' => 'g',
+        'ʜ' => 'h',
+        'ɪ' => 'i',
+        'ᴊ' => 'j',
+        'ᴋ' => 'k',
+        'ʟ' => 'l',
+        'ᴍ' => 'm',
+        'ɴ' => 'n',
+        'ᴏ' => 'o',
+        'ᴘ' => 'p',
+        'ǫ' => 'q',
+        'ʀ' => 'r',
+        'ꜱ' => 's',
+        'ᴛ' => 't',
+        'ᴜ' => 'u',
+        'ᴠ' => 'v',
+        'ᴡ' => 'w',
+        'ʏ' => 'y',
+        'ᴢ' => 'z',
         'ł' => 'l',
         'đ' | 'ð' => 'd',
         'þ' => 'p',
@@ -145,6 +184,7 @@ fn fold_into(text: &str, out: &mut String) {
 /// Characters that stay inside a word: letters, digits, l33t symbols, masks, inner punctuation.
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric()
+        || c == CYRILLIC_U
         || matches!(
             c,
             '@' | '$' | '!' | '|' | '*' | '#' | '.' | '-' | '_' | '\''
@@ -171,6 +211,7 @@ fn leet(c: char) -> (char, char) {
         '7' => ('t', 't'),
         '!' => ('i', 'i'),
         '*' | '#' => (MASK, MASK),
+        CYRILLIC_U => ('u', 'y'),
         other => (other, other),
     }
 }
@@ -248,7 +289,7 @@ fn push_chunk(chunk: &str, sentence: &mut u32, streams: &mut TokenStreams) {
         (trailing.contains('.') && !single_char) || trailing.contains('!')
     };
 
-    if core.chars().any(char::is_alphabetic) {
+    if core.chars().any(|c| c.is_alphabetic() || c == CYRILLIC_U) {
         push_word(core, *sentence, streams);
     } else if core.chars().any(char::is_alphanumeric) {
         let digits: String = core.chars().filter(|c| c.is_alphanumeric()).collect();
@@ -265,7 +306,7 @@ fn push_word(core: &str, sentence: u32, streams: &mut TokenStreams) {
     let text: String = core.chars().map(|c| leet(c).0).collect();
     // Only `1` and `|` read two ways; most words have neither.
     let alt: Option<String> = core
-        .contains(['1', '|'])
+        .contains(['1', '|', CYRILLIC_U])
         .then(|| core.chars().map(|c| leet(c).1).collect());
     if !text.contains(is_inner_separator) {
         let token = Token::new(text, alt, TokenKind::Word, sentence);

@@ -1,0 +1,367 @@
+//! Hate towards identity groups, and insults aimed at the reader, scored per clause.
+//!
+//! A sentence is about a group when it names one (`GROUP_NOUNS`, or a group
+//! adjective before a person noun: "gay people", "trans lives") or, after a
+//! group was named, refers back to it ("they", "them", "those"). Each clause
+//! of such a sentence multiplies the polarity of its predicates and negators:
+//! "I hate X" is negative, "I don't hate X" positive, "X are not human" and
+//! "X have no right to live" negative again. A negative clause is hate:
+//! derogation 5, dehumanisation and violence 6 (violence is also reported as
+//! violence). Words misspelt by one swapped or dropped letter ("haet",
+//! "immigrnts") are read as the word they spell, for the lexicon's words only.
+
+use std::collections::HashMap;
+
+use crate::hate_lexicon::*;
+use crate::normalize::{Token, TokenKind};
+use crate::screen::{FindingKind, HarmCategory, ScreenReport};
+
+const GROUP_NOUN: u32 = 1;
+const GROUP_ADJ: u32 = 1 << 1;
+const PERSON: u32 = 1 << 2;
+const PRONOUN: u32 = 1 << 3;
+const NEGATOR: u32 = 1 << 4;
+const CANCELLER: u32 = 1 << 5;
+const BREAK: u32 = 1 << 6;
+const LINK: u32 = 1 << 7;
+const ANIMAL_PLACE: u32 = 1 << 8;
+const INSULT_NOUN: u32 = 1 << 9;
+const INSULT_ADJ: u32 = 1 << 10;
+const ADDRESSEE: u32 = 1 << 11;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Word {
+    flags: u32,
+    polar: Option<Polar>,
+}
+
+/// How many tokens before a dehumanising noun its link may stand ("are nothing but common trash").
+const LINK_WINDOW: usize = 5;
+/// How many tokens before an insult the reader may be named ("you absolute idiot").
+const INSULT_WINDOW: usize = 3;
+
+pub struct HateScorer {
+    words: HashMap<&'static str, Word>,
+    /// One-edit misspellings of lexicon words, to the word they spell.
+    fuzzy: HashMap<String, &'static str>,
+    phrases: Vec<(Vec<&'static str>, Polar)>,
+}
+
+/// One token read against the lexicon.
+#[derive(Clone, Copy)]
+struct Read<'a> {
+    word: &'a str,
+    info: Word,
+    sentence: u32,
+}
+
+impl HateScorer {
+    pub fn new() -> Self {
+        let mut words: HashMap<&'static str, Word> = HashMap::new();
+        let mut flag = |list: &[&'static str], bits: u32| {
+            for w in list {
+                words.entry(w).or_default().flags |= bits;
+            }
+        };
+        flag(GROUP_NOUNS, GROUP_NOUN);
+        flag(GROUP_ADJECTIVES, GROUP_ADJ);
+        flag(PERSON_NOUNS, PERSON);
+        flag(PRONOUNS, PRONOUN);
+        flag(NEGATORS, NEGATOR);
+        flag(NEGATION_CANCELLERS, CANCELLER);
+        flag(CLAUSE_BREAKS, BREAK);
+        flag(LINKS, LINK);
+        flag(ANIMAL_PLACES, ANIMAL_PLACE);
+        flag(INSULT_NOUNS, INSULT_NOUN);
+        flag(INSULT_ADJECTIVES, INSULT_ADJ);
+        flag(ADDRESSEES, ADDRESSEE);
+        for (list, polar) in [
+            (POSITIVE, Polar::Positive),
+            (DEROGATORY, Polar::Derogatory),
+            (AVERSION, Polar::Aversion),
+            (VIOLENT, Polar::Violent),
+            (DEHUMANISING, Polar::Dehumanising),
+        ] {
+            for w in list {
+                words.entry(w).or_default().polar = Some(polar);
+            }
+        }
+        let mut fuzzy = HashMap::new();
+        let fuzzy_sources = [
+            GROUP_NOUNS,
+            GROUP_ADJECTIVES,
+            AVERSION,
+            DEROGATORY,
+            DEHUMANISING,
+            VIOLENT,
+        ];
+        for word in fuzzy_sources.into_iter().flatten() {
+            for variant in one_edit_variants(word) {
+                if !words.contains_key(variant.as_str()) && !FUNCTION_WORDS.contains(&&*variant) {
+                    fuzzy.entry(variant).or_insert(*word);
+                }
+            }
+        }
+        let phrases = PHRASES
+            .iter()
+            .map(|(p, polar)| (p.split(' ').collect(), *polar))
+            .collect();
+        Self {
+            words,
+            fuzzy,
+            phrases,
+        }
+    }
+
+    /// Every word the scorer knows, for cutting run-together text into words.
+    pub fn vocabulary(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.words.keys().copied()
+    }
+
+    fn read<'a>(&'a self, token: &'a Token) -> Read<'a> {
+        let sentence = token.sentence;
+        if token.kind != TokenKind::Word {
+            return Read {
+                word: "",
+                info: Word::default(),
+                sentence,
+            };
+        }
+        let readings = std::iter::once(token.text.as_str()).chain(token.alt.as_deref());
+        for reading in readings {
+            if let Some((word, info)) = self.words.get_key_value(reading) {
+                return Read {
+                    word,
+                    info: *info,
+                    sentence,
+                };
+            }
+        }
+        if let Some(word) = self.fuzzy.get(token.text.as_str()) {
+            return Read {
+                word,
+                info: self.words[word],
+                sentence,
+            };
+        }
+        Read {
+            word: &token.text,
+            info: Word::default(),
+            sentence,
+        }
+    }
+
+    pub fn score(&self, tokens: &[Token], report: &mut ScreenReport) {
+        let reads: Vec<Read> = tokens.iter().map(|t| self.read(t)).collect();
+        self.insults(&reads, report);
+        let mut group_named = false;
+        let mut start = 0;
+        while start < reads.len() {
+            let sentence = reads[start].sentence;
+            let end = reads[start..]
+                .iter()
+                .position(|r| r.sentence != sentence)
+                .map_or(reads.len(), |n| start + n);
+            let s = &reads[start..end];
+            let mentions: Vec<usize> = (0..s.len()).filter(|&i| is_group_at(s, i)).collect();
+            let refers = group_named && s.iter().any(|r| r.info.flags & PRONOUN != 0);
+            if !mentions.is_empty() || refers {
+                self.score_sentence(s, &mentions, report);
+            }
+            group_named |= !mentions.is_empty();
+            start = end;
+        }
+    }
+
+    fn score_sentence(&self, s: &[Read], mentions: &[usize], report: &mut ScreenReport) {
+        let mut clause_start = 0;
+        for i in 0..=s.len() {
+            if i < s.len() && s[i].info.flags & BREAK == 0 {
+                continue;
+            }
+            self.score_clause(s, clause_start, i, mentions, report);
+            clause_start = i + 1;
+        }
+    }
+
+    fn score_clause(
+        &self,
+        s: &[Read],
+        from: usize,
+        to: usize,
+        mentions: &[usize],
+        report: &mut ScreenReport,
+    ) {
+        let mut negative = false;
+        let mut polar_seen = false;
+        let mut strongest: Option<(u8, &str, Polar)> = None;
+        let mut i = from;
+        while i < to {
+            let (polar, len) = match self.phrase_at(s, i, to) {
+                Some(found) => found,
+                None => (s[i].info.polar, 1),
+            };
+            let flags = s[i].info.flags;
+            if flags & NEGATOR != 0 && polar.is_none_or(|p| p == Polar::Positive) {
+                let cancelled = s[i + 1..to.min(i + 3)]
+                    .iter()
+                    .any(|r| r.info.flags & CANCELLER != 0);
+                if !cancelled {
+                    negative = !negative;
+                }
+                if polar.is_none() {
+                    i += 1;
+                    continue;
+                }
+            }
+            if let Some(p) = polar.filter(|p| self.counts(s, i, len, *p, mentions)) {
+                polar_seen = true;
+                if p != Polar::Positive {
+                    negative = !negative;
+                    let severity = match p {
+                        Polar::Dehumanising | Polar::Violent => 6,
+                        _ => 5,
+                    };
+                    if strongest.is_none_or(|(sev, _, _)| severity > sev) {
+                        strongest = Some((severity, s[i].word, p));
+                    }
+                }
+            }
+            i += len;
+        }
+        if !(polar_seen && negative) {
+            return;
+        }
+        let (severity, term, polar) = strongest.unwrap_or((5, "negated praise", Polar::Positive));
+        report.raise(HarmCategory::Hate, severity, term, Some("about a group"));
+        if polar == Polar::Violent {
+            report.raise(HarmCategory::Violence, severity, term, Some("against a group"));
+        }
+    }
+
+    /// Whether a predicate at `i` counts: a feeling needs its group after it,
+    /// a dehumanising noun a link before it, "suffer from" is no wish.
+    fn counts(&self, s: &[Read], i: usize, len: usize, polar: Polar, mentions: &[usize]) -> bool {
+        let next = s.get(i + len).map(|r| r.word);
+        match polar {
+            Polar::Aversion => {
+                mentions.iter().any(|&m| m > i)
+                    || s[i + len..].iter().any(|r| r.info.flags & PRONOUN != 0)
+            }
+            Polar::Dehumanising => {
+                s[i].info.flags & ANIMAL_PLACE != 0
+                    || len > 1
+                    || s[i.saturating_sub(LINK_WINDOW)..i]
+                        .iter()
+                        .any(|r| r.info.flags & LINK != 0)
+            }
+            Polar::Violent => !matches!(next, Some("from" | "with")),
+            Polar::Derogatory | Polar::Positive => true,
+        }
+    }
+
+    fn phrase_at(&self, s: &[Read], i: usize, to: usize) -> Option<(Option<Polar>, usize)> {
+        self.phrases.iter().find_map(|(words, polar)| {
+            let fits = i + words.len() <= to
+                && words.iter().zip(&s[i..]).all(|(w, r)| *w == r.word);
+            fits.then_some((Some(*polar), words.len()))
+        })
+    }
+
+    /// Insult nouns block anywhere; insulting adjectives when the reader is named just before.
+    fn insults(&self, reads: &[Read], report: &mut ScreenReport) {
+        for (i, r) in reads.iter().enumerate() {
+            let flags = r.info.flags;
+            if flags & (INSULT_NOUN | INSULT_ADJ) == 0 {
+                continue;
+            }
+            // "idiot-proof", "idiot box": the word names a thing, not a person.
+            if matches!(reads.get(i + 1).map(|n| n.word), Some("proof" | "box")) {
+                continue;
+            }
+            let aimed = reads[i.saturating_sub(INSULT_WINDOW)..i]
+                .iter()
+                .any(|b| b.sentence == r.sentence && b.info.flags & ADDRESSEE != 0);
+            if flags & INSULT_NOUN != 0 || aimed {
+                report.find(FindingKind::Profanity, format!("'{}' (insult)", r.word));
+            }
+        }
+    }
+}
+
+/// A group is named at `i`: a group noun, or a group adjective with a person
+/// noun (or another group word) within the next two tokens.
+fn is_group_at(s: &[Read], i: usize) -> bool {
+    let flags = s[i].info.flags;
+    if flags & GROUP_NOUN != 0 {
+        return true;
+    }
+    flags & GROUP_ADJ != 0
+        && s[i + 1..(i + 3).min(s.len())]
+            .iter()
+            .any(|r| r.info.flags & (PERSON | GROUP_NOUN | GROUP_ADJ) != 0)
+}
+
+/// Misspellings one edit away that keep the first letter: adjacent letters
+/// swapped (4+ letters), a vowel dropped (5+), any later letter dropped (6+).
+fn one_edit_variants(word: &str) -> Vec<String> {
+    let chars: Vec<char> = word.chars().collect();
+    let n = chars.len();
+    let mut out = Vec::new();
+    if n >= 4 {
+        for i in 1..n - 1 {
+            if chars[i] != chars[i + 1] {
+                let mut v = chars.clone();
+                v.swap(i, i + 1);
+                out.push(v.into_iter().collect());
+            }
+        }
+    }
+    if n >= 5 {
+        for i in 1..n {
+            let vowel = matches!(chars[i], 'a' | 'e' | 'i' | 'o' | 'u');
+            if vowel || n >= 6 {
+                let mut v = chars.clone();
+                v.remove(i);
+                out.push(v.into_iter().collect());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::{Tokenizer, visible_nfkc};
+
+    fn hate(text: &str) -> u8 {
+        let streams = Tokenizer::new().unwrap().tokenize(&visible_nfkc(text));
+        let mut report = ScreenReport::default();
+        HateScorer::new().score(&streams.joined, &mut report);
+        report.categories.hate
+    }
+
+    #[test]
+    fn polarity_multiplies_through_negation() {
+        assert!(hate("I hate Sikh people.") >= 5);
+        assert_eq!(hate("I don't hate Sikh people."), 0);
+        assert!(hate("Refugees are not human.") >= 5);
+        assert_eq!(hate("Refugees are wonderful."), 0);
+        assert!(hate("Jews have no right to be alive.") >= 5);
+        assert_eq!(hate("No asylum seeker deserves to be tortured."), 0);
+        assert!(hate("I feel nothing but contempt for lesbians.") >= 5);
+    }
+
+    #[test]
+    fn a_feeling_needs_the_group_as_its_object() {
+        assert_eq!(hate("Women hate wrinkles, so try our cream."), 0);
+        assert!(hate("Our neighbours are Roma. I despise them.") >= 5);
+    }
+
+    #[test]
+    fn misspellings_one_edit_away_are_read() {
+        assert!(hate("Hindus are disgutsing.") >= 5);
+        assert!(hate("Immigrnts are scum.") >= 6);
+    }
+}
