@@ -28,6 +28,7 @@ const ANIMAL_PLACE: u32 = 1 << 8;
 const INSULT_NOUN: u32 = 1 << 9;
 const INSULT_ADJ: u32 = 1 << 10;
 const ADDRESSEE: u32 = 1 << 11;
+const SPEECH_VERB: u32 = 1 << 12;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Word {
@@ -75,19 +76,30 @@ impl HateScorer {
         flag(INSULT_NOUNS, INSULT_NOUN);
         flag(INSULT_ADJECTIVES, INSULT_ADJ);
         flag(ADDRESSEES, ADDRESSEE);
+        flag(SPEECH, SPEECH_VERB);
         for (list, polar) in [
             (POSITIVE, Polar::Positive),
             (DEROGATORY, Polar::Derogatory),
             (AVERSION, Polar::Aversion),
             (VIOLENT, Polar::Violent),
             (DEHUMANISING, Polar::Dehumanising),
+            (ANIMAL_PLACES, Polar::Dehumanising),
         ] {
             for w in list {
                 words.entry(w).or_default().polar = Some(polar);
             }
         }
         let mut fuzzy = HashMap::new();
+        let phrase_words: Vec<&'static str> = PHRASES
+            .iter()
+            .flat_map(|(p, _)| p.split(' '))
+            .filter(|w| w.len() >= 4)
+            .collect();
+        for w in &phrase_words {
+            words.entry(w).or_default();
+        }
         let fuzzy_sources = [
+            &phrase_words[..],
             GROUP_NOUNS,
             GROUP_ADJECTIVES,
             AVERSION,
@@ -137,6 +149,20 @@ impl HateScorer {
                 };
             }
         }
+        // "woman's" reads "womans" joined: the group noun it is the possessive of.
+        if let Some(stem) = token.text.strip_suffix('s')
+            && let Some((word, info)) = self.words.get_key_value(stem)
+            && info.flags & (GROUP_NOUN | GROUP_ADJ | PERSON) != 0
+        {
+            return Read {
+                word,
+                info: Word {
+                    flags: info.flags & (GROUP_NOUN | GROUP_ADJ | PERSON),
+                    polar: None,
+                },
+                sentence,
+            };
+        }
         if let Some(word) = self.fuzzy.get(token.text.as_str()) {
             return Read {
                 word,
@@ -176,10 +202,17 @@ impl HateScorer {
     fn score_sentence(&self, s: &[Read], mentions: &[usize], report: &mut ScreenReport) {
         let mut clause_start = 0;
         for i in 0..=s.len() {
-            if i < s.len() && s[i].info.flags & BREAK == 0 {
+            if i < s.len() && !is_break(s, i) {
                 continue;
             }
-            self.score_clause(s, clause_start, i, mentions, report);
+            // Praise denied in a clause that does not name or refer to the
+            // group ("I don't like people in general, but ...") is not about it.
+            let about = (clause_start..i).any(|j| {
+                mentions.contains(&j)
+                    || s[j].info.flags & PRONOUN != 0
+                    || (!mentions.is_empty() && s[j].info.flags & ADDRESSEE != 0)
+            });
+            self.score_clause(s, clause_start, i, mentions, about, report);
             clause_start = i + 1;
         }
     }
@@ -190,9 +223,14 @@ impl HateScorer {
         from: usize,
         to: usize,
         mentions: &[usize],
+        about: bool,
         report: &mut ScreenReport,
     ) {
-        let mut negative = false;
+        // Negators flip the clause; negative predicates make it negative once
+        // however many there are ("worthless dirt"), so "never tolerate the
+        // murder of X" (negated praise of a negative) is positive.
+        let mut negated = false;
+        let mut any_negative = false;
         let mut polar_seen = false;
         let mut strongest: Option<(u8, &str, Polar)> = None;
         let mut i = from;
@@ -207,7 +245,7 @@ impl HateScorer {
                     .iter()
                     .any(|r| r.info.flags & CANCELLER != 0);
                 if !cancelled {
-                    negative = !negative;
+                    negated = !negated;
                 }
                 if polar.is_none() {
                     i += 1;
@@ -217,7 +255,7 @@ impl HateScorer {
             if let Some(p) = polar.filter(|p| self.counts(s, i, len, *p, mentions)) {
                 polar_seen = true;
                 if p != Polar::Positive {
-                    negative = !negative;
+                    any_negative = true;
                     let severity = match p {
                         Polar::Dehumanising | Polar::Violent => 6,
                         _ => 5,
@@ -229,7 +267,8 @@ impl HateScorer {
             }
             i += len;
         }
-        if !(polar_seen && negative) {
+        let negative = negated != any_negative;
+        if !(polar_seen && negative) || (!any_negative && !about) {
             return;
         }
         let (severity, term, polar) = strongest.unwrap_or((5, "negated praise", Polar::Positive));
@@ -255,7 +294,15 @@ impl HateScorer {
                         .iter()
                         .any(|r| r.info.flags & LINK != 0)
             }
-            Polar::Violent => !matches!(next, Some("from" | "with")),
+            Polar::Violent => {
+                let object = VIOLENT_OBJECTS.iter().find(|(w, _)| *w == s[i].word);
+                let has_object = object.is_none_or(|(_, objects)| {
+                    s[i + 1..(i + 5).min(s.len())]
+                        .iter()
+                        .any(|r| objects.contains(&r.word))
+                });
+                has_object && !matches!(next, Some("from" | "with"))
+            }
             Polar::Derogatory | Polar::Positive => true,
         }
     }
@@ -289,17 +336,38 @@ impl HateScorer {
     }
 }
 
+/// Where a clause ends: a clause word, but not right after a negator
+/// ("nothing but vermin"), not "that" before a predicate or a group
+/// ("that stupid", "that black person"), nor after a verb of saying.
+fn is_break(s: &[Read], i: usize) -> bool {
+    if s[i].info.flags & BREAK == 0 {
+        return false;
+    }
+    let prev = i.checked_sub(1).map(|p| s[p].info.flags).unwrap_or(0);
+    if prev & NEGATOR != 0 {
+        return false;
+    }
+    if s[i].word == "that" {
+        let next = s.get(i + 1).map(|r| r.info);
+        let predicate = next.is_some_and(|n| n.polar.is_some() || n.flags & GROUP_ADJ != 0);
+        return !(predicate || prev & SPEECH_VERB != 0);
+    }
+    true
+}
+
 /// A group is named at `i`: a group noun, or a group adjective with a person
-/// noun (or another group word) within the next two tokens.
+/// noun, another group word or a dehumanising noun ("female vermin") within
+/// the next two tokens.
 fn is_group_at(s: &[Read], i: usize) -> bool {
     let flags = s[i].info.flags;
     if flags & GROUP_NOUN != 0 {
         return true;
     }
     flags & GROUP_ADJ != 0
-        && s[i + 1..(i + 3).min(s.len())]
-            .iter()
-            .any(|r| r.info.flags & (PERSON | GROUP_NOUN | GROUP_ADJ) != 0)
+        && s[i + 1..(i + 3).min(s.len())].iter().any(|r| {
+            r.info.flags & (PERSON | GROUP_NOUN | GROUP_ADJ) != 0
+                || r.info.polar == Some(Polar::Dehumanising)
+        })
 }
 
 /// Misspellings one edit away that keep the first letter: adjacent letters

@@ -45,25 +45,34 @@ pub const PERSON_NOUNS: &[&str] = &[
     "lives", "life", "kids", "children", "guys", "girls", "boys", "individuals", "community",
     "communities", "population", "immigrants", "immigrant", "refugees", "ones", "citizens",
     "workers", "families", "neighbours", "neighbors", "colleagues", "youth", "humans",
+    // body parts in threats ("their trans throats", "that black neck of yours")
+    "throats", "throat", "necks", "neck", "bodies", "skulls", "faces",
 ];
 
 /// Pronouns that refer back to a group named earlier in the text.
 pub const PRONOUNS: &[&str] = &[
-    "they", "them", "their", "theyre", "theirs", "themselves", "these", "those",
+    "they", "them", "their", "theyre", "theirs", "themselves", "these", "those", "kind",
+];
+
+/// Verbs of saying and believing: a negated one carries its negation into the
+/// clause it introduces ("I never said that X are scum").
+pub const SPEECH: &[&str] = &[
+    "said", "say", "says", "saying", "claimed", "claim", "claims", "think", "thought",
+    "believe", "believed", "mean", "meant", "suggest", "suggested", "implied", "imply",
 ];
 
 /// Negators: each one flips the polarity of its clause.
 pub const NEGATORS: &[&str] = &[
     "not", "never", "no", "nobody", "none", "nothing", "neither", "nor", "without", "dont",
     "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "cannot", "couldnt",
-    "wont", "wouldnt", "shouldnt", "mustnt", "hardly", "less",
+    "wont", "wouldnt", "shouldnt", "mustnt", "hardly", "less", "opposite",
 ];
 
 /// A negator followed by one of these compares rather than negates
 /// ("nothing but vermin", "no better than", "no one else is as vile").
 pub const NEGATION_CANCELLERS: &[&str] = &[
     "but", "more", "better", "short", "other", "else", "greater", "worse", "only", "just",
-    "wonder", "doubt",
+    "wonder", "doubt", "stop", "help", "it",
 ];
 
 /// Words that end a clause for polarity counting ("is it not clear that ...").
@@ -95,7 +104,8 @@ pub const DEROGATORY: &[&str] = &[
     "degenerate", "degenerates", "unnatural", "mistake", "shame", "disgrace", "embarrassment",
     "prick", "pricks", "jerks", "scumbags", "retarded", "deceitful", "untrustworthy",
     "greedy", "arrogant", "cowards", "cowardly", "hysterical", "irrational", "weak",
-    "mistrust", "distrust",
+    "mistrust", "distrust", "danger", "worse", "uncivilised", "uncivilized", "cruel",
+    "brutal", "sinful", "dangerous",
 ];
 
 /// Dehumanising nouns: a person or group likened to animals, vermin, disease or refuse.
@@ -132,7 +142,14 @@ pub const VIOLENT: &[&str] = &[
     "deported", "expel", "expelled", "sterilise", "sterilize", "sterilised", "sterilized",
     "imprison", "imprisoned", "jail", "jailed", "banned", "ban", "throats", "throat",
     "necks", "neck", "destroy", "destroyed", "wipe", "wiped", "purge", "purged", "cull",
-    "culled", "bomb", "bombed", "assault",
+    "culled", "bomb", "bombed", "assault", "end", "ending", "attacking", "attacks",
+    "beating", "hurting", "torturing", "raping", "shooting", "stabbing", "snap", "slit",
+];
+
+/// Violent words that need an object to be violent ("end ... life", not "end of season").
+pub const VIOLENT_OBJECTS: &[(&str, &[&str])] = &[
+    ("end", &["life", "lives", "existence", "bloodline"]),
+    ("ending", &["life", "lives", "existence", "bloodline"]),
 ];
 
 /// Two- and three-word predicates, matched before single words (negative unless noted).
@@ -154,6 +171,11 @@ pub const PHRASES: &[(&str, Polar)] = &[
     ("waste of", Polar::Dehumanising),
     ("no place", Polar::Derogatory),
     ("lift a finger", Polar::Positive),
+    ("make me sick", Polar::Derogatory),
+    ("makes me sick", Polar::Derogatory),
+    ("made me sick", Polar::Derogatory),
+    ("make me puke", Polar::Derogatory),
+    ("makes me puke", Polar::Derogatory),
 ];
 
 /// Positive attributes and feelings: a negator turns them into derogation
@@ -168,7 +190,7 @@ pub const POSITIVE: &[&str] = &[
     "compassion", "sympathy", "empathy", "care", "welcome", "welcomed", "right", "rights",
     "belong", "belongs", "protect", "protecting", "protected", "save", "saving", "help",
     "live", "living", "alive", "exist", "accept", "accepted", "tolerate", "deserving",
-    "member", "members", "safe", "freedom", "dignity", "kind", "nice", "decent",
+    "member", "members", "safe", "freedom", "dignity", "nice", "decent",
     "important", "useful", "contribute", "better",
 ];
 
@@ -215,6 +237,7 @@ pub const FUNCTION_WORDS: &[&str] = &[
     "going", "gonna", "want", "wanna", "ought", "off", "up", "out", "more", "most", "than",
     "im", "ill", "youre", "theyre", "next", "see", "get", "go", "make", "feel", "think",
     "believe", "nothing", "but", "common", "planet", "world", "country", "around", "here",
+    "behaviour", "behavior", "typical", "deserve",
 ];
 
 /// Slurs and insults that are also ordinary words, with the words of their

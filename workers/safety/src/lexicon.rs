@@ -210,7 +210,7 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("nigga|niggas|faggot|faggots|fag|fags|kike|kikes|spic|spics|chink|chinks|wetback|wetbacks|gook|gooks|raghead|ragheads|towelhead|towelheads|beaner|beaners|zipperhead|untermensch", harm(Hate, 6)),
     ("coon|coons|paki|pakis|tranny|trannies", harm(Hate, 5)),
     ("dyke|dykes|retard|retards|retarded|subhuman|subhumans", harm(Hate, 4)),
-    ("shemale|shemales|jihadi|jihadis|mong|mongs|mongoloid|mongoloids|cripple|cripples|rapefugee|rapefugees|trannie|ladyboy|ladyboys|kaffir|kaffirs|golliwog|golliwogs|pikey|pikeys|gyppo|gyppos|poofter|poofters|poof|poofs|batty|towelheads|camel jockey|wog|wogs|nignog|sambo|darkie|darkies|negro|negroes|halfbreed|halfbreeds|zionazi|islamonazi|feminazi|feminazis|libtard|libtards", harm(Hate, 5)),
+    ("shemale|shemales|jihadi|jihadis|mong|mongs|mongoloid|mongoloids|cripple|cripples|rapefugee|rapefugees|trannie|ladyboy|ladyboys|kaffir|kaffirs|golliwog|golliwogs|pikey|pikeys|gyppo|gyppos|poofter|poofters|poof|poofs|batty|towelheads|muzzie|muzzies|wog|wogs|nignog|sambo|darkie|darkies|negro|negroes|halfbreed|halfbreeds|zionazi|islamonazi|feminazi|feminazis|libtard|libtards", harm(Hate, 5)),
     ("queer|queers|homo|homos|lesbo|lesbos|lezzer|lezza", harm(Hate, 4)),
     ("queer people|person|persons|folk|folks|community|communities|youth|culture|history|studies|theory|pride|film|art|artists|owned|friendly|joy", IDIOM),
     ("$group are|is|r all|just? nothing? but? vermin|animals|parasites|scum|subhuman|cockroaches|rats|savages|filth|trash|garbage|inferior|evil|disgusting|dogs|pigs|apes|monkeys|criminals|terrorists|rapists", harm(Hate, 6)),

@@ -1,6 +1,6 @@
 //! Text with the spaces deleted ("ihatewomen", "killyou") cut back into words.
 //!
-//! A word of six or more letters that is not itself in the vocabulary is cut
+//! A word of five or more letters that is not itself in the vocabulary is cut
 //! into the fewest vocabulary words that cover it exactly, if any (dynamic
 //! programming over a letter trie, so a token costs a few array steps per
 //! letter). The vocabulary is the harm scorers' words and short function
@@ -10,7 +10,9 @@
 
 use crate::normalize::{Token, TokenKind};
 
-const MIN_LEN: usize = 6;
+const MIN_LEN: usize = 5;
+/// A cut needs one piece this long: "rather" is not "rat her".
+const MIN_CONTENT: usize = 4;
 /// Longer tokens are not run-together phrases worth cutting (and cost more).
 const MAX_LEN: usize = 40;
 const NONE: u32 = u32::MAX;
@@ -102,7 +104,7 @@ impl Segmenter {
             end = start;
         }
         out.reverse();
-        Some(out)
+        out.iter().any(|p| p.len() >= MIN_CONTENT).then_some(out)
     }
 
     /// `tokens` with every run-together word cut, or `None` when nothing was cut.
@@ -140,6 +142,10 @@ mod tests {
         assert_eq!(s.cut("ihatewomen").unwrap(), ["i", "hate", "women"]);
         assert_eq!(s.cut("killyou").unwrap(), ["kill", "you"]);
         assert!(s.cut("therapist").is_none());
+        let s = Segmenter::new(["rat", "her", "rather"]);
+        assert!(s.cut("rather").is_none(), "known");
+        let s = Segmenter::new(["rat", "her"]);
+        assert!(s.cut("rather").is_none(), "no piece of four letters");
         assert!(s.cut("women").is_none(), "a known word is not cut");
         assert!(s.cut("kill").is_none(), "short words are not cut");
     }
