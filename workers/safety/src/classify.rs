@@ -10,8 +10,10 @@ use std::collections::HashSet;
 
 use crate::error::SafetyError;
 use crate::hate::HateScorer;
-use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS};
-use crate::lexicon::{ENTRIES, Effect, GROUPS, INTENT, MACROS, POSSESSIVES, TARGETS, VICTIMS};
+use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS, NEGATORS};
+use crate::lexicon::{
+    ENTRIES, Effect, GROUPS, INTENT, MACROS, POSSESSIVES, TARGETS, VICTIMS, segment_words,
+};
 use crate::matcher::{Hit, Matcher};
 use crate::normalize::{Token, TokenKind, TokenStreams};
 use crate::segment::Segmenter;
@@ -19,6 +21,8 @@ use crate::screen::{FindingKind, HarmCategory, ScreenReport};
 
 /// How far (in tokens) a target or intent word may be from a directed term.
 const WINDOW: usize = 3;
+/// How far before a directed term a negator cancels its context.
+const NEGATION_WINDOW: usize = 4;
 
 pub struct Classifier {
     matcher: Matcher<Effect>,
@@ -47,7 +51,11 @@ impl Classifier {
             intent: INTENT.iter().copied().collect(),
             possessives: POSSESSIVES.iter().copied().collect(),
             victims: VICTIMS.iter().copied().collect(),
-            segmenter: Segmenter::new(hate.vocabulary().chain(FUNCTION_WORDS.iter().copied())),
+            segmenter: Segmenter::new(
+                hate.vocabulary()
+                    .chain(FUNCTION_WORDS.iter().copied())
+                    .chain(segment_words()),
+            ),
             hate,
         })
     }
@@ -100,6 +108,11 @@ impl Classifier {
                 Effect::Injection => {
                     report.find(FindingKind::PromptInjection, format!("'{label}'"))
                 }
+                Effect::Phishing => {
+                    if !negated_before(tokens, hit) {
+                        report.find(FindingKind::Phishing, format!("'{label}'"));
+                    }
+                }
                 Effect::Idiom => {}
             }
         }
@@ -115,7 +128,10 @@ impl Classifier {
             return;
         };
         let label = &hit.label;
-        let target = if directed {
+        // "never tolerate the murder of X", "not let anyone hurt you": a
+        // negated threat is no threat; the word keeps its base weight.
+        let negated = negated_before(tokens, hit);
+        let target = if directed && !negated {
             self.target_near(tokens, hit)
         } else {
             None
@@ -175,6 +191,14 @@ impl Classifier {
             .iter()
             .any(|t| t.sentence == sentence && self.intent.contains(t.text.as_str()))
     }
+}
+
+/// A negator shortly before the hit in its sentence ("never share your password").
+fn negated_before(tokens: &[Token], hit: &Hit) -> bool {
+    let sentence = tokens[hit.start].sentence;
+    tokens[hit.start.saturating_sub(NEGATION_WINDOW)..hit.start]
+        .iter()
+        .any(|t| t.sentence == sentence && NEGATORS.contains(&t.text.as_str()))
 }
 
 /// A slur that is also an ordinary word, in a sentence with a word of its

@@ -71,7 +71,8 @@ pub fn decode(text: &str) -> Cow<'_, str> {
 
 /// `&#102;`, `&#x66;`, `&amp;` and a few named references: (character, bytes used).
 fn html_entity(s: &str) -> Option<(char, usize)> {
-    let end = s[..s.len().min(12)].find(';')?;
+    // `;` is ASCII, so its byte position is a character boundary.
+    let end = s.bytes().take(12).position(|b| b == b';')?;
     let name = &s[1..end];
     let c = if let Some(num) = name.strip_prefix('#') {
         let value = match num.strip_prefix(['x', 'X']) {
@@ -168,5 +169,7 @@ mod tests {
         assert!(decode("see a2lsbCB5b3U= now").ends_with("\nkill you"));
         assert!(matches!(decode("plain words"), Cow::Borrowed(_)));
         assert!(!decode("Newsletter subscription").contains('\n'));
+        // a reference cut inside a multi-byte character is left as written
+        assert_eq!(decode("&{ὝnK\\ંᅳ; x"), "&{ὝnK\\ંᅳ; x");
     }
 }

@@ -28,7 +28,8 @@ const ANIMAL_PLACE: u32 = 1 << 8;
 const INSULT_NOUN: u32 = 1 << 9;
 const INSULT_ADJ: u32 = 1 << 10;
 const ADDRESSEE: u32 = 1 << 11;
-const SPEECH_VERB: u32 = 1 << 12;
+const FACTIVE_WORD: u32 = 1 << 12;
+const SUBJECT: u32 = 1 << 13;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Word {
@@ -76,7 +77,8 @@ impl HateScorer {
         flag(INSULT_NOUNS, INSULT_NOUN);
         flag(INSULT_ADJECTIVES, INSULT_ADJ);
         flag(ADDRESSEES, ADDRESSEE);
-        flag(SPEECH, SPEECH_VERB);
+        flag(FACTIVE, FACTIVE_WORD);
+        flag(SUBJECTS, SUBJECT);
         for (list, polar) in [
             (POSITIVE, Polar::Positive),
             (DEROGATORY, Polar::Derogatory),
@@ -100,6 +102,8 @@ impl HateScorer {
         }
         let fuzzy_sources = [
             &phrase_words[..],
+            POSITIVE,
+            PERSON_NOUNS,
             GROUP_NOUNS,
             GROUP_ADJECTIVES,
             AVERSION,
@@ -109,7 +113,8 @@ impl HateScorer {
         ];
         for word in fuzzy_sources.into_iter().flatten() {
             for variant in one_edit_variants(word) {
-                if !words.contains_key(variant.as_str()) && !FUNCTION_WORDS.contains(&&*variant) {
+                let common = FUNCTION_WORDS.contains(&&*variant) || COMMON_WORDS.contains(&&*variant);
+                if !words.contains_key(variant.as_str()) && !common {
                     fuzzy.entry(variant).or_insert(*word);
                 }
             }
@@ -150,8 +155,13 @@ impl HateScorer {
             }
         }
         // "woman's" reads "womans" joined: the group noun it is the possessive of.
-        if let Some(stem) = token.text.strip_suffix('s')
-            && let Some((word, info)) = self.words.get_key_value(stem)
+        let stem = token.text.strip_suffix('s');
+        let stem_word = stem.and_then(|stem| {
+            self.words
+                .get_key_value(stem)
+                .or_else(|| self.fuzzy.get(stem).and_then(|w| self.words.get_key_value(w)))
+        });
+        if let Some((word, info)) = stem_word
             && info.flags & (GROUP_NOUN | GROUP_ADJ | PERSON) != 0
         {
             return Read {
@@ -180,7 +190,12 @@ impl HateScorer {
     pub fn score(&self, tokens: &[Token], report: &mut ScreenReport) {
         let reads: Vec<Read> = tokens.iter().map(|t| self.read(t)).collect();
         self.insults(&reads, report);
-        let mut group_named = false;
+        // A pronoun may refer to a group named before or after it ("Of course
+        // they are stupid. They are X after all"); "you" does once the group
+        // was addressed ("X like you ... You're all that dumb").
+        let group_named = (0..reads.len()).any(|i| is_group_at(&reads, i));
+        let addressed = group_named && reads.iter().any(|r| r.info.flags & ADDRESSEE != 0);
+        let referent = PRONOUN | if addressed { ADDRESSEE } else { 0 };
         let mut start = 0;
         while start < reads.len() {
             let sentence = reads[start].sentence;
@@ -190,11 +205,10 @@ impl HateScorer {
                 .map_or(reads.len(), |n| start + n);
             let s = &reads[start..end];
             let mentions: Vec<usize> = (0..s.len()).filter(|&i| is_group_at(s, i)).collect();
-            let refers = group_named && s.iter().any(|r| r.info.flags & PRONOUN != 0);
+            let refers = group_named && s.iter().any(|r| r.info.flags & referent != 0);
             if !mentions.is_empty() || refers {
                 self.score_sentence(s, &mentions, report);
             }
-            group_named |= !mentions.is_empty();
             start = end;
         }
     }
@@ -290,6 +304,8 @@ impl HateScorer {
             Polar::Dehumanising => {
                 s[i].info.flags & ANIMAL_PLACE != 0
                     || len > 1
+                    // a comparison: "my dog is smarter than any X", "rather have cancer than"
+                    || s.iter().any(|r| r.word == "than")
                     || s[i.saturating_sub(LINK_WINDOW)..i]
                         .iter()
                         .any(|r| r.info.flags & LINK != 0)
@@ -337,8 +353,8 @@ impl HateScorer {
 }
 
 /// Where a clause ends: a clause word, but not right after a negator
-/// ("nothing but vermin"), not "that" before a predicate or a group
-/// ("that stupid", "that black person"), nor after a verb of saying.
+/// ("nothing but vermin"); "that" only after a word of knowing (`FACTIVE`),
+/// "so" only before a subject.
 fn is_break(s: &[Read], i: usize) -> bool {
     if s[i].info.flags & BREAK == 0 {
         return false;
@@ -347,12 +363,12 @@ fn is_break(s: &[Read], i: usize) -> bool {
     if prev & NEGATOR != 0 {
         return false;
     }
-    if s[i].word == "that" {
-        let next = s.get(i + 1).map(|r| r.info);
-        let predicate = next.is_some_and(|n| n.polar.is_some() || n.flags & GROUP_ADJ != 0);
-        return !(predicate || prev & SPEECH_VERB != 0);
+    let next = s.get(i + 1).map_or(0, |r| r.info.flags);
+    match s[i].word {
+        "that" => prev & FACTIVE_WORD != 0,
+        "so" => next & SUBJECT != 0,
+        _ => true,
     }
-    true
 }
 
 /// A group is named at `i`: a group noun, or a group adjective with a person

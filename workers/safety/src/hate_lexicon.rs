@@ -54,16 +54,24 @@ pub const PRONOUNS: &[&str] = &[
     "they", "them", "their", "theyre", "theirs", "themselves", "these", "those", "kind",
 ];
 
-/// Verbs of saying and believing: a negated one carries its negation into the
-/// clause it introduces ("I never said that X are scum").
-pub const SPEECH: &[&str] = &[
-    "said", "say", "says", "saying", "claimed", "claim", "claims", "think", "thought",
-    "believe", "believed", "mean", "meant", "suggest", "suggested", "implied", "imply",
+/// Words of knowing and seeing that open a clause of their own with "that":
+/// their negation stays outside it ("do people not realise that X are vile").
+/// After anything else "that" is a relative pronoun or a demonstrative, or
+/// follows a verb of saying whose negation carries ("I never said that ...").
+pub const FACTIVE: &[&str] = &[
+    "realise", "realize", "realises", "realizes", "recognise", "recognize", "know", "knows",
+    "knew", "understand", "understands", "see", "sees", "notice", "clear", "obvious",
+    "apparent", "evident", "true", "fact", "sure", "certain", "agree", "admit", "accept",
+    "remember", "forget", "prove", "proves", "show", "shows", "learn", "learned",
 ];
+
+/// Subjects that start a new clause after "so" ("... so we should ...");
+/// before anything else "so" is an intensifier ("so vile").
+pub const SUBJECTS: &[&str] = &["i", "we", "you", "they", "he", "she", "it", "lets", "people"];
 
 /// Negators: each one flips the polarity of its clause.
 pub const NEGATORS: &[&str] = &[
-    "not", "never", "no", "nobody", "none", "nothing", "neither", "nor", "without", "dont",
+    "not", "never", "no", "nobody", "none", "nothing", "neither", "nor", "dont",
     "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "cannot", "couldnt",
     "wont", "wouldnt", "shouldnt", "mustnt", "hardly", "less", "opposite",
 ];
@@ -72,13 +80,13 @@ pub const NEGATORS: &[&str] = &[
 /// ("nothing but vermin", "no better than", "no one else is as vile").
 pub const NEGATION_CANCELLERS: &[&str] = &[
     "but", "more", "better", "short", "other", "else", "greater", "worse", "only", "just",
-    "wonder", "doubt", "stop", "help", "it",
+    "wonder", "doubt", "stop", "help", "it", "forget",
 ];
 
 /// Words that end a clause for polarity counting ("is it not clear that ...").
 pub const CLAUSE_BREAKS: &[&str] = &[
     "that", "but", "because", "although", "though", "whereas", "while", "if", "unless",
-    "since",
+    "since", "so",
 ];
 
 /// Verbs and nouns of a feeling held towards someone: the group is their object
@@ -105,7 +113,8 @@ pub const DEROGATORY: &[&str] = &[
     "prick", "pricks", "jerks", "scumbags", "retarded", "deceitful", "untrustworthy",
     "greedy", "arrogant", "cowards", "cowardly", "hysterical", "irrational", "weak",
     "mistrust", "distrust", "danger", "worse", "uncivilised", "uncivilized", "cruel",
-    "brutal", "sinful", "dangerous",
+    "brutal", "sinful", "angry", "anger", "rage", "furious", "livid", "enraged", "seethe",
+    "boil", "hostile", "ruin", "ruins", "ruined", "ruining",
 ];
 
 /// Dehumanising nouns: a person or group likened to animals, vermin, disease or refuse.
@@ -114,14 +123,14 @@ pub const DEHUMANISING: &[&str] = &[
     "sewage", "excrement", "rats", "rat", "cockroaches", "cockroach", "roaches", "pests",
     "pest", "parasites", "parasite", "leeches", "maggots", "insects", "insect", "lice",
     "animals", "animal", "beasts", "beast", "apes", "ape", "monkeys", "monkey", "pigs",
-    "swine", "dogs", "mongrels", "plague", "cancer", "disease", "virus", "infestation",
-    "tumour", "tumor", "subhuman", "subhumans", "lesser", "creatures", "things", "objects",
-    "property",
+    "swine", "dogs", "dog", "pig", "donkeys", "mongrels", "plague", "cancer", "disease", "virus", "infestation",
+    "tumour", "tumor", "subhuman", "subhumans", "lesser", "creatures", "objects",
 ];
 
 /// Where animals are kept: dehumanising with a group in the sentence, no link needed.
 pub const ANIMAL_PLACES: &[&str] = &[
-    "zoo", "zoos", "cage", "cages", "caged", "leash", "kennel", "kennels", "vet",
+    "zoo", "zoos", "cage", "cages", "caged", "leash", "kennel", "kennels", "vet", "landfill",
+    "dumpster", "sewer", "sewers", "gutter",
 ];
 
 /// What links a group to a dehumanising noun ("X are vermin", "like rats").
@@ -237,7 +246,7 @@ pub const FUNCTION_WORDS: &[&str] = &[
     "going", "gonna", "want", "wanna", "ought", "off", "up", "out", "more", "most", "than",
     "im", "ill", "youre", "theyre", "next", "see", "get", "go", "make", "feel", "think",
     "believe", "nothing", "but", "common", "planet", "world", "country", "around", "here",
-    "behaviour", "behavior", "typical", "deserve",
+    "behaviour", "behavior", "typical", "deserve", "many", "massive", "total", "complete",
 ];
 
 /// Slurs and insults that are also ordinary words, with the words of their
@@ -293,4 +302,15 @@ pub const HOMONYMS: &[(&[&str], &[&str])] = &[
             "hoeing",
         ],
     ),
+];
+
+/// Common words a one-letter misspelling of a lexicon word would hit ("best"
+/// is not "beast", "back" not "black"): never read as a misspelling.
+pub const COMMON_WORDS: &[&str] = &[
+    "best", "back", "rash", "bet", "bat", "hat", "heat", "pet", "pets", "dot", "cat", "rag",
+    "rage", "bast", "mess", "kin", "kind", "lack", "lick", "deal", "dear", "dead", "hang",
+    "rape", "tape", "tash", "bash", "fries", "hopes", "home", "homes", "wine", "went", "want",
+    "ward", "wood", "woods", "word", "words", "form", "forms", "from", "fro", "bead", "bred",
+    "brad", "lice", "vie", "vile", "veil", "evil", "live", "lives", "cancel", "cancels",
+    "care", "cares", "nature", "mature", "murderer", "ended", "sand", "sane", "stay",
 ];

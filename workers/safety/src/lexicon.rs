@@ -25,6 +25,9 @@ pub enum Effect {
         citable: bool,
     },
     Injection,
+    /// A credential request or account-verification lure (not after a negator:
+    /// "never share your password" is advice).
+    Phishing,
     /// Harm and profanity matched inside an idiom are ignored.
     Idiom,
 }
@@ -129,6 +132,7 @@ const MILD: Effect = Effect::Profanity { mild: true };
 const CLAIM: Effect = Effect::Claim { citable: false };
 const CITABLE: Effect = Effect::Claim { citable: true };
 const INJECTION: Effect = Effect::Injection;
+const PHISHING: Effect = Effect::Phishing;
 const IDIOM: Effect = Effect::Idiom;
 
 #[rustfmt::skip]
@@ -142,6 +146,8 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("strangle|strangles|strangled|strangling", threat(Violence, 3)),
     ("choke|chokes|choked|choking", threat(Violence, 2)),
     ("punch|punches|punched", threat(Violence, 2)),
+    ("hurt|hurts|burn|burns|torch|torches", threat(Violence, 2)),
+    ("blow|blowing up", threat(Violence, 3)),
     ("die|dies|died|dying", threat(Violence, 2)),
     ("dead", threat(Violence, 1)),
     ("bomb|bombs|bombed|bombing", threat(Violence, 3)),
@@ -149,7 +155,9 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("slaughter|slaughtered|massacre|massacred", threat(Violence, 3)),
     ("behead|beheaded|beheading|decapitate|decapitated", threat(Violence, 4)),
     ("lynch|lynched|lynching", threat(Violence, 2)),
-    ("rape|rapes|raped|raping|rapist|rapists", threat(Violence, 5)),
+    // Rape aimed at someone is a threat; named alone (reporting, prevention) it is not.
+    ("rape|rapes|raped|raping", threat(Violence, 3)),
+    ("rapist|rapists", harm(Violence, 5)),
     ("gun|guns|knife|knives|rifle|weapon|weapons|killer|killers|deadly|lethal", harm(Violence, 1)),
     ("terrorist|terrorists|terrorism", harm(Violence, 3)),
     ("genocide", harm(Violence, 5)),
@@ -190,7 +198,13 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("overdose|overdosed|overdosing", harm(SelfHarm, 3)),
     // --- sexual
     ("sexy|nude|lingerie", harm(Sexual, 1)),
-    ("sex|sexual|sexually|naked|escort|escorts|dick|dicks", harm(Sexual, 2)),
+    ("sexual|sexually|naked|escort|escorts|dick|dicks", harm(Sexual, 2)),
+    ("sex|erotic|onlyfans|hookup|hookups", harm(Sexual, 4)),
+    ("nude|naked pics|pictures|photos|photo|selfies|girls|women|men|videos|video|chat|cam|models", harm(Sexual, 5)),
+    ("escort|escorts service|services|girls|agency", harm(Sexual, 5)),
+    ("sex education|ed|discrimination|offender|offenders|trafficking|abuse|abusers|workers|worker|chromosomes|hormones|differences|pistols", IDIOM),
+    ("cock a doodle", IDIOM),
+    ("cut|cutting yourself|yourselves a|an|some|the", IDIOM),
     ("nudity|erotic|erotica|fetish|fetishes|stripper|strippers|striptease|prostitute|prostitutes|hooker|hookers|penis|vagina|clitoris|genitals|genitalia|boobs|boobies|tits|titties|nsfw|onlyfans|vibrator|vibrators", harm(Sexual, 3)),
     ("sex toy|toys", harm(Sexual, 3)),
     ("nudes|horny|anal|cock|cocks|pussy|pussies|bdsm|xxx", harm(Sexual, 4)),
@@ -200,7 +214,8 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("send|sending nudes|nude", harm(Sexual, 5)),
     ("blowjob|blowjobs|handjob|handjobs|rimjob", harm(Sexual, 6)),
     ("blow|hand job|jobs", harm(Sexual, 6)),
-    ("rape|rapes|raped|raping|rapist|rapists|incest|molest|molested|molesting|molestation|molester|jailbait|bestiality", harm(Sexual, 6)),
+    ("rape|rapes|raped|raping", threat(Sexual, 3)),
+    ("rapist|rapists|incest|molest|molested|molesting|molestation|molester|jailbait|bestiality", harm(Sexual, 6)),
     ("pedophile|pedophiles|paedophile|pedo|pedophilia", harm(Sexual, 7)),
     ("child porn|pornography", harm(Sexual, 7)),
     ("underage sex", harm(Sexual, 7)),
@@ -213,7 +228,7 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("shemale|shemales|jihadi|jihadis|mong|mongs|mongoloid|mongoloids|cripple|cripples|rapefugee|rapefugees|trannie|ladyboy|ladyboys|kaffir|kaffirs|golliwog|golliwogs|pikey|pikeys|gyppo|gyppos|poofter|poofters|poof|poofs|batty|towelheads|muzzie|muzzies|wog|wogs|nignog|sambo|darkie|darkies|negro|negroes|halfbreed|halfbreeds|zionazi|islamonazi|feminazi|feminazis|libtard|libtards", harm(Hate, 5)),
     ("queer|queers|homo|homos|lesbo|lesbos|lezzer|lezza", harm(Hate, 4)),
     ("queer people|person|persons|folk|folks|community|communities|youth|culture|history|studies|theory|pride|film|art|artists|owned|friendly|joy", IDIOM),
-    ("$group are|is|r all|just? nothing? but? vermin|animals|parasites|scum|subhuman|cockroaches|rats|savages|filth|trash|garbage|inferior|evil|disgusting|dogs|pigs|apes|monkeys|criminals|terrorists|rapists", harm(Hate, 6)),
+    // "$group are vermin" and the like: `hate`, which reads negation.
     ("i|we hate|despise|detest all? the? $group", harm(Hate, 5)),
     ("$group should|must|deserve|deserves|need|needs to? be? die|burn|hang|suffer|rot|killed|shot|exterminated|gassed|deported|eliminated", harm(Hate, 7)),
     ("kill|exterminate|gas|eradicate|eliminate|deport all? the? $group", harm(Hate, 7)),
@@ -270,6 +285,16 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("knowledge cutoff", INJECTION),
     ("as of my last|latest knowledge|training", INJECTION),
     ("here is|heres the|your|a rewritten|revised|personalized|requested|draft? email|emails|draft", INJECTION),
+    // --- phishing: credential requests and account lures
+    ("send|enter|provide|share|give|submit|type|confirm|update|verify|tell|text|email|reply|input|retype us|me? your|the bank|online? password|passwords|pin|passcode|passcodes|credentials|otp|cvv|cvc|login|logon|username|ssn", PHISHING),
+    ("send|enter|provide|share|give|submit|type|confirm|update|verify|tell|text|email|reply|input|reenter us|me? your|the one? time|onetime|security|verification|authentication|access code|codes|passcode|number|details|password", PHISHING),
+    ("send|enter|provide|share|give|submit|type|confirm|update|verify|tell|text|email|reply|input|reenter us|me? your|the full? credit|debit|bank|banking|payment|billing|account|login? card|account? number|numbers|details|information|info|credentials", PHISHING),
+    ("send|enter|provide|share|give|submit|type|confirm|update|verify|tell|text|email|reply|input|reenter us|me? your|the social security|insurance number|numbers", PHISHING),
+    ("reply|respond with your|the password|pin|passcode|credentials|login|code|card", PHISHING),
+    ("verify|validate|reactivate|unlock|unfreeze|restore your account|identity|accounts", PHISHING),
+    ("your account has|have been|is|was|will be suspended|locked|limited|disabled|closed|deactivated|compromised|frozen|restricted|terminated|blocked", PHISHING),
+    ("account|accounts will be suspended|locked|closed|deactivated|terminated|deleted", PHISHING),
+    ("to avoid|prevent account? suspension|closure|deactivation|termination", PHISHING),
     // --- marketing idioms that must stay low
     ("killer|killing|killin deal|deals|price|prices|offer|offers|savings|value|style|look|looks|app|feature|features|combo|sale|bargain|bargains", IDIOM),
     ("kill|kills|killed|killing|killin it|time", IDIOM),
@@ -300,3 +325,19 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("pack|packs a punch", IDIOM),
     ("chink in the|his|her|their|your|our armor|armour", IDIOM),
 ];
+
+/// Single-word slurs and strong profanity of four letters or more, for
+/// cutting run-together text ("typicalbitchbehaviour", "fuckall").
+pub fn segment_words() -> impl Iterator<Item = &'static str> {
+    ENTRIES
+        .iter()
+        .filter(|(spec, effect)| {
+            !spec.contains(' ')
+                && matches!(
+                    effect,
+                    Effect::Harm { category: Hate, .. } | Effect::Profanity { mild: false }
+                )
+        })
+        .flat_map(|(spec, _)| spec.split('|'))
+        .filter(|w| w.len() >= 4)
+}

@@ -74,6 +74,9 @@ pub enum FindingKind {
     TemplateExpression,
     /// A term of one of the brand's custom blocklists (the Azure backend's `blocklistsMatch`).
     Blocklist,
+    /// A request for credentials or a "verify your account" lure: a brand's
+    /// copy never asks for a password, and the pattern is a phishing template.
+    Phishing,
 }
 
 impl FindingKind {
@@ -86,6 +89,7 @@ impl FindingKind {
             FindingKind::UnsubstantiatedClaim => "unsubstantiated claim",
             FindingKind::TemplateExpression => "template expression",
             FindingKind::Blocklist => "blocklist match",
+            FindingKind::Phishing => "phishing",
         }
     }
 }

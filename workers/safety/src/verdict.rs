@@ -60,6 +60,7 @@ impl BlockCause {
             BlockCause::Policy(FindingKind::UnsubstantiatedClaim) => "unsubstantiated_claim",
             BlockCause::Policy(FindingKind::TemplateExpression) => "template_expression",
             BlockCause::Policy(FindingKind::Blocklist) => "blocklist",
+            BlockCause::Policy(FindingKind::Phishing) => "phishing",
             BlockCause::Citation => "citation",
             BlockCause::ScreenError => "screen_error",
         }
