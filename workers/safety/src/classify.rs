@@ -12,7 +12,8 @@ use crate::error::SafetyError;
 use crate::hate::HateScorer;
 use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS, NEGATORS};
 use crate::lexicon::{
-    ENTRIES, Effect, GROUPS, INTENT, MACROS, POSSESSIVES, TARGETS, VICTIMS, segment_words,
+    ENTRIES, Effect, GROUPS, INTENT, MACROS, POSSESSIVES, TARGETS, VICTIMS, misspelt_entries,
+    segment_words,
 };
 use crate::matcher::{Hit, Matcher};
 use crate::normalize::{Token, TokenKind, TokenStreams};
@@ -44,8 +45,20 @@ enum Target {
 impl Classifier {
     pub fn new() -> Result<Self, SafetyError> {
         let hate = HateScorer::new();
+        // Every word the lexicon knows, so no misspelling shadows a real entry.
+        let known: HashSet<&str> = ENTRIES
+            .iter()
+            .flat_map(|(spec, _)| spec.split([' ', '|']))
+            .map(|w| w.trim_end_matches('?'))
+            .collect();
+        let misspelt = misspelt_entries(&known);
+        let entries = ENTRIES
+            .iter()
+            .copied()
+            .chain(misspelt.iter().map(|(spec, effect)| (spec.as_str(), *effect)))
+            .collect();
         Ok(Self {
-            matcher: Matcher::new(ENTRIES.to_vec(), MACROS)?,
+            matcher: Matcher::new(entries, MACROS)?,
             targets: TARGETS.iter().copied().collect(),
             groups: GROUPS.iter().copied().collect(),
             intent: INTENT.iter().copied().collect(),

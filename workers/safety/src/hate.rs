@@ -42,6 +42,11 @@ const LINK_WINDOW: usize = 5;
 /// How many tokens before an insult the reader may be named ("you absolute idiot").
 const INSULT_WINDOW: usize = 3;
 
+/// Whether a misspelling would hit a common word instead.
+pub fn is_common(word: &str) -> bool {
+    FUNCTION_WORDS.contains(&word) || COMMON_WORDS.contains(&word)
+}
+
 pub struct HateScorer {
     words: HashMap<&'static str, Word>,
     /// One-edit misspellings of lexicon words, to the word they spell.
@@ -113,8 +118,7 @@ impl HateScorer {
         ];
         for word in fuzzy_sources.into_iter().flatten() {
             for variant in one_edit_variants(word) {
-                let common = FUNCTION_WORDS.contains(&&*variant) || COMMON_WORDS.contains(&&*variant);
-                if !words.contains_key(variant.as_str()) && !common {
+                if !words.contains_key(variant.as_str()) && !is_common(&variant) {
                     fuzzy.entry(variant).or_insert(*word);
                 }
             }
@@ -365,7 +369,10 @@ fn is_break(s: &[Read], i: usize) -> bool {
     }
     let next = s.get(i + 1).map_or(0, |r| r.info.flags);
     match s[i].word {
-        "that" => prev & FACTIVE_WORD != 0,
+        // "is it not clear to all of you that ...": the knowing word may stand a few words back.
+        "that" => s[i.saturating_sub(6)..i]
+            .iter()
+            .any(|r| r.info.flags & FACTIVE_WORD != 0),
         "so" => next & SUBJECT != 0,
         _ => true,
     }
@@ -388,7 +395,7 @@ fn is_group_at(s: &[Read], i: usize) -> bool {
 
 /// Misspellings one edit away that keep the first letter: adjacent letters
 /// swapped (4+ letters), a vowel dropped (5+), any later letter dropped (6+).
-fn one_edit_variants(word: &str) -> Vec<String> {
+pub fn one_edit_variants(word: &str) -> Vec<String> {
     let chars: Vec<char> = word.chars().collect();
     let n = chars.len();
     let mut out = Vec::new();

@@ -74,6 +74,9 @@ pub const NEGATORS: &[&str] = &[
     "not", "never", "no", "nobody", "none", "nothing", "neither", "nor", "dont",
     "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "cannot", "couldnt",
     "wont", "wouldnt", "shouldnt", "mustnt", "hardly", "less", "opposite",
+    // condemnations negate what they condemn ("killing X is wrong")
+    "illegal", "wrong", "crime", "unacceptable", "forbidden", "outlawed", "condemn",
+    "condemned", "oppose", "opposed",
 ];
 
 /// A negator followed by one of these compares rather than negates
@@ -114,7 +117,8 @@ pub const DEROGATORY: &[&str] = &[
     "greedy", "arrogant", "cowards", "cowardly", "hysterical", "irrational", "weak",
     "mistrust", "distrust", "danger", "worse", "uncivilised", "uncivilized", "cruel",
     "brutal", "sinful", "angry", "anger", "rage", "furious", "livid", "enraged", "seethe",
-    "boil", "hostile", "ruin", "ruins", "ruined", "ruining",
+    "boil", "hostile", "ruin", "ruins", "ruined", "ruining", "swarm", "swarms", "swarming",
+    "infest", "infesting", "infested", "invade", "invading", "invaders", "invasion", "breed",
 ];
 
 /// Dehumanising nouns: a person or group likened to animals, vermin, disease or refuse.
@@ -151,7 +155,8 @@ pub const VIOLENT: &[&str] = &[
     "deported", "expel", "expelled", "sterilise", "sterilize", "sterilised", "sterilized",
     "imprison", "imprisoned", "jail", "jailed", "banned", "ban", "throats", "throat",
     "necks", "neck", "destroy", "destroyed", "wipe", "wiped", "purge", "purged", "cull",
-    "culled", "bomb", "bombed", "assault", "end", "ending", "attacking", "attacks",
+    "culled", "bomb", "bombed", "assault", "end", "ending", "execution", "executions",
+    "genocide", "lynching", "gassing", "attacking", "attacks",
     "beating", "hurting", "torturing", "raping", "shooting", "stabbing", "snap", "slit",
 ];
 
@@ -180,6 +185,7 @@ pub const PHRASES: &[(&str, Polar)] = &[
     ("waste of", Polar::Dehumanising),
     ("no place", Polar::Derogatory),
     ("lift a finger", Polar::Positive),
+    ("better off without", Polar::Derogatory),
     ("make me sick", Polar::Derogatory),
     ("makes me sick", Polar::Derogatory),
     ("made me sick", Polar::Derogatory),
@@ -312,5 +318,6 @@ pub const COMMON_WORDS: &[&str] = &[
     "rape", "tape", "tash", "bash", "fries", "hopes", "home", "homes", "wine", "went", "want",
     "ward", "wood", "woods", "word", "words", "form", "forms", "from", "fro", "bead", "bred",
     "brad", "lice", "vie", "vile", "veil", "evil", "live", "lives", "cancel", "cancels",
-    "care", "cares", "nature", "mature", "murderer", "ended", "sand", "sane", "stay",
+    "care", "cares", "nature", "mature", "murderer", "ended", "sand", "sane", "stay", "niger",
+    "cnut", "sith", "bread", "breads", "brand", "bred",
 ];

@@ -327,17 +327,37 @@ pub const ENTRIES: &[(&str, Effect)] = &[
 ];
 
 /// Single-word slurs and strong profanity of four letters or more, for
-/// cutting run-together text ("typicalbitchbehaviour", "fuckall").
+/// cutting run-together text ("typicalbitchbehaviour", "fuckall") and for
+/// reading one-letter misspellings ("fukced", "dickheds").
 pub fn segment_words() -> impl Iterator<Item = &'static str> {
-    ENTRIES
-        .iter()
-        .filter(|(spec, effect)| {
-            !spec.contains(' ')
-                && matches!(
-                    effect,
-                    Effect::Harm { category: Hate, .. } | Effect::Profanity { mild: false }
-                )
-        })
-        .flat_map(|(spec, _)| spec.split('|'))
+    single_word_slurs_and_profanity().flat_map(|(spec, _)| spec.split('|'))
         .filter(|w| w.len() >= 4)
+}
+
+fn single_word_slurs_and_profanity() -> impl Iterator<Item = &'static (&'static str, Effect)> {
+    ENTRIES.iter().filter(|(spec, effect)| {
+        !spec.contains(' ')
+            && matches!(
+                effect,
+                Effect::Harm { category: Hate, .. } | Effect::Profanity { mild: false }
+            )
+    })
+}
+
+/// Entries for one-edit misspellings of single-word slurs and strong
+/// profanity (first letter kept, never a common word), with their effect.
+pub fn misspelt_entries(known: &std::collections::HashSet<&str>) -> Vec<(String, Effect)> {
+    let mut out = Vec::new();
+    for (spec, effect) in single_word_slurs_and_profanity() {
+        let variants: Vec<String> = spec
+            .split('|')
+            .filter(|w| w.len() >= 4)
+            .flat_map(crate::hate::one_edit_variants)
+            .filter(|v| !known.contains(v.as_str()) && !crate::hate::is_common(v))
+            .collect();
+        if !variants.is_empty() {
+            out.push((variants.join("|"), *effect));
+        }
+    }
+    out
 }
