@@ -60,6 +60,7 @@ struct Read<'a> {
     word: &'a str,
     info: Word,
     sentence: u32,
+    clause: u32,
 }
 
 impl HateScorer {
@@ -140,12 +141,13 @@ impl HateScorer {
     }
 
     fn read<'a>(&'a self, token: &'a Token) -> Read<'a> {
-        let sentence = token.sentence;
+        let (sentence, clause) = (token.sentence, token.clause);
         if token.kind != TokenKind::Word {
             return Read {
                 word: "",
                 info: Word::default(),
                 sentence,
+                clause,
             };
         }
         let readings = std::iter::once(token.text.as_str()).chain(token.alt.as_deref());
@@ -155,6 +157,7 @@ impl HateScorer {
                     word,
                     info: *info,
                     sentence,
+                    clause,
                 };
             }
         }
@@ -175,6 +178,7 @@ impl HateScorer {
                     polar: None,
                 },
                 sentence,
+                clause,
             };
         }
         if let Some(word) = self.fuzzy.get(token.text.as_str()) {
@@ -182,12 +186,14 @@ impl HateScorer {
                 word,
                 info: self.words[word],
                 sentence,
+                clause,
             };
         }
         Read {
             word: &token.text,
             info: Word::default(),
             sentence,
+            clause,
         }
     }
 
@@ -220,7 +226,9 @@ impl HateScorer {
     fn score_sentence(&self, s: &[Read], mentions: &[usize], report: &mut ScreenReport) {
         let mut clause_start = 0;
         for i in 0..=s.len() {
-            if i < s.len() && !is_break(s, i) {
+            // A comma starts a clause at its token; a clause word is left out of both.
+            let comma = i > clause_start && i < s.len() && s[i].clause != s[i - 1].clause;
+            if i < s.len() && !comma && !is_break(s, i) {
                 continue;
             }
             // Praise denied in a clause that does not name or refer to the
@@ -231,7 +239,7 @@ impl HateScorer {
                     || (!mentions.is_empty() && s[j].info.flags & ADDRESSEE != 0)
             });
             self.score_clause(s, clause_start, i, mentions, about, report);
-            clause_start = i + 1;
+            clause_start = if comma { i } else { i + 1 };
         }
     }
 
@@ -309,7 +317,7 @@ impl HateScorer {
                 s[i].info.flags & ANIMAL_PLACE != 0
                     || len > 1
                     // a comparison: "my dog is smarter than any X", "rather have cancer than"
-                    || s.iter().any(|r| r.word == "than")
+                    || s.iter().any(|r| matches!(r.word, "than" | "before" | "instead"))
                     || s[i.saturating_sub(LINK_WINDOW)..i]
                         .iter()
                         .any(|r| r.info.flags & LINK != 0)

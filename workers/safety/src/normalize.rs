@@ -47,6 +47,9 @@ pub struct Token {
     pub kind: TokenKind,
     /// Index of the sentence the token is in; context rules stay within one.
     pub sentence: u32,
+    /// Index of the comma-separated stretch the token is in ("X should be
+    /// taken to a vet, not a doctor": the negation is the second one's).
+    pub clause: u32,
 }
 
 impl Token {
@@ -57,6 +60,7 @@ impl Token {
             alt,
             kind,
             sentence,
+            clause: 0,
         }
     }
 
@@ -231,9 +235,10 @@ impl Tokenizer {
     pub fn tokenize(&self, text: &str) -> TokenStreams {
         let mut streams = TokenStreams::default();
         let mut sentence = 0u32;
+        let mut clause = 0u32;
         let mut last = 0;
         for special in self.specials.find_iter(text) {
-            scan_plain(&text[last..special.start()], &mut sentence, &mut streams);
+            scan_plain(&text[last..special.start()], &mut sentence, &mut clause, &mut streams);
             let raw = special.as_str();
             let token = if raw.starts_with("{{") {
                 Token::new(String::new(), None, TokenKind::MergeField, sentence)
@@ -245,17 +250,27 @@ impl Tokenizer {
             streams.joined.push(token);
             last = special.end();
         }
-        scan_plain(&text[last..], &mut sentence, &mut streams);
+        scan_plain(&text[last..], &mut sentence, &mut clause, &mut streams);
         streams.split = join_spelled_out(std::mem::take(&mut streams.split));
         streams.joined = join_spelled_out(std::mem::take(&mut streams.joined));
         streams
     }
 }
 
-fn scan_plain(text: &str, sentence: &mut u32, streams: &mut TokenStreams) {
+fn scan_plain(text: &str, sentence: &mut u32, clause: &mut u32, streams: &mut TokenStreams) {
     if text.is_empty() {
         return;
     }
+    let push = |chunk: &str, sentence: &mut u32, clause: u32, streams: &mut TokenStreams| {
+        let (split, joined) = (streams.split.len(), streams.joined.len());
+        push_chunk(chunk, sentence, streams);
+        for t in streams.split[split..]
+            .iter_mut()
+            .chain(&mut streams.joined[joined..])
+        {
+            t.clause = clause;
+        }
+    };
     let mut folded = String::with_capacity(text.len());
     fold_into(text, &mut folded);
     let mut chunk = String::new();
@@ -265,15 +280,18 @@ fn scan_plain(text: &str, sentence: &mut u32, streams: &mut TokenStreams) {
             continue;
         }
         if !chunk.is_empty() {
-            push_chunk(&chunk, sentence, streams);
+            push(&chunk, sentence, *clause, streams);
             chunk.clear();
         }
         if matches!(c, '?' | ';' | '\n' | '\r') {
             *sentence += 1;
         }
+        if matches!(c, ',' | ':' | '(' | ')') {
+            *clause += 1;
+        }
     }
     if !chunk.is_empty() {
-        push_chunk(&chunk, sentence, streams);
+        push(&chunk, sentence, *clause, streams);
     }
 }
 
@@ -384,12 +402,9 @@ fn flush_run(run: &mut Vec<Token>, out: &mut Vec<Token>) {
         return;
     }
     let (text, alt): (String, String) = run.iter().filter_map(spelled_char).unzip();
-    out.push(Token::new(
-        text,
-        Some(alt),
-        TokenKind::Word,
-        run[0].sentence,
-    ));
+    let mut token = Token::new(text, Some(alt), TokenKind::Word, run[0].sentence);
+    token.clause = run[0].clause;
+    out.push(token);
     run.clear();
 }
 

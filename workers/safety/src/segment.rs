@@ -122,6 +122,7 @@ impl Segmenter {
                         alt: None,
                         kind: TokenKind::Word,
                         sentence: token.sentence,
+                        clause: token.clause,
                     }));
                 }
                 (None, Some(out)) => out.push(token.clone()),
