@@ -135,12 +135,18 @@ async fn main() -> anyhow::Result<ExitCode> {
         tally.total += 1;
         tally.correct += u64::from(blocked == case.hateful);
         if misses && blocked != case.hateful {
-            println!("miss {}: {} {}", case.functionality, case.text, verdict["reasons"]);
+            println!(
+                "miss {}: {} {}",
+                case.functionality, case.text, verdict["reasons"]
+            );
         }
     }
 
     println!("HateCheck: {} cases from {}", cases.len(), path.display());
-    println!("{:<22} {:>6} {:>8}  measure", "functionality", "cases", "percent");
+    println!(
+        "{:<22} {:>6} {:>8}  measure",
+        "functionality", "cases", "percent"
+    );
     for (name, t) in &tallies {
         let measure = if t.hateful { "blocked" } else { "approved" };
         println!("{name:<22} {:>6} {:>7.1}%  {measure}", t.total, t.pct());
@@ -156,8 +162,16 @@ async fn main() -> anyhow::Result<ExitCode> {
             })
     };
     let (hate, innocent) = (sum(true), sum(false));
-    println!("hateful cases blocked (recall): {:.1}% of {}", hate.pct(), hate.total);
-    println!("innocent cases approved:        {:.1}% of {}", innocent.pct(), innocent.total);
+    println!(
+        "hateful cases blocked (recall): {:.1}% of {}",
+        hate.pct(),
+        hate.total
+    );
+    println!(
+        "innocent cases approved:        {:.1}% of {}",
+        innocent.pct(),
+        innocent.total
+    );
     let worst_hateful = tallies
         .values()
         .filter(|t| t.hateful)

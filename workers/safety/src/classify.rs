@@ -17,8 +17,8 @@ use crate::lexicon::{
 };
 use crate::matcher::{Hit, Matcher};
 use crate::normalize::{Token, TokenKind, TokenStreams};
-use crate::segment::Segmenter;
 use crate::screen::{FindingKind, HarmCategory, ScreenReport};
+use crate::segment::Segmenter;
 
 /// How far (in tokens) a target or intent word may be from a directed term.
 const WINDOW: usize = 3;
@@ -55,7 +55,11 @@ impl Classifier {
         let entries = ENTRIES
             .iter()
             .copied()
-            .chain(misspelt.iter().map(|(spec, effect)| (spec.as_str(), *effect)))
+            .chain(
+                misspelt
+                    .iter()
+                    .map(|(spec, effect)| (spec.as_str(), *effect)),
+            )
             .collect();
         Ok(Self {
             matcher: Matcher::new(entries, MACROS)?,
@@ -144,6 +148,10 @@ impl Classifier {
         // "never tolerate the murder of X", "not let anyone hurt you": a
         // negated threat is no threat; the word keeps its base weight.
         let negated = negated_before(tokens, hit);
+        // "No Muslim deserves to die": a negated statement about a group is not hate.
+        if negated && category == HarmCategory::Hate && hit.end > hit.start + 1 {
+            return;
+        }
         let target = if directed && !negated {
             self.target_near(tokens, hit)
         } else {

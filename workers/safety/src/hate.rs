@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use crate::hate_lexicon::*;
 use crate::normalize::{Token, TokenKind};
 use crate::screen::{FindingKind, HarmCategory, ScreenReport};
+use crate::spelling::{is_common, one_edit_variants};
 
 const GROUP_NOUN: u32 = 1;
 const GROUP_ADJ: u32 = 1 << 1;
@@ -41,11 +42,6 @@ struct Word {
 const LINK_WINDOW: usize = 5;
 /// How many tokens before an insult the reader may be named ("you absolute idiot").
 const INSULT_WINDOW: usize = 3;
-
-/// Whether a misspelling would hit a common word instead.
-pub fn is_common(word: &str) -> bool {
-    FUNCTION_WORDS.contains(&word) || COMMON_WORDS.contains(&word)
-}
 
 pub struct HateScorer {
     words: HashMap<&'static str, Word>,
@@ -164,9 +160,11 @@ impl HateScorer {
         // "woman's" reads "womans" joined: the group noun it is the possessive of.
         let stem = token.text.strip_suffix('s');
         let stem_word = stem.and_then(|stem| {
-            self.words
-                .get_key_value(stem)
-                .or_else(|| self.fuzzy.get(stem).and_then(|w| self.words.get_key_value(w)))
+            self.words.get_key_value(stem).or_else(|| {
+                self.fuzzy
+                    .get(stem)
+                    .and_then(|w| self.words.get_key_value(w))
+            })
         });
         if let Some((word, info)) = stem_word
             && info.flags & (GROUP_NOUN | GROUP_ADJ | PERSON) != 0
@@ -300,7 +298,12 @@ impl HateScorer {
         let (severity, term, polar) = strongest.unwrap_or((5, "negated praise", Polar::Positive));
         report.raise(HarmCategory::Hate, severity, term, Some("about a group"));
         if polar == Polar::Violent {
-            report.raise(HarmCategory::Violence, severity, term, Some("against a group"));
+            report.raise(
+                HarmCategory::Violence,
+                severity,
+                term,
+                Some("against a group"),
+            );
         }
     }
 
@@ -337,8 +340,8 @@ impl HateScorer {
 
     fn phrase_at(&self, s: &[Read], i: usize, to: usize) -> Option<(Option<Polar>, usize)> {
         self.phrases.iter().find_map(|(words, polar)| {
-            let fits = i + words.len() <= to
-                && words.iter().zip(&s[i..]).all(|(w, r)| *w == r.word);
+            let fits =
+                i + words.len() <= to && words.iter().zip(&s[i..]).all(|(w, r)| *w == r.word);
             fits.then_some((Some(*polar), words.len()))
         })
     }
@@ -399,34 +402,6 @@ fn is_group_at(s: &[Read], i: usize) -> bool {
             r.info.flags & (PERSON | GROUP_NOUN | GROUP_ADJ) != 0
                 || r.info.polar == Some(Polar::Dehumanising)
         })
-}
-
-/// Misspellings one edit away that keep the first letter: adjacent letters
-/// swapped (4+ letters), a vowel dropped (5+), any later letter dropped (6+).
-pub fn one_edit_variants(word: &str) -> Vec<String> {
-    let chars: Vec<char> = word.chars().collect();
-    let n = chars.len();
-    let mut out = Vec::new();
-    if n >= 4 {
-        for i in 1..n - 1 {
-            if chars[i] != chars[i + 1] {
-                let mut v = chars.clone();
-                v.swap(i, i + 1);
-                out.push(v.into_iter().collect());
-            }
-        }
-    }
-    if n >= 5 {
-        for i in 1..n {
-            let vowel = matches!(chars[i], 'a' | 'e' | 'i' | 'o' | 'u');
-            if vowel || n >= 6 {
-                let mut v = chars.clone();
-                v.remove(i);
-                out.push(v.into_iter().collect());
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

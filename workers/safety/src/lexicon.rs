@@ -95,13 +95,67 @@ pub const POSSESSIVES: &[&str] = &["your", "ur", "yer", "his", "her", "their", "
 
 /// Who and what a threat is made against, after a possessive ("bomb your house").
 pub const VICTIMS: &[&str] = &[
-    "family", "families", "kids", "kid", "children", "child", "son", "sons", "daughter",
-    "daughters", "wife", "husband", "mother", "mom", "mum", "father", "dad", "parents",
-    "brother", "sister", "baby", "babies", "friends", "friend", "girlfriend", "boyfriend",
-    "partner", "grandma", "grandmother", "grandpa", "pets", "pet", "dog", "cat", "house",
-    "home", "car", "school", "office", "shop", "store", "church", "mosque", "synagogue",
-    "temple", "workplace", "building", "apartment", "flat", "street", "town", "neighbourhood",
-    "neighborhood", "face", "head", "throat", "neck", "skull", "legs", "body", "ass",
+    "family",
+    "families",
+    "kids",
+    "kid",
+    "children",
+    "child",
+    "son",
+    "sons",
+    "daughter",
+    "daughters",
+    "wife",
+    "husband",
+    "mother",
+    "mom",
+    "mum",
+    "father",
+    "dad",
+    "parents",
+    "brother",
+    "sister",
+    "baby",
+    "babies",
+    "friends",
+    "friend",
+    "girlfriend",
+    "boyfriend",
+    "partner",
+    "grandma",
+    "grandmother",
+    "grandpa",
+    "pets",
+    "pet",
+    "dog",
+    "cat",
+    "house",
+    "home",
+    "car",
+    "school",
+    "office",
+    "shop",
+    "store",
+    "church",
+    "mosque",
+    "synagogue",
+    "temple",
+    "workplace",
+    "building",
+    "apartment",
+    "flat",
+    "street",
+    "town",
+    "neighbourhood",
+    "neighborhood",
+    "face",
+    "head",
+    "throat",
+    "neck",
+    "skull",
+    "legs",
+    "body",
+    "ass",
 ];
 
 /// Words of stated intent before a threat ("i will", "gonna").
@@ -330,7 +384,8 @@ pub const ENTRIES: &[(&str, Effect)] = &[
 /// cutting run-together text ("typicalbitchbehaviour", "fuckall") and for
 /// reading one-letter misspellings ("fukced", "dickheds").
 pub fn segment_words() -> impl Iterator<Item = &'static str> {
-    single_word_slurs_and_profanity().flat_map(|(spec, _)| spec.split('|'))
+    single_word_slurs_and_profanity()
+        .flat_map(|(spec, _)| spec.split('|'))
         .filter(|w| w.len() >= 4)
 }
 
@@ -352,8 +407,8 @@ pub fn misspelt_entries(known: &std::collections::HashSet<&str>) -> Vec<(String,
         let variants: Vec<String> = spec
             .split('|')
             .filter(|w| w.len() >= 4)
-            .flat_map(crate::hate::one_edit_variants)
-            .filter(|v| !known.contains(v.as_str()) && !crate::hate::is_common(v))
+            .flat_map(crate::spelling::one_edit_variants)
+            .filter(|v| !known.contains(v.as_str()) && !crate::spelling::is_common(v))
             .collect();
         if !variants.is_empty() {
             out.push((variants.join("|"), *effect));

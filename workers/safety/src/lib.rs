@@ -28,6 +28,7 @@ pub mod config;
 mod decode;
 pub mod error;
 mod hate;
+#[rustfmt::skip]
 mod hate_lexicon;
 mod lexicon;
 mod markers;
@@ -37,6 +38,7 @@ mod normalize;
 mod pii;
 pub mod screen;
 mod segment;
+mod spelling;
 pub mod stage;
 pub mod verdict;
 

@@ -238,7 +238,12 @@ impl Tokenizer {
         let mut clause = 0u32;
         let mut last = 0;
         for special in self.specials.find_iter(text) {
-            scan_plain(&text[last..special.start()], &mut sentence, &mut clause, &mut streams);
+            scan_plain(
+                &text[last..special.start()],
+                &mut sentence,
+                &mut clause,
+                &mut streams,
+            );
             let raw = special.as_str();
             let token = if raw.starts_with("{{") {
                 Token::new(String::new(), None, TokenKind::MergeField, sentence)

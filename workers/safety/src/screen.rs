@@ -257,7 +257,11 @@ const BRIDGE_WORDS: usize = 6;
 /// The end of the subject run into the start of the body, with a space and
 /// with the boundary words glued ("you nig" + "ger"); none when either is empty.
 fn bridges(subject: &str, body: &str) -> Vec<String> {
-    let tail: Vec<&str> = subject.split_whitespace().rev().take(BRIDGE_WORDS).collect();
+    let tail: Vec<&str> = subject
+        .split_whitespace()
+        .rev()
+        .take(BRIDGE_WORDS)
+        .collect();
     let head: Vec<&str> = body.split_whitespace().take(BRIDGE_WORDS).collect();
     if tail.is_empty() || head.is_empty() {
         return Vec::new();

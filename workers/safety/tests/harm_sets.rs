@@ -61,5 +61,10 @@ fn every_case_of_every_set_gets_its_decision() {
         assert!(blocks + approves >= 40, "{set}: at least 40 cases");
         assert!(blocks >= 15 && approves >= 15, "{set}: both halves");
     }
-    assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
