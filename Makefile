@@ -3,7 +3,7 @@ CARGO ?= cargo
 OUT ?= out/demo
 N ?= 1000000
 
-.PHONY: help demo fleet-demo test test-rules lint fmt schemas bench bench-data clean
+.PHONY: help demo fleet-demo test test-rules lint fmt schemas bench bench-data bench-safety clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,6 +40,11 @@ bench-data: ## Generate $(N) synthetic customers into target/bench/customers.csv
 bench: bench-data ## Time `cpo run` on $(N) customers (wall time and peak memory)
 	/usr/bin/time -v ./target/release/cpo run --quiet --customers target/bench/customers.csv --out target/bench/out 2>&1 \
 		| grep -E 'campaign|customers:|messages:|Elapsed|Maximum resident'
+
+HATECHECK ?= ../shared/benchmarks/hatecheck/test_suite_cases.csv
+
+bench-safety: ## Score the embedded screen on HateCheck per functionality; fails below the floors (HATECHECK=CSV)
+	$(CARGO) run --release --quiet -p cpo-safety --example hatecheck -- $(HATECHECK) --gate
 
 clean:
 	rm -rf out target/bench

@@ -9,19 +9,31 @@
 use std::collections::HashSet;
 
 use crate::error::SafetyError;
-use crate::lexicon::{ENTRIES, Effect, GROUPS, INTENT, MACROS, TARGETS};
+use crate::hate::HateScorer;
+use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS, NEGATORS};
+use crate::lexicon::{
+    ENTRIES, Effect, GROUPS, INTENT, MACROS, POSSESSIVES, TARGETS, VICTIMS, misspelt_entries,
+    segment_words,
+};
 use crate::matcher::{Hit, Matcher};
 use crate::normalize::{Token, TokenKind, TokenStreams};
 use crate::screen::{FindingKind, HarmCategory, ScreenReport};
+use crate::segment::Segmenter;
 
 /// How far (in tokens) a target or intent word may be from a directed term.
 const WINDOW: usize = 3;
+/// How far before a directed term a negator cancels its context.
+const NEGATION_WINDOW: usize = 4;
 
 pub struct Classifier {
     matcher: Matcher<Effect>,
     targets: HashSet<&'static str>,
     groups: HashSet<&'static str>,
     intent: HashSet<&'static str>,
+    possessives: HashSet<&'static str>,
+    victims: HashSet<&'static str>,
+    hate: HateScorer,
+    segmenter: Segmenter,
 }
 
 /// Who a directed term is aimed at.
@@ -32,17 +44,48 @@ enum Target {
 
 impl Classifier {
     pub fn new() -> Result<Self, SafetyError> {
+        let hate = HateScorer::new();
+        // Every word the lexicon knows, so no misspelling shadows a real entry.
+        let known: HashSet<&str> = ENTRIES
+            .iter()
+            .flat_map(|(spec, _)| spec.split([' ', '|']))
+            .map(|w| w.trim_end_matches('?'))
+            .collect();
+        let misspelt = misspelt_entries(&known);
+        let entries = ENTRIES
+            .iter()
+            .copied()
+            .chain(
+                misspelt
+                    .iter()
+                    .map(|(spec, effect)| (spec.as_str(), *effect)),
+            )
+            .collect();
         Ok(Self {
-            matcher: Matcher::new(ENTRIES.to_vec(), MACROS)?,
+            matcher: Matcher::new(entries, MACROS)?,
             targets: TARGETS.iter().copied().collect(),
             groups: GROUPS.iter().copied().collect(),
             intent: INTENT.iter().copied().collect(),
+            possessives: POSSESSIVES.iter().copied().collect(),
+            victims: VICTIMS.iter().copied().collect(),
+            segmenter: Segmenter::new(
+                hate.vocabulary()
+                    .chain(FUNCTION_WORDS.iter().copied())
+                    .chain(segment_words()),
+            ),
+            hate,
         })
     }
 
     pub fn classify(&self, streams: &TokenStreams, report: &mut ScreenReport) {
         self.classify_stream(&streams.split, report);
         self.classify_stream(&streams.joined, report);
+        self.hate.score(&streams.joined, report);
+        // Deleted spaces: "ihatewomen", "illkillyou" cut into words and judged again.
+        if let Some(cut) = self.segmenter.segment(&streams.joined) {
+            self.classify_stream(&cut, report);
+            self.hate.score(&cut, report);
+        }
     }
 
     fn classify_stream(&self, tokens: &[Token], report: &mut ScreenReport) {
@@ -53,7 +96,9 @@ impl Classifier {
                 in_idiom[hit.start..hit.end].fill(true);
             }
         }
-        let covered = |hit: &Hit| in_idiom[hit.start..hit.end].iter().all(|c| *c);
+        let covered = |hit: &Hit| {
+            in_idiom[hit.start..hit.end].iter().all(|c| *c) || ordinary_sense(tokens, hit)
+        };
         for hit in &hits {
             let label = &hit.label;
             match *self.matcher.effect(hit.entry) {
@@ -80,6 +125,11 @@ impl Classifier {
                 Effect::Injection => {
                     report.find(FindingKind::PromptInjection, format!("'{label}'"))
                 }
+                Effect::Phishing => {
+                    if !negated_before(tokens, hit) {
+                        report.find(FindingKind::Phishing, format!("'{label}'"));
+                    }
+                }
                 Effect::Idiom => {}
             }
         }
@@ -95,7 +145,14 @@ impl Classifier {
             return;
         };
         let label = &hit.label;
-        let target = if directed {
+        // "never tolerate the murder of X", "not let anyone hurt you": a
+        // negated threat is no threat; the word keeps its base weight.
+        let negated = negated_before(tokens, hit);
+        // "No Muslim deserves to die": a negated statement about a group is not hate.
+        if negated && category == HarmCategory::Hate && hit.end > hit.start + 1 {
+            return;
+        }
+        let target = if directed && !negated {
             self.target_near(tokens, hit)
         } else {
             None
@@ -126,15 +183,26 @@ impl Classifier {
         let sentence = tokens[hit.start].sentence;
         let before = hit.start.saturating_sub(WINDOW)..hit.start;
         let after = hit.end..(hit.end + WINDOW).min(tokens.len());
+        let victim_after = |i: usize| {
+            tokens[i + 1..(i + 3).min(tokens.len())]
+                .iter()
+                .any(|t| t.sentence == sentence && self.victims.contains(t.text.as_str()))
+        };
         before
             .chain(after)
-            .map(|i| &tokens[i])
-            .filter(|t| t.sentence == sentence)
-            .find_map(|t| match t.kind {
-                TokenKind::MergeField => Some(Target::Person),
-                TokenKind::Word if self.groups.contains(t.text.as_str()) => Some(Target::Group),
-                TokenKind::Word if self.targets.contains(t.text.as_str()) => Some(Target::Person),
-                _ => None,
+            .filter(|i| tokens[*i].sentence == sentence)
+            .find_map(|i| {
+                let t = &tokens[i];
+                let word = t.text.as_str();
+                match t.kind {
+                    TokenKind::MergeField => Some(Target::Person),
+                    TokenKind::Word if self.groups.contains(word) => Some(Target::Group),
+                    TokenKind::Word if self.targets.contains(word) => Some(Target::Person),
+                    TokenKind::Word if self.possessives.contains(word) && victim_after(i) => {
+                        Some(Target::Person)
+                    }
+                    _ => None,
+                }
             })
     }
 
@@ -144,6 +212,30 @@ impl Classifier {
             .iter()
             .any(|t| t.sentence == sentence && self.intent.contains(t.text.as_str()))
     }
+}
+
+/// A negator shortly before the hit in its sentence ("never share your password").
+fn negated_before(tokens: &[Token], hit: &Hit) -> bool {
+    let sentence = tokens[hit.start].sentence;
+    tokens[hit.start.saturating_sub(NEGATION_WINDOW)..hit.start]
+        .iter()
+        .any(|t| t.sentence == sentence && NEGATORS.contains(&t.text.as_str()))
+}
+
+/// A slur that is also an ordinary word, in a sentence with a word of its
+/// ordinary sense ("the dyke held back the sea", "a queer feeling").
+fn ordinary_sense(tokens: &[Token], hit: &Hit) -> bool {
+    if hit.end != hit.start + 1 {
+        return false;
+    }
+    let word = tokens[hit.start].text.as_str();
+    let Some((_, senses)) = HOMONYMS.iter().find(|(forms, _)| forms.contains(&word)) else {
+        return false;
+    };
+    let sentence = tokens[hit.start].sentence;
+    tokens
+        .iter()
+        .any(|t| t.sentence == sentence && senses.contains(&t.text.as_str()))
 }
 
 /// A citation in the claim's sentence, or opening the next one ("... proven. [doc-1]").

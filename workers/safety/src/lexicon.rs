@@ -25,6 +25,9 @@ pub enum Effect {
         citable: bool,
     },
     Injection,
+    /// A credential request or account-verification lure (not after a negator:
+    /// "never share your password" is advice).
+    Phishing,
     /// Harm and profanity matched inside an idiom are ignored.
     Idiom,
 }
@@ -87,6 +90,74 @@ pub const TARGETS: &[&str] = &[
     "themselves",
 ];
 
+/// Possessives that, before a `VICTIMS` noun, aim a threat at someone's family or place.
+pub const POSSESSIVES: &[&str] = &["your", "ur", "yer", "his", "her", "their", "thy"];
+
+/// Who and what a threat is made against, after a possessive ("bomb your house").
+pub const VICTIMS: &[&str] = &[
+    "family",
+    "families",
+    "kids",
+    "kid",
+    "children",
+    "child",
+    "son",
+    "sons",
+    "daughter",
+    "daughters",
+    "wife",
+    "husband",
+    "mother",
+    "mom",
+    "mum",
+    "father",
+    "dad",
+    "parents",
+    "brother",
+    "sister",
+    "baby",
+    "babies",
+    "friends",
+    "friend",
+    "girlfriend",
+    "boyfriend",
+    "partner",
+    "grandma",
+    "grandmother",
+    "grandpa",
+    "pets",
+    "pet",
+    "dog",
+    "cat",
+    "house",
+    "home",
+    "car",
+    "school",
+    "office",
+    "shop",
+    "store",
+    "church",
+    "mosque",
+    "synagogue",
+    "temple",
+    "workplace",
+    "building",
+    "apartment",
+    "flat",
+    "street",
+    "town",
+    "neighbourhood",
+    "neighborhood",
+    "face",
+    "head",
+    "throat",
+    "neck",
+    "skull",
+    "legs",
+    "body",
+    "ass",
+];
+
 /// Words of stated intent before a threat ("i will", "gonna").
 pub const INTENT: &[&str] = &[
     "will", "ill", "gonna", "going", "wanna", "want", "shall", "gon", "finna", "gotta", "must",
@@ -115,6 +186,7 @@ const MILD: Effect = Effect::Profanity { mild: true };
 const CLAIM: Effect = Effect::Claim { citable: false };
 const CITABLE: Effect = Effect::Claim { citable: true };
 const INJECTION: Effect = Effect::Injection;
+const PHISHING: Effect = Effect::Phishing;
 const IDIOM: Effect = Effect::Idiom;
 
 #[rustfmt::skip]
@@ -128,6 +200,8 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("strangle|strangles|strangled|strangling", threat(Violence, 3)),
     ("choke|chokes|choked|choking", threat(Violence, 2)),
     ("punch|punches|punched", threat(Violence, 2)),
+    ("hurt|hurts|burn|burns|torch|torches", threat(Violence, 2)),
+    ("blow|blowing up", threat(Violence, 3)),
     ("die|dies|died|dying", threat(Violence, 2)),
     ("dead", threat(Violence, 1)),
     ("bomb|bombs|bombed|bombing", threat(Violence, 3)),
@@ -135,7 +209,9 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("slaughter|slaughtered|massacre|massacred", threat(Violence, 3)),
     ("behead|beheaded|beheading|decapitate|decapitated", threat(Violence, 4)),
     ("lynch|lynched|lynching", threat(Violence, 2)),
-    ("rape|rapes|raped|raping|rapist|rapists", threat(Violence, 5)),
+    // Rape aimed at someone is a threat; named alone (reporting, prevention) it is not.
+    ("rape|rapes|raped|raping", threat(Violence, 3)),
+    ("rapist|rapists", harm(Violence, 5)),
     ("gun|guns|knife|knives|rifle|weapon|weapons|killer|killers|deadly|lethal", harm(Violence, 1)),
     ("terrorist|terrorists|terrorism", harm(Violence, 3)),
     ("genocide", harm(Violence, 5)),
@@ -152,7 +228,16 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("suicide|suicidal", harm(SelfHarm, 4)),
     ("commit|committing|committed suicide", harm(SelfHarm, 6)),
     ("kill|killing|hang|hanging|shoot myself|yourself|themselves|himself|herself", harm(SelfHarm, 6)),
-    ("hurt|hurting|cut|cutting|harm|harming|starve|starving myself", harm(SelfHarm, 5)),
+    ("hurt|hurting|cut|cutting|harm|harming|starve|starving|burn|burning myself", harm(SelfHarm, 5)),
+    // Encouragement aimed at the reader.
+    ("kill|hurt|cut|harm|starve|hang|drown|burn|unalive|off|shoot|poison|stab yourself|urself|yourselves|yoself", harm(SelfHarm, 7)),
+    ("unalive|unalived|unaliving", harm(SelfHarm, 5)),
+    ("go die|unalive", harm(SelfHarm, 6)),
+    ("drink|swallow bleach", harm(SelfHarm, 7)),
+    ("jump off a|the bridge|building|roof|cliff", harm(SelfHarm, 6)),
+    ("how to|ways to|best way to kill|hang|cut|hurt|harm|unalive myself|yourself|oneself", harm(SelfHarm, 7)),
+    ("nobody|no one would miss you", harm(SelfHarm, 6)),
+    ("world|everyone would be better off without you", harm(SelfHarm, 6)),
     ("kys", harm(SelfHarm, 6)),
     ("end|ending my|your own? life", harm(SelfHarm, 6)),
     ("take|taking my|your own life", harm(SelfHarm, 6)),
@@ -167,7 +252,13 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("overdose|overdosed|overdosing", harm(SelfHarm, 3)),
     // --- sexual
     ("sexy|nude|lingerie", harm(Sexual, 1)),
-    ("sex|sexual|sexually|naked|escort|escorts|dick|dicks", harm(Sexual, 2)),
+    ("sexual|sexually|naked|escort|escorts|dick|dicks", harm(Sexual, 2)),
+    ("sex|erotic|onlyfans|hookup|hookups", harm(Sexual, 4)),
+    ("nude|naked pics|pictures|photos|photo|selfies|girls|women|men|videos|video|chat|cam|models", harm(Sexual, 5)),
+    ("escort|escorts service|services|girls|agency", harm(Sexual, 5)),
+    ("sex education|ed|discrimination|offender|offenders|trafficking|abuse|abusers|workers|worker|chromosomes|hormones|differences|pistols", IDIOM),
+    ("cock a doodle", IDIOM),
+    ("cut|cutting yourself|yourselves a|an|some|the", IDIOM),
     ("nudity|erotic|erotica|fetish|fetishes|stripper|strippers|striptease|prostitute|prostitutes|hooker|hookers|penis|vagina|clitoris|genitals|genitalia|boobs|boobies|tits|titties|nsfw|onlyfans|vibrator|vibrators", harm(Sexual, 3)),
     ("sex toy|toys", harm(Sexual, 3)),
     ("nudes|horny|anal|cock|cocks|pussy|pussies|bdsm|xxx", harm(Sexual, 4)),
@@ -177,7 +268,8 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("send|sending nudes|nude", harm(Sexual, 5)),
     ("blowjob|blowjobs|handjob|handjobs|rimjob", harm(Sexual, 6)),
     ("blow|hand job|jobs", harm(Sexual, 6)),
-    ("rape|rapes|raped|raping|rapist|rapists|incest|molest|molested|molesting|molestation|molester|jailbait|bestiality", harm(Sexual, 6)),
+    ("rape|rapes|raped|raping", threat(Sexual, 3)),
+    ("rapist|rapists|incest|molest|molested|molesting|molestation|molester|jailbait|bestiality", harm(Sexual, 6)),
     ("pedophile|pedophiles|paedophile|pedo|pedophilia", harm(Sexual, 7)),
     ("child porn|pornography", harm(Sexual, 7)),
     ("underage sex", harm(Sexual, 7)),
@@ -187,7 +279,10 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("nigga|niggas|faggot|faggots|fag|fags|kike|kikes|spic|spics|chink|chinks|wetback|wetbacks|gook|gooks|raghead|ragheads|towelhead|towelheads|beaner|beaners|zipperhead|untermensch", harm(Hate, 6)),
     ("coon|coons|paki|pakis|tranny|trannies", harm(Hate, 5)),
     ("dyke|dykes|retard|retards|retarded|subhuman|subhumans", harm(Hate, 4)),
-    ("$group are|is|r all|just? nothing? but? vermin|animals|parasites|scum|subhuman|cockroaches|rats|savages|filth|trash|garbage|inferior|evil|disgusting|dogs|pigs|apes|monkeys|criminals|terrorists|rapists", harm(Hate, 6)),
+    ("shemale|shemales|jihadi|jihadis|mong|mongs|mongoloid|mongoloids|cripple|cripples|rapefugee|rapefugees|trannie|ladyboy|ladyboys|kaffir|kaffirs|golliwog|golliwogs|pikey|pikeys|gyppo|gyppos|poofter|poofters|poof|poofs|batty|towelheads|muzzie|muzzies|wog|wogs|nignog|sambo|darkie|darkies|negro|negroes|halfbreed|halfbreeds|zionazi|islamonazi|feminazi|feminazis|libtard|libtards", harm(Hate, 5)),
+    ("queer|queers|homo|homos|lesbo|lesbos|lezzer|lezza", harm(Hate, 4)),
+    ("queer people|person|persons|folk|folks|community|communities|youth|culture|history|studies|theory|pride|film|art|artists|owned|friendly|joy", IDIOM),
+    // "$group are vermin" and the like: `hate`, which reads negation.
     ("i|we hate|despise|detest all? the? $group", harm(Hate, 5)),
     ("$group should|must|deserve|deserves|need|needs to? be? die|burn|hang|suffer|rot|killed|shot|exterminated|gassed|deported|eliminated", harm(Hate, 7)),
     ("kill|exterminate|gas|eradicate|eliminate|deport all? the? $group", harm(Hate, 7)),
@@ -198,9 +293,11 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("1488", harm(Hate, 6)),
     ("death to $group|infidels", harm(Hate, 6)),
     // --- profanity
+    ("fvck|fvcking|fvcked|fvk|phuq|fcuking|fukc|cvnt|cvnts|sh1t|biatch|beeyotch", STRONG),
     ("fuck|fucks|fucked|fucker|fuckers|fucking|fuckin|fuckn|fuckface|fuckhead|fck|fcking|fcuk|fuk|fuking|fukin|fuq|phuck|phuk|motherfucker|motherfuckers|motherfucking|mofo|wtf|stfu|gtfo|fubar", STRONG),
     ("shit|shits|shitty|shite|shitting|shithead|shitheads|bullshit|horseshit|dipshit|batshit|shitstorm", STRONG),
     ("bitch|bitches|bitching|bitchy|sonofabitch|cunt|cunts|asshole|assholes|arsehole|arseholes|asshat|dumbass|jackass|bastard|bastards", STRONG),
+    ("hoe|hoes", STRONG),
     ("twat|twats|wanker|wankers|wank|tosser|slut|sluts|slutty|whore|whores|cocksucker|cocksuckers|dickhead|dickheads|douchebag|douchebags", STRONG),
     ("damn|damned|dammit|damnit|goddamn|goddamnit|crap|crappy|hell|bloody|bugger|piss|pissed|pissing|arse|ass|asses|butthole|dick|dicks|prick|pricks|douche|badass|sucks", MILD),
     // --- unsubstantiated claims
@@ -242,12 +339,28 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("knowledge cutoff", INJECTION),
     ("as of my last|latest knowledge|training", INJECTION),
     ("here is|heres the|your|a rewritten|revised|personalized|requested|draft? email|emails|draft", INJECTION),
+    // --- phishing: credential requests and account lures
+    ("send|enter|provide|share|give|submit|type|confirm|update|verify|tell|text|email|reply|input|retype us|me? your|the bank|online? password|passwords|pin|passcode|passcodes|credentials|otp|cvv|cvc|login|logon|username|ssn", PHISHING),
+    ("send|enter|provide|share|give|submit|type|confirm|update|verify|tell|text|email|reply|input|reenter us|me? your|the one? time|onetime|security|verification|authentication|access code|codes|passcode|number|details|password", PHISHING),
+    ("send|enter|provide|share|give|submit|type|confirm|update|verify|tell|text|email|reply|input|reenter us|me? your|the full? credit|debit|bank|banking|payment|billing|account|login? card|account? number|numbers|details|information|info|credentials", PHISHING),
+    ("send|enter|provide|share|give|submit|type|confirm|update|verify|tell|text|email|reply|input|reenter us|me? your|the social security|insurance number|numbers", PHISHING),
+    ("reply|respond with your|the password|pin|passcode|credentials|login|code|card", PHISHING),
+    ("verify|validate|reactivate|unlock|unfreeze|restore your account|identity|accounts", PHISHING),
+    ("your account has|have been|is|was|will be suspended|locked|limited|disabled|closed|deactivated|compromised|frozen|restricted|terminated|blocked", PHISHING),
+    ("account|accounts will be suspended|locked|closed|deactivated|terminated|deleted", PHISHING),
+    ("to avoid|prevent account? suspension|closure|deactivation|termination", PHISHING),
     // --- marketing idioms that must stay low
     ("killer|killing|killin deal|deals|price|prices|offer|offers|savings|value|style|look|looks|app|feature|features|combo|sale|bargain|bargains", IDIOM),
     ("kill|kills|killed|killing|killin it|time", IDIOM),
     ("dressed to kill", IDIOM),
     ("kill two birds", IDIOM),
     ("die|dying|dye for", IDIOM),
+    // Help and prevention services name self-harm to fight it.
+    ("suicide|suicides|selfharm|overdose|overdoses prevention|awareness|hotline|hotlines|helpline|helplines|lifeline|crisis|support|survivor|survivors|loss|bereavement|research|watch|risk|squad", IDIOM),
+    ("self harm|injury prevention|awareness|hotline|helpline|support|recovery", IDIOM),
+    ("prevent|preventing|prevention|prevents|preventable|reduce|reducing|against|stop|end|ending|survived|surviving suicide|suicides|overdose|overdoses|selfharm", IDIOM),
+    ("prevent|preventing|prevention of|against suicide|suicides|selfharm|overdose", IDIOM),
+    ("kill|kills|killed the lights|engine|power|music|switch|process|app|bacteria|germs|weeds", IDIOM),
     ("dying to", IDIOM),
     ("die hard|hards|cast|casting|cut", IDIOM),
     ("dead simple|easy|serious|set|last|tired|center|centre|end|line|ringer|heat|on", IDIOM),
@@ -266,3 +379,40 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("pack|packs a punch", IDIOM),
     ("chink in the|his|her|their|your|our armor|armour", IDIOM),
 ];
+
+/// Single-word slurs and strong profanity of four letters or more, for
+/// cutting run-together text ("typicalbitchbehaviour", "fuckall") and for
+/// reading one-letter misspellings ("fukced", "dickheds").
+pub fn segment_words() -> impl Iterator<Item = &'static str> {
+    single_word_slurs_and_profanity()
+        .flat_map(|(spec, _)| spec.split('|'))
+        .filter(|w| w.len() >= 4)
+}
+
+fn single_word_slurs_and_profanity() -> impl Iterator<Item = &'static (&'static str, Effect)> {
+    ENTRIES.iter().filter(|(spec, effect)| {
+        !spec.contains(' ')
+            && matches!(
+                effect,
+                Effect::Harm { category: Hate, .. } | Effect::Profanity { mild: false }
+            )
+    })
+}
+
+/// Entries for one-edit misspellings of single-word slurs and strong
+/// profanity (first letter kept, never a common word), with their effect.
+pub fn misspelt_entries(known: &std::collections::HashSet<&str>) -> Vec<(String, Effect)> {
+    let mut out = Vec::new();
+    for (spec, effect) in single_word_slurs_and_profanity() {
+        let variants: Vec<String> = spec
+            .split('|')
+            .filter(|w| w.len() >= 4)
+            .flat_map(crate::spelling::one_edit_variants)
+            .filter(|v| !known.contains(v.as_str()) && !crate::spelling::is_common(v))
+            .collect();
+        if !variants.is_empty() {
+            out.push((variants.join("|"), *effect));
+        }
+    }
+    out
+}

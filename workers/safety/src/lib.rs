@@ -28,7 +28,11 @@ pub mod claims;
 mod classify;
 pub mod cli;
 pub mod config;
+mod decode;
 pub mod error;
+mod hate;
+#[rustfmt::skip]
+mod hate_lexicon;
 mod lexicon;
 mod markers;
 mod matcher;
@@ -37,6 +41,8 @@ pub mod metrics;
 mod normalize;
 mod pii;
 pub mod screen;
+mod segment;
+mod spelling;
 pub mod stage;
 pub mod verdict;
 

@@ -15,6 +15,9 @@ use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
+/// Cyrillic `у` after folding: read as `u`, alternatively as `y`.
+const CYRILLIC_U: char = '\u{E000}';
+
 /// A masking character inside a word (`f*ck`, `sh#t`); matches any one letter.
 pub const MASK: char = '*';
 
@@ -44,6 +47,9 @@ pub struct Token {
     pub kind: TokenKind,
     /// Index of the sentence the token is in; context rules stay within one.
     pub sentence: u32,
+    /// Index of the comma-separated stretch the token is in ("X should be
+    /// taken to a vet, not a doctor": the negation is the second one's).
+    pub clause: u32,
 }
 
 impl Token {
@@ -54,6 +60,7 @@ impl Token {
             alt,
             kind,
             sentence,
+            clause: 0,
         }
     }
 
@@ -108,7 +115,43 @@ fn push_folded(c: char, out: &mut String) {
         'ν' => 'v',
         'ш' | 'ω' => 'w',
         'х' | 'χ' => 'x',
-        'у' | 'γ' => 'y',
+        // Cyrillic u reads as y and stands for u: both readings (`fуck`, `уes`).
+        'у' => CYRILLIC_U,
+        'γ' => 'y',
+        // Armenian letters that render like Latin ones.
+        'ս' => 'u',
+        'օ' => 'o',
+        'ո' => 'n',
+        'հ' => 'h',
+        'ց' => 'g',
+        'ք' => 'p',
+        'ա' => 'w',
+        // Small capitals (NFKC leaves them).
+        'ᴀ' => 'a',
+        'ʙ' => 'b',
+        'ᴄ' => 'c',
+        'ᴅ' => 'd',
+        'ᴇ' => 'e',
+        'ꜰ' => 'f',
+        'ɢ' => 'g',
+        'ʜ' => 'h',
+        'ɪ' => 'i',
+        'ᴊ' => 'j',
+        'ᴋ' => 'k',
+        'ʟ' => 'l',
+        'ᴍ' => 'm',
+        'ɴ' => 'n',
+        'ᴏ' => 'o',
+        'ᴘ' => 'p',
+        'ǫ' => 'q',
+        'ʀ' => 'r',
+        'ꜱ' => 's',
+        'ᴛ' => 't',
+        'ᴜ' => 'u',
+        'ᴠ' => 'v',
+        'ᴡ' => 'w',
+        'ʏ' => 'y',
+        'ᴢ' => 'z',
         'ł' => 'l',
         'đ' | 'ð' => 'd',
         'þ' => 'p',
@@ -145,6 +188,7 @@ fn fold_into(text: &str, out: &mut String) {
 /// Characters that stay inside a word: letters, digits, l33t symbols, masks, inner punctuation.
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric()
+        || c == CYRILLIC_U
         || matches!(
             c,
             '@' | '$' | '!' | '|' | '*' | '#' | '.' | '-' | '_' | '\''
@@ -171,6 +215,7 @@ fn leet(c: char) -> (char, char) {
         '7' => ('t', 't'),
         '!' => ('i', 'i'),
         '*' | '#' => (MASK, MASK),
+        CYRILLIC_U => ('u', 'y'),
         other => (other, other),
     }
 }
@@ -190,9 +235,15 @@ impl Tokenizer {
     pub fn tokenize(&self, text: &str) -> TokenStreams {
         let mut streams = TokenStreams::default();
         let mut sentence = 0u32;
+        let mut clause = 0u32;
         let mut last = 0;
         for special in self.specials.find_iter(text) {
-            scan_plain(&text[last..special.start()], &mut sentence, &mut streams);
+            scan_plain(
+                &text[last..special.start()],
+                &mut sentence,
+                &mut clause,
+                &mut streams,
+            );
             let raw = special.as_str();
             let token = if raw.starts_with("{{") {
                 Token::new(String::new(), None, TokenKind::MergeField, sentence)
@@ -204,17 +255,27 @@ impl Tokenizer {
             streams.joined.push(token);
             last = special.end();
         }
-        scan_plain(&text[last..], &mut sentence, &mut streams);
+        scan_plain(&text[last..], &mut sentence, &mut clause, &mut streams);
         streams.split = join_spelled_out(std::mem::take(&mut streams.split));
         streams.joined = join_spelled_out(std::mem::take(&mut streams.joined));
         streams
     }
 }
 
-fn scan_plain(text: &str, sentence: &mut u32, streams: &mut TokenStreams) {
+fn scan_plain(text: &str, sentence: &mut u32, clause: &mut u32, streams: &mut TokenStreams) {
     if text.is_empty() {
         return;
     }
+    let push = |chunk: &str, sentence: &mut u32, clause: u32, streams: &mut TokenStreams| {
+        let (split, joined) = (streams.split.len(), streams.joined.len());
+        push_chunk(chunk, sentence, streams);
+        for t in streams.split[split..]
+            .iter_mut()
+            .chain(&mut streams.joined[joined..])
+        {
+            t.clause = clause;
+        }
+    };
     let mut folded = String::with_capacity(text.len());
     fold_into(text, &mut folded);
     let mut chunk = String::new();
@@ -224,15 +285,18 @@ fn scan_plain(text: &str, sentence: &mut u32, streams: &mut TokenStreams) {
             continue;
         }
         if !chunk.is_empty() {
-            push_chunk(&chunk, sentence, streams);
+            push(&chunk, sentence, *clause, streams);
             chunk.clear();
         }
         if matches!(c, '?' | ';' | '\n' | '\r') {
             *sentence += 1;
         }
+        if matches!(c, ',' | ':' | '(' | ')') {
+            *clause += 1;
+        }
     }
     if !chunk.is_empty() {
-        push_chunk(&chunk, sentence, streams);
+        push(&chunk, sentence, *clause, streams);
     }
 }
 
@@ -248,7 +312,7 @@ fn push_chunk(chunk: &str, sentence: &mut u32, streams: &mut TokenStreams) {
         (trailing.contains('.') && !single_char) || trailing.contains('!')
     };
 
-    if core.chars().any(char::is_alphabetic) {
+    if core.chars().any(|c| c.is_alphabetic() || c == CYRILLIC_U) {
         push_word(core, *sentence, streams);
     } else if core.chars().any(char::is_alphanumeric) {
         let digits: String = core.chars().filter(|c| c.is_alphanumeric()).collect();
@@ -265,7 +329,7 @@ fn push_word(core: &str, sentence: u32, streams: &mut TokenStreams) {
     let text: String = core.chars().map(|c| leet(c).0).collect();
     // Only `1` and `|` read two ways; most words have neither.
     let alt: Option<String> = core
-        .contains(['1', '|'])
+        .contains(['1', '|', CYRILLIC_U])
         .then(|| core.chars().map(|c| leet(c).1).collect());
     if !text.contains(is_inner_separator) {
         let token = Token::new(text, alt, TokenKind::Word, sentence);
@@ -343,12 +407,9 @@ fn flush_run(run: &mut Vec<Token>, out: &mut Vec<Token>) {
         return;
     }
     let (text, alt): (String, String) = run.iter().filter_map(spelled_char).unzip();
-    out.push(Token::new(
-        text,
-        Some(alt),
-        TokenKind::Word,
-        run[0].sentence,
-    ));
+    let mut token = Token::new(text, Some(alt), TokenKind::Word, run[0].sentence);
+    token.clause = run[0].clause;
+    out.push(token);
     run.clear();
 }
 

@@ -11,6 +11,7 @@ use cpo_shared::model::CategorySeverities;
 
 use crate::classify::Classifier;
 use crate::config::SafetyConfig;
+use crate::decode::decode;
 use crate::error::{SafetyError, ScreenError};
 use crate::markers::Markers;
 use crate::normalize::{Tokenizer, visible_nfkc};
@@ -73,6 +74,9 @@ pub enum FindingKind {
     TemplateExpression,
     /// A term of one of the brand's custom blocklists (the Azure backend's `blocklistsMatch`).
     Blocklist,
+    /// A request for credentials or a "verify your account" lure: a brand's
+    /// copy never asks for a password, and the pattern is a phishing template.
+    Phishing,
 }
 
 impl FindingKind {
@@ -85,6 +89,7 @@ impl FindingKind {
             FindingKind::UnsubstantiatedClaim => "unsubstantiated claim",
             FindingKind::TemplateExpression => "template expression",
             FindingKind::Blocklist => "blocklist match",
+            FindingKind::Phishing => "phishing",
         }
     }
 }
@@ -224,14 +229,62 @@ impl EmbeddedScreen {
         let mut report = ScreenReport::default();
         // A line break keeps phrases from running from the subject into the body.
         let text = visible_nfkc(&format!("{}\n{}", request.subject, request.body));
-        let streams = self.tokenizer.tokenize(&text);
+        let decoded = decode(&text);
+        let streams = self.tokenizer.tokenize(&decoded);
         self.classifier.classify(&streams, &mut report);
+        // A phrase or a word split between subject and body is read whole too.
+        for bridge in bridges(request.subject, request.body) {
+            let bridge = visible_nfkc(&bridge);
+            let streams = self.tokenizer.tokenize(&decode(&bridge));
+            self.classifier.classify(&streams, &mut report);
+        }
+        if looks_reversed(&streams.joined) {
+            let reversed: String = decoded.chars().rev().collect();
+            let streams = self.tokenizer.tokenize(&reversed);
+            self.classifier.classify(&streams, &mut report);
+        }
         self.markers.scan(&text, &mut report);
         for kind in self.pii.scan(&text) {
             report.find(FindingKind::PersonalData, kind.label().to_string());
         }
         report
     }
+}
+
+/// How many words on each side of the subject/body boundary are read together.
+const BRIDGE_WORDS: usize = 6;
+
+/// The end of the subject run into the start of the body, with a space and
+/// with the boundary words glued ("you nig" + "ger"); none when either is empty.
+fn bridges(subject: &str, body: &str) -> Vec<String> {
+    let tail: Vec<&str> = subject
+        .split_whitespace()
+        .rev()
+        .take(BRIDGE_WORDS)
+        .collect();
+    let head: Vec<&str> = body.split_whitespace().take(BRIDGE_WORDS).collect();
+    if tail.is_empty() || head.is_empty() {
+        return Vec::new();
+    }
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    let spaced = format!("{} {}", tail.join(" "), head.join(" "));
+    let glued = format!("{}{}", tail.join(" "), head.join(" "));
+    vec![spaced, glued]
+}
+
+/// Common English words spelt backwards: text written in reverse has them.
+const REVERSED_WORDS: &[&str] = &[
+    "uoy", "eht", "lliw", "ruoy", "dna", "rof", "taht", "siht", "evah", "tnod", "yeht", "meht",
+    "lli", "mi", "ew", "ma", "si", "era", "reven", "lla", "ot",
+];
+
+/// Enough backwards words to read the text reversed as well.
+fn looks_reversed(tokens: &[crate::normalize::Token]) -> bool {
+    let hits = tokens
+        .iter()
+        .filter(|t| REVERSED_WORDS.contains(&t.text.as_str()))
+        .count();
+    hits >= 2 || (hits == 1 && tokens.len() <= 6)
 }
 
 #[async_trait]

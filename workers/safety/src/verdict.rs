@@ -71,6 +71,7 @@ impl BlockCause {
             BlockCause::Policy(FindingKind::UnsubstantiatedClaim) => "unsubstantiated_claim",
             BlockCause::Policy(FindingKind::TemplateExpression) => "template_expression",
             BlockCause::Policy(FindingKind::Blocklist) => "blocklist",
+            BlockCause::Policy(FindingKind::Phishing) => "phishing",
             BlockCause::Citation => "citation",
             BlockCause::UnsupportedClaim => "unsupported_claim",
             BlockCause::ScreenError => "screen_error",
