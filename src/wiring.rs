@@ -129,6 +129,22 @@ pub struct Backends<'a> {
 
 pub type StageTasks = JoinSet<Result<(), TransportError>>;
 
+/// Read every section `cpo run` uses, so a mistyped key fails the run before
+/// it locks or writes its output directory (the stages read them again when
+/// they are built).
+pub fn check_run_sections(settings: &Settings) -> anyhow::Result<()> {
+    let _: SecurityConfig = settings.section("security")?;
+    let _: cpo_shared::runtime::RuntimeConfig = settings.section("runtime")?;
+    let _: crate::embedded::EmbeddedConfig = settings.section("embedded")?;
+    let _: cpo_segmentation::SegmentationConfig = settings.section("segmentation")?;
+    let _: cpo_retrieval::RetrievalConfig = settings.section("retrieval")?;
+    let _: cpo_generation::GenerationConfig = settings.section("generation")?;
+    let _: cpo_safety::SafetyConfig = settings.section("safety")?;
+    let _: cpo_experimentation::ExperimentationConfig = settings.section("experimentation")?;
+    let _: cpo_delivery::DeliveryConfig = settings.section("delivery")?;
+    Ok(())
+}
+
 pub fn segmentation(b: &Backends) -> anyhow::Result<cpo_segmentation::SegmentationStage> {
     let config: cpo_segmentation::SegmentationConfig = b.settings.section("segmentation")?;
     Ok(cpo_segmentation::SegmentationStage::new(config)?)

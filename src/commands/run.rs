@@ -104,15 +104,16 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     let demo_config = Path::new(DEMO_CONFIG);
     let config = config.or_else(|| demo_config.exists().then_some(demo_config));
     let settings = Settings::load(config)?;
+    crate::wiring::check_run_sections(&settings)?;
     let campaign = match load_campaign(&args.campaign, args.customers.as_deref()) {
         Ok(campaign) => campaign,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: input rejected: {error:#}");
             return Ok(exit::INPUT_REJECTED);
         }
     };
     if let Err(error) = crate::wiring::check_campaign_links(&settings, &campaign) {
-        eprintln!("error: {error:#}");
+        eprintln!("error: input rejected: {error:#}");
         return Ok(exit::INPUT_REJECTED);
     }
     let out_dir = args
