@@ -18,7 +18,11 @@
 //! normalized against obfuscation (NFKC, l33t, spacing, masking, elongation,
 //! look-alike letters, zero-width characters), matched on token boundaries.
 //! `AzureScreen` asks Azure AI Content Safety for the harm severities and runs
-//! the embedded brand-policy checks beside it. `cli::screen_jsonl` backs `cpo screen`. `MergeValueScreen` applies the
+//! the embedded brand-policy checks beside it; `OpenAiModerationScreen` and
+//! `LlmGuardScreen` (a Llama Guard 3 model behind an OpenAI-compatible chat
+//! API) do the same with those services. `EnsembleScreen` runs several
+//! backends (`safety.backends`) and approves only what all approve.
+//! `cli::screen_jsonl` backs `cpo screen`. `MergeValueScreen` applies the
 //! embedded screen to the merge values of each customer (experimentation).
 
 pub mod audit;

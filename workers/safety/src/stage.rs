@@ -55,7 +55,7 @@ impl SafetyStage {
         })
     }
 
-    /// The stage with the configured screen (`safety.backend`).
+    /// The stage with the configured screen (`safety.backend` or `safety.backends`).
     pub fn from_config(
         signer: Signer,
         audit: Arc<dyn AuditSink>,

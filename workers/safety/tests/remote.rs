@@ -203,6 +203,16 @@ async fn moderation_malformed_answers_5xx_and_timeouts_are_screen_errors() {
     })
     .await;
     assert!(matches!(error, ScreenError::Timeout(_)), "{error}");
+    // A redirect is not followed (the key would go along): permanent.
+    let error = error_of(OPENAI, || Answer {
+        location: Some("https://elsewhere.example.com/v1/moderations".into()),
+        ..answer(307, "")
+    })
+    .await;
+    assert!(
+        matches!(&error, ScreenError::Rejected(m) if m.contains("redirect not followed")),
+        "{error}"
+    );
 }
 
 #[tokio::test]
