@@ -4,10 +4,17 @@
 use cpo_shared::model::{Decision, SafetyVerdict, Variant};
 use serde_json::{Value, json};
 
+use crate::ensemble::BackendAnswer;
 use crate::error::ScreenError;
 
-pub fn decision_event(variant: &Variant, verdict: &SafetyVerdict) -> Value {
-    json!({
+/// `backends`: each ensemble member's own answer (empty for one backend,
+/// then the key is left out).
+pub fn decision_event(
+    variant: &Variant,
+    verdict: &SafetyVerdict,
+    backends: &[BackendAnswer],
+) -> Value {
+    let mut event = json!({
         "event": "safety_decision",
         "campaign_id": variant.campaign_id,
         "variant_id": variant.variant_id,
@@ -21,7 +28,11 @@ pub fn decision_event(variant: &Variant, verdict: &SafetyVerdict) -> Value {
         "reasons": verdict.reasons,
         "content_hash": verdict.content_hash,
         "screened_by": verdict.screened_by,
-    })
+    });
+    if !backends.is_empty() {
+        event["backends"] = json!(backends);
+    }
+    event
 }
 
 /// A screen error under `on_screen_error: hold`: no decision was made, the

@@ -84,7 +84,9 @@ pub struct AzureScreen {
     secret: ApiKey,
     blocklists: Vec<String>,
     timeout: Duration,
-    policy: EmbeddedScreen,
+    /// The brand-policy checks run beside Azure; `None` in an ensemble that
+    /// lists `embedded` itself, so this member answers for Azure alone.
+    policy: Option<EmbeddedScreen>,
 }
 
 impl fmt::Debug for AzureScreen {
@@ -102,6 +104,14 @@ impl AzureScreen {
     /// Build from `safety.azure` (validated) and `safety.timeout_ms`, which
     /// bounds every request. Reads `api_key_file` if set.
     pub fn new(config: &SafetyConfig) -> Result<Self, SafetyError> {
+        let mut screen = Self::remote_only(config)?;
+        screen.policy = Some(EmbeddedScreen::new(config)?);
+        Ok(screen)
+    }
+
+    /// Azure's answer alone, without the embedded checks beside it (an
+    /// ensemble member next to the embedded screen).
+    pub fn remote_only(config: &SafetyConfig) -> Result<Self, SafetyError> {
         config.validate()?;
         let azure = &config.azure;
         // `validate` checks `safety.azure` only when the backend is azure; a
@@ -144,7 +154,7 @@ impl AzureScreen {
             secret,
             blocklists: azure.blocklists.clone(),
             timeout: config.timeout(),
-            policy: EmbeddedScreen::new(config)?,
+            policy: None,
         })
     }
 
@@ -356,7 +366,11 @@ impl SafetyScreen for AzureScreen {
 
     async fn screen(&self, request: &ScreenRequest<'_>) -> Result<ScreenReport, ScreenError> {
         // Brand policy (and the lexicon's severities) first: microseconds, offline.
-        let mut report = self.policy.screen_text(request);
+        let mut report = self
+            .policy
+            .as_ref()
+            .map(|p| p.screen_text(request))
+            .unwrap_or_default();
         let text = format!("{}\n\n{}", request.subject, request.body);
         if text.trim().is_empty() {
             return Ok(report);

@@ -2,7 +2,8 @@
 //!
 //! ```yaml
 //! safety:
-//!   backend: embedded          # or azure
+//!   backend: embedded          # or azure, openai_moderation, llm_guard
+//!   # backends: [embedded, azure] # an ensemble instead: every one must approve
 //!   on_screen_error: hold      # or block; unset: hold in the fleet, block in `cpo run`
 //!   timeout_ms: 2000           # per screen call (each Azure request too)
 //!   thresholds: { hate: 4, violence: 4, self_harm: 4, sexual: 4 }
@@ -11,6 +12,8 @@
 //!     api_version: 2024-09-01
 //!     blocklists: [brand-terms]
 //!     # api_key_file: /run/secrets/content-safety-key
+//!   openai_moderation: { endpoint: https://api.openai.com, model: omni-moderation-latest }
+//!   llm_guard: { endpoint: https://guard.internal, model: meta-llama/Llama-Guard-3-8B }
 //! ```
 //!
 //! The Azure key comes from `CPO__SAFETY__AZURE__API_KEY` or
@@ -22,12 +25,17 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::azure::AzureScreen;
+use crate::ensemble::EnsembleScreen;
+use crate::guard::LlmGuardScreen;
+use crate::openai::OpenAiModerationScreen;
 
 mod azure;
+mod remote;
 
 use crate::error::SafetyError;
 use crate::screen::{EmbeddedScreen, SafetyScreen};
 pub use azure::{ApiKey, AzureConfig};
+pub use remote::{LlmGuardConfig, OpenAiModerationConfig};
 
 /// Harm categories at or above their threshold block (`>=`, not `>`: the
 /// prototype's `> 4` let severity-4 content through).
@@ -52,7 +60,7 @@ impl Default for Thresholds {
 }
 
 /// Which screen reports harm severities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScreenBackend {
     /// Lexicons over normalized text, offline and deterministic.
@@ -61,6 +69,47 @@ pub enum ScreenBackend {
     /// Azure AI Content Safety text analysis for the harm categories, plus the
     /// embedded brand-policy checks (and its lexicon severities: the higher wins).
     Azure,
+    /// OpenAI's Moderation API (`safety.openai_moderation`), plus the embedded checks.
+    OpenaiModeration,
+    /// A Llama Guard 3 model behind an OpenAI-compatible chat API
+    /// (`safety.llm_guard`), plus the embedded checks.
+    LlmGuard,
+}
+
+impl ScreenBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScreenBackend::Embedded => "embedded",
+            ScreenBackend::Azure => "azure",
+            ScreenBackend::OpenaiModeration => "openai_moderation",
+            ScreenBackend::LlmGuard => "llm_guard",
+        }
+    }
+}
+
+/// A list, or one comma-separated string (environment variables carry no lists).
+fn backend_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<ScreenBackend>>, D::Error> {
+    use serde::de::{Error, IntoDeserializer};
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<ScreenBackend>),
+        Joined(String),
+    }
+    Ok(Some(match Names::deserialize(deserializer)? {
+        Names::List(list) => list,
+        Names::Joined(joined) => joined
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                ScreenBackend::deserialize(n.into_deserializer())
+                    .map_err(|e: serde::de::value::Error| D::Error::custom(e))
+            })
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 /// What the safety stage does when the screen fails (error, timeout, panic,
@@ -95,8 +144,15 @@ pub struct SafetyConfig {
     /// The brand's own contact addresses and numbers, which copy may contain.
     /// Compared case-insensitively for emails and digit-by-digit for phone numbers.
     pub allowed_contacts: Vec<String>,
-    pub backend: ScreenBackend,
+    /// One backend; `None` with `backends` unset means embedded.
+    pub backend: Option<ScreenBackend>,
+    /// An ensemble: every listed backend screens, each must approve. Not
+    /// together with `backend`.
+    #[serde(deserialize_with = "backend_list")]
+    pub backends: Option<Vec<ScreenBackend>>,
     pub azure: AzureConfig,
+    pub openai_moderation: OpenAiModerationConfig,
+    pub llm_guard: LlmGuardConfig,
     /// `None` when not configured: whoever builds the stage picks the default
     /// (`hold` for a fleet worker, `block` for the embedded mode).
     pub on_screen_error: Option<OnScreenError>,
@@ -109,8 +165,11 @@ impl Default for SafetyConfig {
             timeout_ms: 2_000,
             block_mild_profanity: false,
             allowed_contacts: Vec::new(),
-            backend: ScreenBackend::Embedded,
+            backend: None,
+            backends: None,
             azure: AzureConfig::default(),
+            openai_moderation: OpenAiModerationConfig::default(),
+            llm_guard: LlmGuardConfig::default(),
             on_screen_error: None,
         }
     }
@@ -144,19 +203,70 @@ impl SafetyConfig {
                 message: format!("must be between 1 and 60000, got {}", self.timeout_ms),
             });
         }
-        if self.backend == ScreenBackend::Azure {
-            self.azure.validate()?;
+        for backend in self.backend_list()? {
+            match backend {
+                ScreenBackend::Embedded => {}
+                ScreenBackend::Azure => self.azure.validate()?,
+                ScreenBackend::OpenaiModeration => self.openai_moderation.validate()?,
+                ScreenBackend::LlmGuard => self.llm_guard.validate()?,
+            }
         }
         Ok(())
+    }
+
+    /// The configured backends in order: `backends`, or `[backend]`, or `[embedded]`.
+    pub fn backend_list(&self) -> Result<Vec<ScreenBackend>, SafetyError> {
+        let error = |message: String| SafetyError::Config {
+            key: "safety.backends".into(),
+            message,
+        };
+        match (&self.backends, self.backend) {
+            (Some(_), Some(_)) => Err(error(
+                "set either safety.backend or safety.backends, not both".into(),
+            )),
+            (Some(list), None) => {
+                if list.is_empty() {
+                    return Err(error("is empty: list at least one backend".into()));
+                }
+                for (i, backend) in list.iter().enumerate() {
+                    if list[..i].contains(backend) {
+                        return Err(error(format!("lists {} twice", backend.name())));
+                    }
+                }
+                Ok(list.clone())
+            }
+            (None, backend) => Ok(vec![backend.unwrap_or_default()]),
+        }
     }
 
     /// The configured screen, ready to share. Fails (naming the key) when the
     /// configuration cannot work, so a bad deployment stops at startup.
     pub fn screen(&self) -> Result<Arc<dyn SafetyScreen>, SafetyError> {
         self.validate()?;
-        Ok(match self.backend {
-            ScreenBackend::Embedded => Arc::new(EmbeddedScreen::new(self)?),
-            ScreenBackend::Azure => Arc::new(AzureScreen::new(self)?),
+        let list = self.backend_list()?;
+        // With `embedded` listed, the remote members answer for themselves
+        // alone, so a disagreement shows what each one saw; otherwise each
+        // runs the embedded brand-policy checks beside it, as on its own.
+        let alone = list.len() > 1 && list.contains(&ScreenBackend::Embedded);
+        let mut members: Vec<Arc<dyn SafetyScreen>> = Vec::with_capacity(list.len());
+        for backend in &list {
+            members.push(match (backend, alone) {
+                (ScreenBackend::Embedded, _) => Arc::new(EmbeddedScreen::new(self)?),
+                (ScreenBackend::Azure, false) => Arc::new(AzureScreen::new(self)?),
+                (ScreenBackend::Azure, true) => Arc::new(AzureScreen::remote_only(self)?),
+                (ScreenBackend::OpenaiModeration, false) => {
+                    Arc::new(OpenAiModerationScreen::new(self)?)
+                }
+                (ScreenBackend::OpenaiModeration, true) => {
+                    Arc::new(OpenAiModerationScreen::remote_only(self)?)
+                }
+                (ScreenBackend::LlmGuard, false) => Arc::new(LlmGuardScreen::new(self)?),
+                (ScreenBackend::LlmGuard, true) => Arc::new(LlmGuardScreen::remote_only(self)?),
+            });
+        }
+        Ok(match members.len() {
+            1 => members.remove(0),
+            _ => Arc::new(EnsembleScreen::new(members, self.clone())),
         })
     }
 }
@@ -208,7 +318,7 @@ mod tests {
     fn the_azure_endpoint_must_be_https_except_on_this_machine() {
         let with = |endpoint: &str| {
             let mut config = SafetyConfig {
-                backend: ScreenBackend::Azure,
+                backend: Some(ScreenBackend::Azure),
                 ..SafetyConfig::default()
             };
             config.azure.endpoint = Some(endpoint.into());

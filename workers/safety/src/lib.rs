@@ -18,7 +18,11 @@
 //! normalized against obfuscation (NFKC, l33t, spacing, masking, elongation,
 //! look-alike letters, zero-width characters), matched on token boundaries.
 //! `AzureScreen` asks Azure AI Content Safety for the harm severities and runs
-//! the embedded brand-policy checks beside it. `cli::screen_jsonl` backs `cpo screen`. `MergeValueScreen` applies the
+//! the embedded brand-policy checks beside it; `OpenAiModerationScreen` and
+//! `LlmGuardScreen` (a Llama Guard 3 model behind an OpenAI-compatible chat
+//! API) do the same with those services. `EnsembleScreen` runs several
+//! backends (`safety.backends`) and approves only what all approve.
+//! `cli::screen_jsonl` backs `cpo screen`. `MergeValueScreen` applies the
 //! embedded screen to the merge values of each customer (experimentation).
 
 pub mod audit;
@@ -29,7 +33,9 @@ mod classify;
 pub mod cli;
 pub mod config;
 mod decode;
+pub mod ensemble;
 pub mod error;
+pub mod guard;
 mod hate;
 #[rustfmt::skip]
 mod hate_lexicon;
@@ -39,7 +45,9 @@ mod matcher;
 pub mod merge_values;
 pub mod metrics;
 mod normalize;
+pub mod openai;
 mod pii;
+mod remote;
 pub mod screen;
 mod segment;
 mod spelling;
@@ -50,9 +58,15 @@ pub use azure::AzureScreen;
 pub use citations::{CitationCheck, cited_ids};
 pub use claims::{Source, UnsupportedClaim};
 pub use cli::{ScreenArgs, ScreenStats, run_screen, run_screen_with_config, screen_jsonl};
-pub use config::{ApiKey, AzureConfig, OnScreenError, SafetyConfig, ScreenBackend, Thresholds};
+pub use config::{
+    ApiKey, AzureConfig, LlmGuardConfig, OnScreenError, OpenAiModerationConfig, SafetyConfig,
+    ScreenBackend, Thresholds,
+};
+pub use ensemble::{BackendAnswer, EnsembleScreen};
 pub use error::{SafetyError, ScreenError, ScreenErrorKind, ScreenIoError};
+pub use guard::LlmGuardScreen;
 pub use merge_values::MergeValueScreen;
+pub use openai::OpenAiModerationScreen;
 pub use screen::{
     EmbeddedScreen, FindingKind, HarmCategory, HarmEvidence, PolicyFinding, SafetyScreen,
     ScreenReport, ScreenRequest,

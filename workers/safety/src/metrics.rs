@@ -18,6 +18,9 @@ pub struct SafetyMetrics {
     pub screen_seconds: Histogram,
     /// Screen errors by `kind` (transient, permanent) and `action` (blocked, held).
     pub screen_errors: IntCounterVec,
+    /// Ensemble members deciding differently about one variant, by pair
+    /// (`a` before `b` in `safety.backends`); preset when an ensemble is built.
+    pub backend_disagreements: IntCounterVec,
 }
 
 fn counter(name: &str, help: &str, label: &str) -> IntCounterVec {
@@ -65,6 +68,11 @@ pub fn safety_metrics() -> &'static SafetyMetrics {
                 "Screen errors (backend down, timeout, malformed report, panic)",
                 &["kind", "action"],
             ),
+            backend_disagreements: counter_with(
+                "safety_backend_disagreements_total",
+                "Variants two ensemble members decided differently about",
+                &["a", "b"],
+            ),
         };
         safety.preset();
         safety
@@ -73,7 +81,7 @@ pub fn safety_metrics() -> &'static SafetyMetrics {
 
 /// Every block cause, each a `cause` label.
 fn block_causes() -> impl Iterator<Item = BlockCause> {
-    const POLICY: [FindingKind; 7] = [
+    const POLICY: [FindingKind; 9] = [
         FindingKind::Profanity,
         FindingKind::MildProfanity,
         FindingKind::PersonalData,
@@ -81,6 +89,8 @@ fn block_causes() -> impl Iterator<Item = BlockCause> {
         FindingKind::UnsubstantiatedClaim,
         FindingKind::TemplateExpression,
         FindingKind::Blocklist,
+        FindingKind::Phishing,
+        FindingKind::ExternalPolicy,
     ];
     HarmCategory::ALL
         .into_iter()

@@ -77,6 +77,9 @@ pub enum FindingKind {
     /// A request for credentials or a "verify your account" lure: a brand's
     /// copy never asks for a password, and the pattern is a phishing template.
     Phishing,
+    /// A category of a remote screen that is none of our four (a Llama Guard
+    /// code such as S7 privacy, OpenAI's `illicit`): it blocks.
+    ExternalPolicy,
 }
 
 impl FindingKind {
@@ -90,6 +93,7 @@ impl FindingKind {
             FindingKind::TemplateExpression => "template expression",
             FindingKind::Blocklist => "blocklist match",
             FindingKind::Phishing => "phishing",
+            FindingKind::ExternalPolicy => "remote screen policy",
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct ScreenReport {
     pub categories: CategorySeverities,
     pub evidence: Vec<HarmEvidence>,
     pub findings: Vec<PolicyFinding>,
+    /// Each member's own answer when an ensemble screened (empty otherwise).
+    pub backends: Vec<crate::ensemble::BackendAnswer>,
 }
 
 impl ScreenReport {

@@ -55,7 +55,7 @@ impl SafetyStage {
         })
     }
 
-    /// The stage with the configured screen (`safety.backend`).
+    /// The stage with the configured screen (`safety.backend` or `safety.backends`).
     pub fn from_config(
         signer: Signer,
         audit: Arc<dyn AuditSink>,
@@ -151,7 +151,7 @@ impl Stage for SafetyStage {
         };
         // Audited before anything is published: a decision must not go unaudited.
         self.audit
-            .append(&decision_event(&variant, &verdict))
+            .append(&decision_event(&variant, &verdict, &assessment.backends))
             .map_err(StageError::from)?;
         info!(
             variant_id = %variant.variant_id,

@@ -72,6 +72,7 @@ impl BlockCause {
             BlockCause::Policy(FindingKind::TemplateExpression) => "template_expression",
             BlockCause::Policy(FindingKind::Blocklist) => "blocklist",
             BlockCause::Policy(FindingKind::Phishing) => "phishing",
+            BlockCause::Policy(FindingKind::ExternalPolicy) => "external_policy",
             BlockCause::Citation => "citation",
             BlockCause::UnsupportedClaim => "unsupported_claim",
             BlockCause::ScreenError => "screen_error",
@@ -89,6 +90,8 @@ pub struct Assessment {
     /// Why the screen gave no usable report, when it did not (then `causes`
     /// holds `BlockCause::ScreenError`).
     pub screen_error: Option<ScreenError>,
+    /// Each ensemble member's own answer, for the audit record.
+    pub backends: Vec<crate::ensemble::BackendAnswer>,
 }
 
 impl Assessment {
@@ -121,6 +124,7 @@ impl Assessment {
             reasons: Vec::new(),
             causes: Vec::new(),
             screen_error: None,
+            backends: Vec::new(),
         }
     }
 }
@@ -128,6 +132,7 @@ impl Assessment {
 /// Thresholds and policy applied to a well-formed report.
 pub fn assess(report: &ScreenReport, config: &SafetyConfig) -> Assessment {
     let mut assessment = Assessment::from_categories(report.categories.clone());
+    assessment.backends = report.backends.clone();
     let thresholds = &config.thresholds;
     for category in HarmCategory::ALL {
         let severity = category.get(&report.categories);
@@ -235,6 +240,7 @@ mod tests {
             },
             evidence: Vec::new(),
             findings,
+            backends: Vec::new(),
         }
     }
 

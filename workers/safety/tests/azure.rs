@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::http::{Answer, FakeServer, answer, serve};
 use common::variant;
 use cpo_safety::{
     AzureScreen, BlockCause, Content, FindingKind, OnScreenError, SafetyConfig, SafetyScreen,
@@ -19,49 +20,8 @@ use cpo_shared::signing::Signer;
 use cpo_shared::transport::MemoryTransport;
 use cpo_shared::{Emitter, Envelope, Stage, StageError, queues};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const KEY: &str = "s3cret-azure-key-0123456789abcdef";
-
-/// What the server saw of one request.
-#[derive(Debug, Clone)]
-struct Seen {
-    target: String,
-    headers: Vec<(String, String)>,
-    json: Value,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> &str {
-        self.json["text"].as_str().unwrap_or_default()
-    }
-}
-
-/// An answer: status, body, how long to wait before sending it, and where it
-/// redirects to (a `Location` header).
-struct Answer {
-    status: u16,
-    body: String,
-    delay: Duration,
-    location: Option<String>,
-}
-
-fn answer(status: u16, body: impl Into<String>) -> Answer {
-    Answer {
-        status,
-        body: body.into(),
-        delay: Duration::ZERO,
-        location: None,
-    }
-}
 
 fn severities(hate: u8, self_harm: u8, sexual: u8, violence: u8) -> Value {
     json!({
@@ -79,101 +39,9 @@ fn clean() -> Answer {
     answer(200, severities(0, 0, 0, 0).to_string())
 }
 
-type Handler = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
-
-struct FakeAzure {
-    endpoint: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl FakeAzure {
-    fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-/// Serve every connection with `handler` until the test ends.
-async fn serve(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> FakeAzure {
-    let handler: Handler = Arc::new(handler);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let handler = handler.clone();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let header_end = loop {
-                    if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break pos + 4;
-                    }
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
-                let mut lines = head.split("\r\n");
-                let target = lines
-                    .next()
-                    .and_then(|l| l.split(' ').nth(1))
-                    .unwrap_or_default()
-                    .to_string();
-                let headers: Vec<(String, String)> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                    .collect();
-                let length: usize = headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < header_end + length {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let json = serde_json::from_slice(&buf[header_end..header_end + length])
-                    .unwrap_or(Value::Null);
-                let seen = Seen {
-                    target,
-                    headers,
-                    json,
-                };
-                let reply = handler(&seen);
-                log.lock().unwrap().push(seen);
-                tokio::time::sleep(reply.delay).await;
-                let location = reply
-                    .location
-                    .map(|l| format!("Location: {l}\r\n"))
-                    .unwrap_or_default();
-                let response = format!(
-                    "HTTP/1.1 {} Fake\r\n{location}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                    reply.status,
-                    reply.body.len(),
-                    reply.body
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    FakeAzure {
-        endpoint: format!("http://{addr}"),
-        seen,
-    }
-}
-
 fn config(endpoint: &str) -> SafetyConfig {
     let mut config = SafetyConfig {
-        backend: ScreenBackend::Azure,
+        backend: Some(ScreenBackend::Azure),
         timeout_ms: 5_000,
         ..SafetyConfig::default()
     };
@@ -609,7 +477,7 @@ async fn under_hold_throttling_waits_and_a_rejected_key_is_dead_lettered() {
 }
 
 /// A fake that answers every request with `status` redirecting to `to`.
-async fn redirecting(status: u16, to: String) -> FakeAzure {
+async fn redirecting(status: u16, to: String) -> FakeServer {
     serve(move |_| Answer {
         location: Some(to.clone()),
         ..answer(status, "")
@@ -732,7 +600,7 @@ fn the_endpoint_must_be_https_unless_it_is_this_machine() {
         assert!(cfg.screen().is_err(), "{endpoint}");
         // Built by hand with another backend: the screen still refuses it.
         let cfg = SafetyConfig {
-            backend: ScreenBackend::Embedded,
+            backend: Some(ScreenBackend::Embedded),
             ..config(endpoint)
         };
         cfg.validate().unwrap();

@@ -18,7 +18,7 @@ fn the_environment_configures_the_azure_backend_and_its_key() {
     }
     let settings = Settings::load(None).unwrap();
     let config: SafetyConfig = settings.section("safety").unwrap();
-    assert_eq!(config.backend, ScreenBackend::Azure);
+    assert_eq!(config.backend, Some(ScreenBackend::Azure));
     assert_eq!(config.timeout_ms, 300);
     assert_eq!(config.on_screen_error, Some(OnScreenError::Hold));
     assert_eq!(config.azure.blocklists, ["brand-terms", "competitors"]);

@@ -12,7 +12,7 @@ use crate::error::SafetyError;
 /// An API key. Deserializes from a string only, and neither `Debug` nor a
 /// deserialization error ever shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
+pub struct ApiKey(pub(super) String);
 
 impl ApiKey {
     pub fn new(key: impl Into<String>) -> Self {
@@ -236,7 +236,7 @@ impl AzureConfig {
 
 /// A host on this machine: `localhost`, 127.0.0.0/8 or `::1` (as `Url::host_str`
 /// gives it: IPv6 in brackets, IPv4 normalized to dotted decimal).
-fn is_loopback(host: &str) -> bool {
+pub(super) fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())

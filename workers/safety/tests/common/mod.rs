@@ -1,6 +1,8 @@
 //! Test screens and fixtures shared by the crate-level tests.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::sync::LazyLock;
 use std::time::Duration;
 
