@@ -117,11 +117,30 @@ async fn migrations_twice_are_a_no_op_and_concurrent_connects_migrate_once() {
     drop(store);
     db.drop_it().await;
 
+    // A second `cpo run` in the same directory reopens the file: no migration
+    // runs again, and what the first run suppressed is still suppressed.
     let dir = tempfile::tempdir().unwrap();
-    for _ in 0..2 {
+    let key = SuppressionKey::AddressHash("h1".into());
+    for run in 0..2 {
         let store = SqliteStore::connect(&sqlite_config(&dir).resolve().unwrap())
             .await
             .unwrap();
+        if run == 0 {
+            let row = Suppression {
+                key: key.clone(),
+                reason: "bounce".into(),
+                source: "esp".into(),
+                created_at_ms: 1,
+            };
+            store.suppress(&[row]).await.unwrap();
+        }
+        assert!(
+            store
+                .suppressed(std::slice::from_ref(&key))
+                .await
+                .unwrap()
+                .contains(&key)
+        );
         let applied: Vec<(i64, bool)> =
             sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
                 .fetch_all(store.pool())
