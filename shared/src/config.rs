@@ -23,6 +23,7 @@ pub const SECTIONS: &[&str] = &[
     "safety",
     "security",
     "segmentation",
+    "store",
     "worker",
 ];
 

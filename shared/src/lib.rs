@@ -35,6 +35,7 @@ pub mod sentences;
 pub mod shutdown;
 pub mod signing;
 pub mod stage;
+pub mod store;
 pub mod transport;
 
 pub use envelope::{Envelope, SCHEMA_VERSION};

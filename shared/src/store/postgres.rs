@@ -1,0 +1,396 @@
+//! The PostgreSQL store of the fleet: a pool, embedded migrations applied under
+//! an advisory lock, bulk writes as one `INSERT ... SELECT FROM UNNEST` per batch.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{PgExecutor, Row};
+
+use super::{
+    Assignment, BULK_ROWS, BulkOutcome, CampaignRecord, Claim, Contact, EventRecord, SendRecord,
+    SendState, Store, StoreConfig, StoreError, StoreResult, Suppression, SuppressionKey,
+};
+use crate::privacy::redact_url;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "records",
+    include_str!("migrations/postgres/0001_records.sql"),
+)];
+
+fn err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| StoreError::from_sqlx(context, e)
+}
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Open the pool and apply the migrations. Several processes may do this at
+    /// once: sqlx's migrator holds `pg_advisory_lock` while it migrates.
+    pub async fn connect(config: &StoreConfig) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(&config.url).map_err(|e| {
+            StoreError::Permanent(format!("store.url `{}`: {e}", redact_url(&config.url)))
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.pool_size)
+            .acquire_timeout(config.acquire_timeout())
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::from_sqlx(&format!("connect to {}", redact_url(&config.url)), e)
+            })?;
+        super::migrator(MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Permanent(format!("postgres migrations: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for callers that need a query of their own (tests, tools).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn count(executor: impl PgExecutor<'_>, sql: &str, key: &str) -> StoreResult<u64> {
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(key)
+        .fetch_one(executor)
+        .await
+        .map_err(err("count"))?;
+    Ok(n as u64)
+}
+
+fn send_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<SendRecord> {
+    let state: String = row.get("state");
+    Ok(SendRecord {
+        message_id: row.get("message_id"),
+        sink: row.get("sink"),
+        provider_message_id: row.get("provider_message_id"),
+        state: SendState::parse(&state)?,
+        attempts: row.get("attempts"),
+        lease_until_ms: row.get("lease_until"),
+        first_claimed_at_ms: row.get("first_claimed_at"),
+        updated_at_ms: row.get("updated_at"),
+        sent_at_ms: row.get("sent_at"),
+        last_error: row.get("last_error"),
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn put_campaign(&self, c: &CampaignRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO campaigns (campaign_id, request, state, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (campaign_id) DO UPDATE
+             SET request = excluded.request, state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(&c.campaign_id)
+        .bind(&c.request)
+        .bind(&c.state)
+        .bind(c.updated_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(err("put campaign"))?;
+        Ok(())
+    }
+
+    async fn set_campaign_state(&self, id: &str, state: &str, now_ms: i64) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE campaigns SET state = $2, updated_at = $3 WHERE campaign_id = $1")
+                .bind(id)
+                .bind(state)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(err("set campaign state"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn campaign(&self, id: &str) -> StoreResult<Option<CampaignRecord>> {
+        let row = sqlx::query(
+            "SELECT campaign_id, request, state, updated_at FROM campaigns WHERE campaign_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err("read campaign"))?;
+        Ok(row.map(|r| CampaignRecord {
+            campaign_id: r.get("campaign_id"),
+            request: r.get("request"),
+            state: r.get("state"),
+            updated_at_ms: r.get("updated_at"),
+        }))
+    }
+
+    async fn insert_assignments(&self, rows: &[Assignment]) -> StoreResult<BulkOutcome> {
+        let mut outcome = BulkOutcome::default();
+        for chunk in rows.chunks(BULK_ROWS) {
+            let col = |f: fn(&Assignment) -> &String| -> Vec<&str> {
+                chunk.iter().map(|a| f(a).as_str()).collect()
+            };
+            let done = sqlx::query(
+                "INSERT INTO assignments (message_id, campaign_id, customer_id, segment, arm, variant)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                 ON CONFLICT (message_id) DO NOTHING",
+            )
+            .bind(col(|a| &a.message_id))
+            .bind(col(|a| &a.campaign_id))
+            .bind(col(|a| &a.customer_id))
+            .bind(col(|a| &a.segment))
+            .bind(col(|a| &a.arm))
+            .bind(col(|a| &a.variant))
+            .execute(&self.pool)
+            .await
+            .map_err(err("insert assignments"))?;
+            outcome.inserted += done.rows_affected();
+            outcome.statements += 1;
+        }
+        Ok(outcome)
+    }
+
+    async fn count_assignments(&self, campaign_id: &str) -> StoreResult<u64> {
+        count(
+            &self.pool,
+            "SELECT count(*) FROM assignments WHERE campaign_id = $1",
+            campaign_id,
+        )
+        .await
+    }
+
+    async fn claim_send(
+        &self,
+        message_id: &str,
+        sink: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Claim> {
+        // One statement, so two workers racing for a message cannot both win.
+        let claimed: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO sends (message_id, sink, state, attempts, lease_until, first_claimed_at, updated_at)
+             VALUES ($1, $2, 'claimed', 1, $3 + $4, $3, $3)
+             ON CONFLICT (message_id) DO UPDATE
+             SET state = 'claimed', sink = excluded.sink, attempts = sends.attempts + 1,
+                 lease_until = excluded.lease_until, updated_at = excluded.updated_at
+             WHERE sends.state = 'failed' OR (sends.state = 'claimed' AND sends.lease_until <= $3)
+             RETURNING attempts",
+        )
+        .bind(message_id)
+        .bind(sink)
+        .bind(now_ms)
+        .bind(lease_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err("claim send"))?;
+        if let Some(attempt) = claimed {
+            return Ok(Claim::Claimed { attempt });
+        }
+        let current = self
+            .send(message_id)
+            .await?
+            .ok_or_else(|| StoreError::Transient(format!("send {message_id} vanished")))?;
+        Ok(match current.state {
+            SendState::Sent => Claim::AlreadySent {
+                provider_message_id: current.provider_message_id,
+            },
+            _ => Claim::Held {
+                lease_until_ms: current.lease_until_ms,
+            },
+        })
+    }
+
+    async fn mark_sent(
+        &self,
+        message_id: &str,
+        attempt: i32,
+        provider_message_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sends SET state = 'sent', provider_message_id = $3, sent_at = $4, updated_at = $4
+             WHERE message_id = $1 AND attempts = $2 AND state = 'claimed'",
+        )
+        .bind(message_id)
+        .bind(attempt)
+        .bind(provider_message_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(err("mark sent"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_failed(
+        &self,
+        message_id: &str,
+        attempt: i32,
+        error: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sends SET state = 'failed', last_error = $3, updated_at = $4
+             WHERE message_id = $1 AND attempts = $2 AND state = 'claimed'",
+        )
+        .bind(message_id)
+        .bind(attempt)
+        .bind(error)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(err("mark failed"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn send(&self, message_id: &str) -> StoreResult<Option<SendRecord>> {
+        let row = sqlx::query("SELECT * FROM sends WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err("read send"))?;
+        row.as_ref().map(send_from_row).transpose()
+    }
+
+    async fn record_event(&self, e: &EventRecord) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO events (provider, provider_event_id, event_type, message_id, occurred_at, raw)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&e.provider)
+        .bind(&e.provider_event_id)
+        .bind(&e.event_type)
+        .bind(&e.message_id)
+        .bind(e.occurred_at_ms)
+        .bind(&e.raw)
+        .execute(&self.pool)
+        .await
+        .map_err(err("record event"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn count_events(&self, message_id: &str) -> StoreResult<u64> {
+        count(
+            &self.pool,
+            "SELECT count(*) FROM events WHERE message_id = $1",
+            message_id,
+        )
+        .await
+    }
+
+    async fn suppress(&self, rows: &[Suppression]) -> StoreResult<BulkOutcome> {
+        let mut outcome = BulkOutcome::default();
+        for chunk in rows.chunks(BULK_ROWS) {
+            let kinds: Vec<&str> = chunk.iter().map(|s| s.key.kind()).collect();
+            let values: Vec<&str> = chunk.iter().map(|s| s.key.value()).collect();
+            let reasons: Vec<&str> = chunk.iter().map(|s| s.reason.as_str()).collect();
+            let sources: Vec<&str> = chunk.iter().map(|s| s.source.as_str()).collect();
+            let times: Vec<i64> = chunk.iter().map(|s| s.created_at_ms).collect();
+            let done = sqlx::query(
+                "INSERT INTO suppressions (kind, value, reason, source, created_at)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(kinds)
+            .bind(values)
+            .bind(reasons)
+            .bind(sources)
+            .bind(times)
+            .execute(&self.pool)
+            .await
+            .map_err(err("suppress"))?;
+            outcome.inserted += done.rows_affected();
+            outcome.statements += 1;
+        }
+        Ok(outcome)
+    }
+
+    async fn suppressed(&self, keys: &[SuppressionKey]) -> StoreResult<HashSet<SuppressionKey>> {
+        let mut found = HashSet::new();
+        for chunk in keys.chunks(BULK_ROWS) {
+            let kinds: Vec<&str> = chunk.iter().map(|k| k.kind()).collect();
+            let values: Vec<&str> = chunk.iter().map(|k| k.value()).collect();
+            let rows = sqlx::query(
+                "SELECT s.kind, s.value FROM suppressions s
+                 JOIN UNNEST($1::text[], $2::text[]) AS k(kind, value)
+                   ON s.kind = k.kind AND s.value = k.value",
+            )
+            .bind(kinds)
+            .bind(values)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("check suppressions"))?;
+            for row in rows {
+                found.insert(SuppressionKey::from_parts(
+                    row.get::<&str, _>("kind"),
+                    row.get("value"),
+                )?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn unsuppress(&self, key: &SuppressionKey) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM suppressions WHERE kind = $1 AND value = $2")
+            .bind(key.kind())
+            .bind(key.value())
+            .execute(&self.pool)
+            .await
+            .map_err(err("unsuppress"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_contacts(&self, rows: &[Contact]) -> StoreResult<BulkOutcome> {
+        let mut outcome = BulkOutcome::default();
+        for chunk in rows.chunks(BULK_ROWS) {
+            let ids: Vec<&str> = chunk.iter().map(|c| c.message_id.as_str()).collect();
+            let customers: Vec<&str> = chunk.iter().map(|c| c.customer_id.as_str()).collect();
+            let campaigns: Vec<&str> = chunk.iter().map(|c| c.campaign_id.as_str()).collect();
+            let times: Vec<i64> = chunk.iter().map(|c| c.contacted_at_ms).collect();
+            let done = sqlx::query(
+                "INSERT INTO contacts (message_id, customer_id, campaign_id, contacted_at)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(ids)
+            .bind(customers)
+            .bind(campaigns)
+            .bind(times)
+            .execute(&self.pool)
+            .await
+            .map_err(err("record contacts"))?;
+            outcome.inserted += done.rows_affected();
+            outcome.statements += 1;
+        }
+        Ok(outcome)
+    }
+
+    async fn contacts_since(
+        &self,
+        customers: &[String],
+        since_ms: i64,
+    ) -> StoreResult<HashMap<String, u64>> {
+        let mut counts = HashMap::new();
+        for chunk in customers.chunks(BULK_ROWS) {
+            let rows = sqlx::query(
+                "SELECT customer_id, count(*) AS n FROM contacts
+                 WHERE customer_id = ANY($1) AND contacted_at >= $2 GROUP BY customer_id",
+            )
+            .bind(chunk)
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("count contacts"))?;
+            for row in rows {
+                counts.insert(row.get("customer_id"), row.get::<i64, _>("n") as u64);
+            }
+        }
+        Ok(counts)
+    }
+}
