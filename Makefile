@@ -38,7 +38,7 @@ bench-data: ## Generate $(N) synthetic customers into target/bench/customers.csv
 	./target/release/cpo gen-data --customers $(N) --seed 1 --out target/bench/customers.csv
 
 bench: bench-data ## Time `cpo run` on $(N) customers (wall time and peak memory)
-	/usr/bin/time -v ./target/release/cpo run --quiet --force --customers target/bench/customers.csv --out target/bench/out 2>/usr/bin/time -v ./target/release/cpo run --quiet --customers target/bench/customers.csv --out target/bench/out 2>&11 \
+	/usr/bin/time -v ./target/release/cpo run --quiet --force --customers target/bench/customers.csv --out target/bench/out 2>&1 \
 		| grep -E 'campaign|customers:|messages:|Elapsed|Maximum resident'
 
 HATECHECK ?= ../shared/benchmarks/hatecheck/test_suite_cases.csv
