@@ -37,6 +37,14 @@ pub struct SecurityConfig {
     pub batch_key: Option<String>,
     /// Read the batch key from this file instead.
     pub batch_key_file: Option<PathBuf>,
+    /// HMAC key of unsubscribe tokens (`cpo_shared::unsubscribe`); delivery
+    /// makes them, the gateway checks them.
+    pub unsubscribe_key: Option<String>,
+    pub unsubscribe_key_file: Option<PathBuf>,
+    /// HMAC key of email addresses in suppressions and tombstones
+    /// (`cpo_shared::privacy::AddressHasher`); must not change once used.
+    pub address_key: Option<String>,
+    pub address_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SecurityConfig {

@@ -37,6 +37,7 @@ pub mod signing;
 pub mod stage;
 pub mod store;
 pub mod transport;
+pub mod unsubscribe;
 
 pub use envelope::{Envelope, SCHEMA_VERSION};
 pub use stage::{Emitter, Outgoing, Stage, StageError, StageResult};

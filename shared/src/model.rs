@@ -353,6 +353,32 @@ impl SendBatch {
     }
 }
 
+/// A verified provider event on the `events` queue: the gateway publishes it
+/// after checking the provider's signature, the events stage stores it and
+/// turns bounces, complaints and unsubscribes into suppressions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventMessage {
+    /// `sendgrid`, `ses`, `mailgun` or `cpo`.
+    pub provider: String,
+    /// The provider's id of this event (SendGrid `sg_event_id`, SES/SNS
+    /// `MessageId`, Mailgun `id`), prefixed with the provider: the dedupe key.
+    pub event_id: String,
+    /// Our message id (`msg-...`), when the event names one.
+    pub message_id: Option<String>,
+    /// The provider's id of the message, when the event carries one (maps
+    /// back to our message through the send record).
+    #[serde(default)]
+    pub provider_message_id: Option<String>,
+    /// `delivered`, `open`, `click`, `conversion`, `unsubscribe`, `bounce`
+    /// (hard: the address does not exist) or `complaint`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it happened, Unix milliseconds.
+    pub occurred_at_ms: i64,
+    /// The provider's JSON for this one event, as received.
+    pub raw: String,
+}
+
 /// One line of the outbox: what was (or would be) sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OutboxRecord {

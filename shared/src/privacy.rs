@@ -51,6 +51,46 @@ impl std::fmt::Debug for Pseudonymizer {
     }
 }
 
+/// Keyed hash of email addresses (`security.address_key`): how the store keys
+/// address suppressions and the tombstones `cpo forget` leaves, so the list
+/// of people who must never be mailed holds no address in the clear.
+/// Addresses are trimmed and lower-cased first (the local part too: every
+/// mainstream provider treats it case-insensitively, and a suppression that
+/// misses on case is the costly error).
+#[derive(Clone)]
+pub struct AddressHasher {
+    keyed: HmacSha256,
+}
+
+impl AddressHasher {
+    pub fn new(key: impl AsRef<[u8]>) -> Self {
+        Self {
+            keyed: <HmacSha256 as Mac>::new_from_slice(key.as_ref())
+                .unwrap_or_else(|_| unreachable!("hmac takes any key length")),
+        }
+    }
+
+    /// `addr_` and 64 hex digits (the whole tag: these are lookup keys, not display ids).
+    pub fn hash(&self, address: &str) -> String {
+        let mut mac = self.keyed.clone();
+        mac.update(address.trim().to_lowercase().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(69);
+        out.push_str("addr_");
+        for byte in digest.iter() {
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for AddressHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AddressHasher(..)")
+    }
+}
+
 /// `url` with `password` as its password (percent-encoded), replacing any
 /// password already there. A URL without a user gets an empty one
 /// (`rediss://:password@host`, as Redis expects). Fails, without echoing the

@@ -14,6 +14,8 @@ pub const DECISIONS: &str = "decisions";
 pub const AUDIENCE: &str = "audience";
 /// Signed per-customer messages; consumed only by delivery.
 pub const SEND: &str = "send";
+/// Verified provider events (`EventMessage`) from the gateway; consumed by the events stage.
+pub const EVENTS: &str = "events";
 /// Bookkeeping facts for summaries and status; not a work queue.
 pub const LEDGER: &str = "ledger";
 /// Blocked, undecodable or exhausted messages, with their reasons.

@@ -12,12 +12,14 @@
 
 pub mod audit;
 pub mod canonical;
+pub mod compose;
 pub mod config;
 pub mod json_text;
 mod metrics;
 pub mod outbox;
 pub mod prepare;
 pub mod render;
+pub mod sink;
 pub mod stage;
 pub mod verify;
 
@@ -26,6 +28,7 @@ pub use canonical::canonicalize_outbox;
 pub use config::DeliveryConfig;
 pub use json_text::JsonText;
 pub use outbox::{FileOutbox, OutboxEntry, OutboxSink, SinkError};
+pub use sink::{MailSink, Mailbox, OutgoingEmail, SendOutcome};
 pub use stage::{DeliveryBackends, DeliveryStage, sent_key};
 
 #[cfg(test)]
