@@ -5,6 +5,8 @@
 
 mod config;
 mod postgres;
+mod reads;
+mod record;
 mod sqlite;
 
 use std::collections::{HashMap, HashSet};
@@ -14,6 +16,7 @@ use async_trait::async_trait;
 
 pub use config::StoreConfig;
 pub use postgres::PostgresStore;
+pub use record::{CampaignCounts, ExclusionRecord};
 pub use sqlite::SqliteStore;
 
 use crate::StageError;
@@ -268,6 +271,28 @@ pub trait Store: Send + Sync {
         customers: &[String],
         since_ms: i64,
     ) -> StoreResult<HashMap<String, u64>>;
+
+    // The campaign record (see `design.md`, "Reading the record").
+
+    /// The suppressions (with their reasons) of those of `keys` that are suppressed,
+    /// one query per `BULK_ROWS` keys.
+    async fn suppressions_of(&self, keys: &[SuppressionKey]) -> StoreResult<Vec<Suppression>>;
+    /// Like `contacts_since`, leaving out contacts of `except_campaign`: a replayed
+    /// batch of a campaign never counts that campaign's own first attempt.
+    async fn contacts_since_except(
+        &self,
+        customers: &[String],
+        since_ms: i64,
+        except_campaign: &str,
+    ) -> StoreResult<HashMap<String, u64>>;
+    /// Insert-or-ignore on (campaign, customer).
+    async fn record_exclusions(&self, rows: &[ExclusionRecord]) -> StoreResult<BulkOutcome>;
+    /// Assigned, excluded by reason, sends by state and events of one campaign.
+    async fn campaign_counts(&self, campaign_id: &str) -> StoreResult<CampaignCounts>;
+    /// Every assignment of the campaign, by message id.
+    async fn assignments_for_campaign(&self, campaign_id: &str) -> StoreResult<Vec<Assignment>>;
+    /// Every event naming one of the campaign's messages, by time then provider event id.
+    async fn events_for_campaign(&self, campaign_id: &str) -> StoreResult<Vec<EventRecord>>;
 }
 
 /// Open the store named by `config.url` (postgres:// or sqlite://) and apply its migrations.

@@ -9,16 +9,25 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::reads::sqlite as reads;
 use super::{
-    Assignment, BULK_ROWS, BulkOutcome, CampaignRecord, Claim, Contact, EventRecord, SendRecord,
-    SendState, Store, StoreConfig, StoreError, StoreResult, Suppression, SuppressionKey,
+    Assignment, BULK_ROWS, BulkOutcome, CampaignCounts, CampaignRecord, Claim, Contact,
+    EventRecord, ExclusionRecord, SendRecord, SendState, Store, StoreConfig, StoreError,
+    StoreResult, Suppression, SuppressionKey,
 };
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "records",
-    include_str!("migrations/sqlite/0001_records.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "records",
+        include_str!("migrations/sqlite/0001_records.sql"),
+    ),
+    (
+        3,
+        "exclusions",
+        include_str!("migrations/sqlite/0003_exclusions.sql"),
+    ),
+];
 
 fn err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
     move |e| StoreError::from_sqlx(context, e)
@@ -395,5 +404,33 @@ impl Store for SqliteStore {
             }
         }
         Ok(counts)
+    }
+    async fn suppressions_of(&self, keys: &[SuppressionKey]) -> StoreResult<Vec<Suppression>> {
+        reads::suppressions_of(&self.pool, keys).await
+    }
+
+    async fn contacts_since_except(
+        &self,
+        customers: &[String],
+        since_ms: i64,
+        except_campaign: &str,
+    ) -> StoreResult<HashMap<String, u64>> {
+        reads::contacts_since_except(&self.pool, customers, since_ms, except_campaign).await
+    }
+
+    async fn record_exclusions(&self, rows: &[ExclusionRecord]) -> StoreResult<BulkOutcome> {
+        reads::record_exclusions(&self.pool, rows).await
+    }
+
+    async fn campaign_counts(&self, campaign_id: &str) -> StoreResult<CampaignCounts> {
+        reads::campaign_counts(&self.pool, campaign_id).await
+    }
+
+    async fn assignments_for_campaign(&self, campaign_id: &str) -> StoreResult<Vec<Assignment>> {
+        reads::assignments_for_campaign(&self.pool, campaign_id).await
+    }
+
+    async fn events_for_campaign(&self, campaign_id: &str) -> StoreResult<Vec<EventRecord>> {
+        reads::events_for_campaign(&self.pool, campaign_id).await
     }
 }

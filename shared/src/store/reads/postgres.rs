@@ -1,0 +1,190 @@
+//! PostgreSQL: suppressions with reasons, contacts of other campaigns,
+//! exclusions, and the reads of one campaign's record.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+
+use super::suppression_from;
+use crate::store::{
+    Assignment, BULK_ROWS, BulkOutcome, CampaignCounts, EventRecord, ExclusionRecord, StoreError,
+    StoreResult, Suppression, SuppressionKey,
+};
+
+fn err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| StoreError::from_sqlx(context, e)
+}
+
+pub(crate) async fn suppressions_of(
+    pool: &PgPool,
+    keys: &[SuppressionKey],
+) -> StoreResult<Vec<Suppression>> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(BULK_ROWS) {
+        let kinds: Vec<&str> = chunk.iter().map(|k| k.kind()).collect();
+        let values: Vec<&str> = chunk.iter().map(|k| k.value()).collect();
+        let rows = sqlx::query(
+            "SELECT DISTINCT s.kind, s.value, s.reason, s.source, s.created_at FROM suppressions s
+             JOIN UNNEST($1::text[], $2::text[]) AS k(kind, value)
+               ON s.kind = k.kind AND s.value = k.value",
+        )
+        .bind(kinds)
+        .bind(values)
+        .fetch_all(pool)
+        .await
+        .map_err(err("read suppressions"))?;
+        for row in rows {
+            found.push(suppression_from(
+                row.get::<&str, _>("kind"),
+                row.get("value"),
+                row.get("reason"),
+                row.get("source"),
+                row.get("created_at"),
+            )?);
+        }
+    }
+    Ok(found)
+}
+
+pub(crate) async fn contacts_since_except(
+    pool: &PgPool,
+    customers: &[String],
+    since_ms: i64,
+    except_campaign: &str,
+) -> StoreResult<HashMap<String, u64>> {
+    let mut counts = HashMap::new();
+    for chunk in customers.chunks(BULK_ROWS) {
+        let rows = sqlx::query(
+            "SELECT customer_id, count(*) AS n FROM contacts
+             WHERE customer_id = ANY($1) AND contacted_at >= $2 AND campaign_id <> $3
+             GROUP BY customer_id",
+        )
+        .bind(chunk)
+        .bind(since_ms)
+        .bind(except_campaign)
+        .fetch_all(pool)
+        .await
+        .map_err(err("count contacts"))?;
+        for row in rows {
+            counts.insert(row.get("customer_id"), row.get::<i64, _>("n") as u64);
+        }
+    }
+    Ok(counts)
+}
+
+pub(crate) async fn record_exclusions(
+    pool: &PgPool,
+    rows: &[ExclusionRecord],
+) -> StoreResult<BulkOutcome> {
+    let mut outcome = BulkOutcome::default();
+    for chunk in rows.chunks(BULK_ROWS) {
+        let column = |f: fn(&ExclusionRecord) -> &str| chunk.iter().map(f).collect::<Vec<_>>();
+        let done = sqlx::query(
+            "INSERT INTO exclusions (campaign_id, customer_id, reason, detail)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(column(|r| r.campaign_id.as_str()))
+        .bind(column(|r| r.customer_id.as_str()))
+        .bind(column(|r| r.reason.as_str()))
+        .bind(column(|r| r.detail.as_str()))
+        .execute(pool)
+        .await
+        .map_err(err("record exclusions"))?;
+        outcome.inserted += done.rows_affected();
+        outcome.statements += 1;
+    }
+    Ok(outcome)
+}
+
+pub(crate) async fn campaign_counts(
+    pool: &PgPool,
+    campaign_id: &str,
+) -> StoreResult<CampaignCounts> {
+    let mut counts = CampaignCounts::default();
+    let row = sqlx::query(
+        "SELECT count(*) AS assigned,
+                count(*) FILTER (WHERE s.state = 'sent') AS sent,
+                count(*) FILTER (WHERE s.state = 'failed') AS failed,
+                count(*) FILTER (WHERE s.state = 'claimed') AS in_flight,
+                (SELECT count(*) FROM events e JOIN assignments a2 ON e.message_id = a2.message_id
+                  WHERE a2.campaign_id = $1) AS events
+         FROM assignments a LEFT JOIN sends s ON s.message_id = a.message_id
+         WHERE a.campaign_id = $1",
+    )
+    .bind(campaign_id)
+    .fetch_one(pool)
+    .await
+    .map_err(err("count the campaign"))?;
+    let n = |name: &str| row.get::<i64, _>(name) as u64;
+    counts.assigned = n("assigned");
+    counts.sent = n("sent");
+    counts.failed = n("failed");
+    counts.in_flight = n("in_flight");
+    counts.events = n("events");
+    let rows = sqlx::query(
+        "SELECT reason, count(*) AS n FROM exclusions WHERE campaign_id = $1 GROUP BY reason",
+    )
+    .bind(campaign_id)
+    .fetch_all(pool)
+    .await
+    .map_err(err("count exclusions"))?;
+    for row in rows {
+        counts
+            .excluded_by_reason
+            .insert(row.get("reason"), row.get::<i64, _>("n") as u64);
+    }
+    Ok(counts)
+}
+
+pub(crate) async fn assignments_for_campaign(
+    pool: &PgPool,
+    campaign_id: &str,
+) -> StoreResult<Vec<Assignment>> {
+    let rows = sqlx::query(
+        "SELECT message_id, campaign_id, customer_id, segment, arm, variant FROM assignments
+         WHERE campaign_id = $1 ORDER BY message_id",
+    )
+    .bind(campaign_id)
+    .fetch_all(pool)
+    .await
+    .map_err(err("read assignments"))?;
+    Ok(rows
+        .iter()
+        .map(|r| Assignment {
+            message_id: r.get("message_id"),
+            campaign_id: r.get("campaign_id"),
+            customer_id: r.get("customer_id"),
+            segment: r.get("segment"),
+            arm: r.get("arm"),
+            variant: r.get("variant"),
+        })
+        .collect())
+}
+
+pub(crate) async fn events_for_campaign(
+    pool: &PgPool,
+    campaign_id: &str,
+) -> StoreResult<Vec<EventRecord>> {
+    let rows = sqlx::query(
+        "SELECT e.provider, e.provider_event_id, e.event_type, e.message_id, e.occurred_at, e.raw
+         FROM events e JOIN assignments a ON e.message_id = a.message_id
+         WHERE a.campaign_id = $1 ORDER BY e.occurred_at, e.provider, e.provider_event_id",
+    )
+    .bind(campaign_id)
+    .fetch_all(pool)
+    .await
+    .map_err(err("read events"))?;
+    Ok(rows
+        .iter()
+        .map(|r| EventRecord {
+            provider: r.get("provider"),
+            provider_event_id: r.get("provider_event_id"),
+            event_type: r.get("event_type"),
+            message_id: r.get("message_id"),
+            occurred_at_ms: r.get("occurred_at"),
+            raw: r.get("raw"),
+        })
+        .collect())
+}
