@@ -263,6 +263,14 @@ pub enum ExclusionReason {
     /// An address seen before (case-insensitively) under another customer id.
     DuplicateEmail,
     NoApprovedMessage,
+    /// On the store's suppression list after an unsubscribe.
+    Unsubscribed,
+    /// On the store's suppression list after a hard bounce.
+    Bounced,
+    /// On the store's suppression list after a spam complaint.
+    Complained,
+    /// Over `policy.frequency_cap` (contacts by other campaigns in the window).
+    FrequencyCap,
 }
 
 /// A customer left out of the experiment, with the reason.

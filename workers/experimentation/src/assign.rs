@@ -77,6 +77,20 @@ pub fn assign_batch<'a>(
     plan: &'a ArmPlan,
     routes: &'a HashMap<&'a str, Vec<Route<'a>>>,
 ) -> Assigned<'a> {
+    assign_batch_except(batch, plan, routes, &HashMap::new())
+}
+
+/// Customers the record excludes before assignment (suppressed, over the
+/// frequency cap), by customer id, with the reason and its detail.
+pub type RecordExclusions = HashMap<String, (ExclusionReason, String)>;
+
+/// `assign_batch`, with the customers of `excluded` listed as exclusions instead.
+pub fn assign_batch_except<'a>(
+    batch: &'a CustomerBatch,
+    plan: &'a ArmPlan,
+    routes: &'a HashMap<&'a str, Vec<Route<'a>>>,
+    excluded: &RecordExclusions,
+) -> Assigned<'a> {
     let campaign_id = batch.campaign.campaign_id.as_str();
     let hasher = AssignmentHasher::new(campaign_id);
     let message_ids = MessageIds::new(campaign_id);
@@ -98,6 +112,10 @@ pub fn assign_batch<'a>(
                 ExclusionReason::Duplicate,
                 "customer appears twice in the batch".into(),
             ));
+            continue;
+        }
+        if let Some((reason, detail)) = excluded.get(&customer.customer_id) {
+            exclusions.push(exclude(*reason, detail.clone()));
             continue;
         }
         let arm = plan.pick(hasher.unit(&customer.customer_id));

@@ -23,6 +23,12 @@ pub enum ExperimentError {
     /// The merge-value screen could not be built (its patterns did not compile).
     #[error("merge-value screen: {0}")]
     Screen(String),
+    /// The system of record is unreachable or busy: batches wait, as for the cache.
+    #[error("store: {0}")]
+    Store(String),
+    /// The store refused a read or write (a constraint, a failed migration).
+    #[error("store refused: {0}")]
+    StoreRefused(String),
 }
 
 impl From<ExperimentError> for StageError {
@@ -30,12 +36,15 @@ impl From<ExperimentError> for StageError {
         match error {
             // The join state lives in the cache: while it is down, batches and
             // decisions wait (without using up attempts) instead of failing.
-            ExperimentError::Cache(_) => StageError::Unavailable(error.to_string()),
+            ExperimentError::Cache(_) | ExperimentError::Store(_) => {
+                StageError::Unavailable(error.to_string())
+            }
             ExperimentError::Plan(_)
             | ExperimentError::CorruptJoin(_)
             | ExperimentError::Encode(_)
             | ExperimentError::AmbiguousTemplate(_)
-            | ExperimentError::Screen(_) => StageError::Permanent(error.to_string()),
+            | ExperimentError::Screen(_)
+            | ExperimentError::StoreRefused(_) => StageError::Permanent(error.to_string()),
         }
     }
 }

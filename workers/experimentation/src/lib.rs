@@ -21,12 +21,14 @@ pub mod join;
 pub mod merge;
 mod metrics;
 pub mod output;
+pub mod record;
 pub mod stage;
 
 pub use arms::{ArmPlan, AssignmentHasher, PlanError};
 pub use config::ExperimentationConfig;
 pub use error::ExperimentError;
 pub use join::join_key;
+pub use record::{FrequencyCap, PolicyConfig, Record};
 pub use stage::ExperimentationStage;
 
 #[cfg(test)]

@@ -16,13 +16,14 @@ use serde::Serialize;
 use tracing::debug;
 
 use crate::arms::ArmPlan;
-use crate::assign::{Route, assign_batch, segment_routes};
+use crate::assign::{RecordExclusions, Route, assign_batch_except, segment_routes};
 use crate::config::ExperimentationConfig;
 use crate::error::ExperimentError;
 use crate::join::{JoinState, SegmentJoin};
 use crate::merge::screen_merge_values;
 use crate::metrics::experiment_metrics;
 use crate::output::{SendBatchOut, templates_of};
+use crate::record::Record;
 
 pub struct ExperimentationStage {
     config: ExperimentationConfig,
@@ -30,6 +31,9 @@ pub struct ExperimentationStage {
     /// Signs each send batch (`security.batch_key`, shared with delivery only).
     batch_signer: Signer,
     merge_screen: MergeValueScreen,
+    /// Suppressions, frequency cap and the written record; `None` only in
+    /// tests of the stage alone (the CLI always sets it).
+    record: Option<Record>,
 }
 
 impl ExperimentationStage {
@@ -46,7 +50,15 @@ impl ExperimentationStage {
             batch_signer,
             merge_screen: MergeValueScreen::new()
                 .map_err(|e| ExperimentError::Screen(e.to_string()))?,
+            record: None,
         })
+    }
+
+    /// Check every batch against the store's suppressions and the frequency
+    /// cap before assignment, and write what it decided back to the store.
+    pub fn with_record(mut self, record: Record) -> Self {
+        self.record = Some(record);
+        self
     }
 
     async fn on_decision(&self, decision: &VariantDecision) -> StageResult {
@@ -90,7 +102,13 @@ impl ExperimentationStage {
             .iter()
             .map(|(segment, arms)| (*segment, segment_routes(&plan, arms)))
             .collect();
-        let mut assigned = assign_batch(batch, &plan, &routes);
+        // Only a batch whose segments are decided reaches the store.
+        let now = cpo_shared::envelope::now_ms() as i64;
+        let excluded = match &self.record {
+            Some(record) => record.screen(batch, now).await?,
+            None => RecordExclusions::new(),
+        };
+        let mut assigned = assign_batch_except(batch, &plan, &routes, &excluded);
         // Before signing: the signed batch carries only screened values.
         let replaced_values = screen_merge_values(&self.merge_screen, &mut assigned.messages);
 
@@ -127,6 +145,12 @@ impl ExperimentationStage {
             replaced_values = replaced_values.len(),
             "assigned batch"
         );
+
+        if let Some(record) = &self.record {
+            record
+                .write(campaign_id, &assigned.messages, &assigned.exclusions, now)
+                .await?;
+        }
 
         let mut outputs = Vec::with_capacity(2);
         if !assigned.messages.is_empty() {
