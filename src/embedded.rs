@@ -14,7 +14,7 @@ use cpo_shared::audit::{FileAuditLog, FileHead};
 use cpo_shared::cache::{Cache, MemoryCache};
 use cpo_shared::config::Settings;
 use cpo_shared::dead_letter::{DeadLetter, DeadLetterKind};
-use cpo_shared::envelope::{Envelope, derive_id};
+use cpo_shared::envelope::{Envelope, derive_id, now_ms};
 use cpo_shared::metrics::metrics;
 use cpo_shared::model::{
     AudienceSource, CampaignRequest, Exclusion, LedgerEntry, ReplacedValue, SafetyVerdict,
@@ -22,6 +22,7 @@ use cpo_shared::model::{
 };
 use cpo_shared::queues;
 use cpo_shared::runtime::{Runtime, RuntimeConfig};
+use cpo_shared::store::{CampaignRecord, StoreConfig};
 use cpo_shared::transport::{MemoryTransport, Publish, Transport};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -136,6 +137,12 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     let runtime = Runtime::new(Arc::new(transport.clone()), runtime_config, token.clone())
         .with_progress(cache.clone());
 
+    // The record outlives the run: suppressions and contacts of earlier runs
+    // that used the same store (by default `out/cpo.sqlite` in the working
+    // directory) apply to this one.
+    let store_config: StoreConfig = options.settings.section("store")?;
+    let store = wiring::open_store(&options.settings).await?;
+    let address_hasher = crate::address_key::for_store(&options.settings, &store_config.url)?;
     let (signer, pseudonymizer) = wiring::keys(&options.settings, true)?;
     let batch_signer = wiring::batch_signer(&options.settings, true)?;
     let backends = wiring::Backends {
@@ -149,6 +156,8 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
         outbox: out.join("outbox.jsonl"),
         generator: options.generator.clone(),
         screen: options.screen.clone(),
+        store: Some(store.clone()),
+        address_hasher: Some(address_hasher),
     };
     let mut stages = JoinSet::new();
     wiring::spawn_all(&runtime, &backends, &mut stages)?;
@@ -164,6 +173,15 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
         AudienceSource::Inline { .. } => None,
     };
     let arm_weights = effective_weights(&campaign);
+    store
+        .put_campaign(&CampaignRecord {
+            campaign_id: campaign_id.clone(),
+            request: serde_json::to_string(&campaign)?,
+            state: "running".into(),
+            updated_at_ms: now_ms() as i64,
+        })
+        .await
+        .context("cannot record the campaign in the store")?;
     let envelope = Envelope::new(
         derive_id(&[&campaign_id, "campaign"]),
         campaign_id.clone(),
@@ -238,11 +256,21 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     summary.messages = messages;
     let file = File::create(out.join("summary.json"))?;
     serde_json::to_writer_pretty(BufWriter::new(file), &summary)?;
-    Ok(RunReport {
+    let report = RunReport {
         summary,
         blocked_letters,
         input_rejected,
-    })
+    };
+    let state = if report.unaccounted() == 0 && report.input_rejected.is_none() {
+        "complete"
+    } else {
+        "incomplete"
+    };
+    store
+        .set_campaign_state(&report.summary.campaign_id, state, now_ms() as i64)
+        .await
+        .context("cannot record the campaign's state in the store")?;
+    Ok(report)
 }
 
 /// The weight of every arm, by the rule the stages share; a campaign that

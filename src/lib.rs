@@ -1,6 +1,7 @@
 //! The `cpo` application: the embedded pipeline and the CLI commands, as a
 //! library so integration tests can drive them with their own backends.
 
+pub mod address_key;
 pub mod audit_key;
 pub mod commands;
 pub mod embedded;

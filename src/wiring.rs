@@ -133,6 +133,11 @@ pub struct Backends<'a> {
     pub generator: Option<Arc<dyn cpo_generation::Generator>>,
     /// Replace the configured safety screen (tests inject failing ones).
     pub screen: Option<Arc<dyn cpo_safety::SafetyScreen>>,
+    /// The system of record (`store.url`): SQLite in `cpo run`, PostgreSQL in
+    /// the fleet. `None` only in workers of stages that do not use it.
+    pub store: Option<Arc<dyn cpo_shared::store::Store>>,
+    /// Keyed hashes of addresses, for suppressions (`security.address_key`).
+    pub address_hasher: Option<cpo_shared::privacy::AddressHasher>,
 }
 
 pub type StageTasks = JoinSet<Result<(), TransportError>>;
@@ -150,7 +155,26 @@ pub fn check_run_sections(settings: &Settings) -> anyhow::Result<()> {
     let _: cpo_safety::SafetyConfig = settings.section("safety")?;
     let _: cpo_experimentation::ExperimentationConfig = settings.section("experimentation")?;
     let _: cpo_delivery::DeliveryConfig = settings.section("delivery")?;
+    let _: cpo_shared::store::StoreConfig = settings.section("store")?;
+    policy(settings)?;
     Ok(())
+}
+
+/// The `policy` section, checked.
+pub fn policy(settings: &Settings) -> anyhow::Result<cpo_experimentation::PolicyConfig> {
+    let policy: cpo_experimentation::PolicyConfig = settings.section("policy")?;
+    policy.validate().map_err(anyhow::Error::msg)?;
+    Ok(policy)
+}
+
+/// Open the store of `store.url` (`CPO__STORE__URL`), migrated. A store that
+/// cannot be reached fails here, naming the URL without its password.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn cpo_shared::store::Store>> {
+    let config: cpo_shared::store::StoreConfig = settings.section("store")?;
+    let shown = cpo_shared::privacy::redact_url(&config.url);
+    cpo_shared::store::connect(&config)
+        .await
+        .with_context(|| format!("cannot open the store {shown} (store.url)"))
 }
 
 pub fn segmentation(b: &Backends) -> anyhow::Result<cpo_segmentation::SegmentationStage> {
@@ -204,11 +228,19 @@ pub fn safety_with_default(
 pub fn experimentation(b: &Backends) -> anyhow::Result<cpo_experimentation::ExperimentationStage> {
     let config: cpo_experimentation::ExperimentationConfig =
         b.settings.section("experimentation")?;
-    Ok(cpo_experimentation::ExperimentationStage::new(
-        config,
-        b.cache.clone(),
-        batch_key(b)?,
-    )?)
+    let store = b
+        .store
+        .clone()
+        .context("experimentation needs the store (store.url)")?;
+    let addresses = b
+        .address_hasher
+        .clone()
+        .context("security.address_key is not set (CPO__SECURITY__ADDRESS_KEY)")?;
+    let record = cpo_experimentation::Record::new(store, addresses, policy(b.settings)?);
+    Ok(
+        cpo_experimentation::ExperimentationStage::new(config, b.cache.clone(), batch_key(b)?)?
+            .with_record(record),
+    )
 }
 
 fn batch_key(b: &Backends) -> anyhow::Result<Signer> {

@@ -69,6 +69,8 @@ fn options(out: &Path) -> Options {
         progress: false,
         generator: None,
         screen: None,
+        store: None,
+        address_hasher: None,
     }
 }
 
@@ -201,6 +203,8 @@ fn backends(settings: &Settings) -> wiring::Backends<'_> {
         outbox: PathBuf::from("unused-outbox.jsonl"),
         generator: None,
         screen: None,
+        store: None,
+        address_hasher: None,
     }
 }
 

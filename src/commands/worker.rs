@@ -149,6 +149,15 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     if let Some(parent) = worker.outbox.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    // The stages that read or write the record open it (and migrate it) before
+    // the broker is touched; the others never connect.
+    let (store, address_hasher) = match args.stage {
+        StageName::Experimentation | StageName::Delivery => (
+            Some(wiring::open_store(&settings).await?),
+            Some(crate::address_key::required(&settings)?),
+        ),
+        _ => (None, None),
+    };
     let backends = Backends {
         settings: &settings,
         cache,
@@ -160,6 +169,8 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         outbox: worker.outbox.clone(),
         generator: None,
         screen: None,
+        store,
+        address_hasher,
     };
     let launch = match args.stage {
         StageName::Segmentation => launcher(wiring::segmentation(&backends)?),

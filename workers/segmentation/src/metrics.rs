@@ -60,5 +60,10 @@ pub fn outcome_label(reason: ExclusionReason) -> &'static str {
         ExclusionReason::Duplicate => "duplicate",
         ExclusionReason::DuplicateEmail => "duplicate_email",
         ExclusionReason::NoApprovedMessage => "no_approved_message",
+        // Set at assignment from the store, never by segmentation.
+        ExclusionReason::Unsubscribed => "unsubscribed",
+        ExclusionReason::Bounced => "bounced",
+        ExclusionReason::Complained => "complained",
+        ExclusionReason::FrequencyCap => "frequency_cap",
     }
 }
