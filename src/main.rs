@@ -71,6 +71,9 @@ fn main() -> ExitCode {
         }
         Command::Audit { command } => commands::audit::run(command, cli.config.as_deref()),
         Command::Dlq { command } => commands::dlq::run(command, cli.config.as_deref()),
+        Command::Analyze(args) if args.campaign.is_some() => {
+            commands::record::analyze(args, cli.config.as_deref())
+        }
         Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),
         Command::Ingest(args) => cpo_analysis::cli::run_ingest(args).map(|()| 0),
         Command::Simulate(args) => cpo_analysis::cli::run_simulate(args).map(|()| 0),

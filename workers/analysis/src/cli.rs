@@ -12,6 +12,7 @@ use crate::events::ingest::ingest;
 use crate::metric::Metric;
 use crate::report::write_reports;
 use crate::run::outbox::Outbox;
+use crate::run::record::{StoredCampaign, analyze_stored};
 use crate::run::{RunOptions, analyze_run};
 use crate::simulate::{SimulationConfig, simulate_run};
 use crate::stats::multiple::Correction;
@@ -47,13 +48,16 @@ pub struct AnalyzeArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with = "run",
-        required_unless_present = "run"
+        conflicts_with_all = ["run", "campaign"],
+        required_unless_present_any = ["run", "campaign"]
     )]
     pub summary: Option<PathBuf>,
     /// Campaign run directory holding outbox.jsonl, summary.json and events.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "campaign")]
     pub run: Option<PathBuf>,
+    /// Campaign id: analyse its assignments and events from the store (`store.url`).
+    #[arg(long, value_name = "ID")]
+    pub campaign: Option<String>,
     /// Events file for --run (default: DIR/events.jsonl).
     #[arg(long, value_name = "FILE", requires = "run")]
     pub events: Option<PathBuf>,
@@ -167,9 +171,35 @@ pub fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
                 args.out.clone().unwrap_or_else(|| run_dir.clone()),
             )
         }
-        (None, None) => bail!("give --summary FILE or --run DIR"),
+        (None, None) => bail!("give --summary FILE, --run DIR or --campaign ID"),
     };
-    let paths = write_reports(&analysis, &out_dir)?;
+    report(&analysis, &out_dir)
+}
+
+/// `cpo analyze --campaign ID`, once the binary has read the campaign from the
+/// store: the statistics and reports of `--run`, written to `--out` (default
+/// `out/<campaign>/`).
+pub fn run_analyze_stored(args: AnalyzeArgs, campaign: &StoredCampaign) -> anyhow::Result<()> {
+    let mut analysis_options = options(&args);
+    analysis_options.target_relative_lift = args.target_lift.or(Some(DEFAULT_TARGET_LIFT));
+    let run_options = RunOptions {
+        analysis: analysis_options,
+        primary_metric: args.primary_metric,
+        events: None,
+    };
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out").join(&campaign.campaign_id));
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let analysis = analyze_stored(campaign, &out_dir, &run_options)
+        .with_context(|| format!("analysing campaign {} from the store", campaign.campaign_id))?;
+    report(&analysis, &out_dir)
+}
+
+fn report(analysis: &crate::Analysis, out_dir: &std::path::Path) -> anyhow::Result<()> {
+    let paths = write_reports(analysis, out_dir)?;
     if analysis.simulated {
         println!("SIMULATED: these results come from simulated outcomes");
     }

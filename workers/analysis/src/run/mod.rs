@@ -5,6 +5,7 @@ mod breakdown;
 pub mod inputs;
 pub mod message_index;
 pub mod outbox;
+pub mod record;
 pub mod tally;
 pub mod timeline;
 
