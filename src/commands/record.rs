@@ -115,3 +115,96 @@ pub fn analyze(args: AnalyzeArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     cpo_analysis::cli::run_analyze_stored(args, &campaign)?;
     Ok(0)
 }
+
+/// Where a campaign stands, from the store's counts and (for what only the
+/// stages know: the audience size, exclusions at segmentation, dead letters)
+/// the progress counters in Redis. Complete when every customer is assigned
+/// or excluded and every assigned message has an outcome.
+pub fn state(
+    progress: Option<&cpo_shared::progress::CampaignProgress>,
+    view: &RecordView,
+) -> Option<cpo_shared::progress::CampaignState> {
+    use cpo_shared::progress::CampaignState;
+    let Some(progress) = progress else {
+        // No counters (expired, or an embedded run): the store's own state.
+        return view.known().then(|| match view.campaign.as_ref() {
+            Some(c) if c.state == "complete" => CampaignState::Complete,
+            _ => CampaignState::Running,
+        });
+    };
+    let outstanding = outstanding(Some(progress), view);
+    Some(match outstanding {
+        None if progress.dead_letters_pending() > 0 => CampaignState::Waiting,
+        None => CampaignState::Starting,
+        Some(0) if delivered(Some(progress), view) >= view.counts.assigned => {
+            CampaignState::Complete
+        }
+        Some(_) if progress.dead_letters_pending() > 0 => CampaignState::Waiting,
+        Some(_) => CampaignState::Running,
+    })
+}
+
+/// Messages with an outcome: the store's sends (sent or failed). Until every
+/// delivery worker writes `sends`, the progress counter of delivered messages
+/// stands in when it is ahead.
+pub fn delivered(
+    progress: Option<&cpo_shared::progress::CampaignProgress>,
+    view: &RecordView,
+) -> u64 {
+    let stored = view.counts.sent + view.counts.failed;
+    let counted = progress
+        .map(|p| p.get(cpo_shared::progress::MESSAGES_DELIVERED).max(0) as u64)
+        .unwrap_or(0);
+    stored.max(counted)
+}
+
+/// Customers neither assigned nor excluded yet (`None` before the audience is known).
+pub fn outstanding(
+    progress: Option<&cpo_shared::progress::CampaignProgress>,
+    view: &RecordView,
+) -> Option<u64> {
+    use cpo_shared::progress as p;
+    let progress = progress?;
+    let total = progress.counters.get(p::CUSTOMERS_TOTAL).copied()?.max(0) as u64;
+    let segmentation = progress.get(p::EXCLUDED_AT_SEGMENTATION).max(0) as u64;
+    Some(total.saturating_sub(view.counts.assigned + view.counts.excluded() + segmentation))
+}
+
+/// The store's part of `cpo status --json` (and of the gateway's campaign answer).
+pub fn record_json(view: &RecordView) -> serde_json::Value {
+    let c = &view.counts;
+    serde_json::json!({
+        "assigned": c.assigned,
+        "excluded": c.excluded(),
+        "excluded_by_reason": c.excluded_by_reason,
+        "sent": c.sent,
+        "failed": c.failed,
+        "in_flight": c.in_flight,
+        "events": c.events,
+        "campaign_state": view.campaign.as_ref().map(|r| r.state.clone()),
+    })
+}
+
+/// The store's line of the human `cpo status` report.
+pub fn record_line(view: &RecordView) -> String {
+    let c = &view.counts;
+    let reasons = if c.excluded_by_reason.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = c
+            .excluded_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        format!(" ({})", parts.join(", "))
+    };
+    format!(
+        "  record         {} assigned, {} excluded{reasons}; sends: {} sent, {} failed, {} in flight; {} events\n",
+        c.assigned,
+        c.excluded(),
+        c.sent,
+        c.failed,
+        c.in_flight,
+        c.events
+    )
+}

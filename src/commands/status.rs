@@ -1,8 +1,11 @@
-//! `cpo status CAMPAIGN`: where a campaign stands in the fleet, from the
-//! progress counters the stages keep in Redis (see `cpo_shared::progress`).
+//! `cpo status CAMPAIGN`: where a campaign stands, from the system of record
+//! (assigned, excluded by reason, sent, failed: `commands::record`) and the
+//! progress counters the stages keep in Redis for what only they know (the
+//! audience size, exclusions at segmentation, dead letters; see
+//! `cpo_shared::progress`). Completion is decided on the store's counts.
 //!
 //! Reading is side-effect free, so any number of operators, dashboards or a
-//! CRM can ask at once (unlike `cpo collect`, which consumes the ledger).
+//! CRM can ask at once.
 //! Exit codes: 0 the campaign is known (with `--wait`: complete), 3 no stage
 //! has reported it (not started, another key prefix, or expired), 4 `--wait`
 //! timed out.
@@ -17,7 +20,8 @@ use cpo_shared::envelope::now_ms;
 use cpo_shared::progress::{self, CampaignProgress, CampaignState, ProgressStore};
 use cpo_shared::redis_cache::{RedisCache, RedisConfig};
 use cpo_shared::runtime::RuntimeConfig;
-use serde::Serialize;
+
+use super::record::{self, RecordView};
 
 /// Exit code when no stage has reported the campaign.
 const UNKNOWN: u8 = 3;
@@ -49,37 +53,51 @@ pub fn status(args: StatusArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async {
+        // Completion and counts come from the store; the stages' progress
+        // counters add what only they know (audience size, dead letters).
+        let store = crate::wiring::open_store(&settings).await?;
         let cache = RedisCache::new(&redis)?;
-        cache.ping().await.context("cannot reach Redis")?;
-        let store = ProgressStore::new(
+        let progress_store = ProgressStore::new(
             std::sync::Arc::new(cache),
             Duration::from_secs(runtime_config.progress_ttl_s),
         );
         let deadline = Instant::now() + Duration::from_secs(args.timeout);
         loop {
-            let read = match store.read(&args.campaign_id).await {
+            let progress = match progress_store.read(&args.campaign_id).await {
                 Ok(read) => read,
-                // While waiting, a Redis hiccup is not the end: ask again until the deadline.
+                Err(e) => {
+                    eprintln!(
+                        "warning: cannot read the progress counters in Redis ({e}); the store only"
+                    );
+                    None
+                }
+            };
+            let view = match RecordView::read(store.as_ref(), &args.campaign_id).await {
+                Ok(view) => view,
+                // While waiting, a store hiccup is not the end: ask again until the deadline.
                 Err(e) if args.wait && Instant::now() < deadline => {
-                    eprintln!("warning: cannot read the progress counters ({e}); trying again");
+                    eprintln!("warning: {e:#}; trying again");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
-                Err(e) => return Err(e).context("cannot read the progress counters"),
+                Err(e) => return Err(e),
             };
-            let done = read
-                .as_ref()
-                .is_some_and(|p| p.state() == CampaignState::Complete);
+            let done = record::state(progress.as_ref(), &view) == Some(CampaignState::Complete);
             if !args.wait || done || Instant::now() >= deadline {
-                return Ok(report(&args, read.as_ref(), args.wait && !done));
+                return Ok(report(&args, progress.as_ref(), &view, args.wait && !done));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     })
 }
 
-fn report(args: &StatusArgs, progress: Option<&CampaignProgress>, timed_out: bool) -> u8 {
-    let Some(progress) = progress else {
+fn report(
+    args: &StatusArgs,
+    progress: Option<&CampaignProgress>,
+    view: &RecordView,
+    timed_out: bool,
+) -> u8 {
+    if progress.is_none() && !view.known() {
         if args.json {
             println!(
                 "{}",
@@ -87,59 +105,73 @@ fn report(args: &StatusArgs, progress: Option<&CampaignProgress>, timed_out: boo
             );
         } else {
             println!(
-                "campaign {}: unknown (no stage has reported it: not enqueued yet, \
-                 another key prefix, or its counters expired)",
+                "campaign {}: unknown (neither the store nor a stage knows it: not enqueued \
+                 yet, another store or key prefix, or its counters expired)",
                 args.campaign_id
             );
         }
         return if timed_out { TIMED_OUT } else { UNKNOWN };
-    };
+    }
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&StatusJson::from(progress)).unwrap_or_default()
+            serde_json::to_string_pretty(&status_json(&args.campaign_id, progress, view))
+                .unwrap_or_default()
         );
     } else {
-        print!("{}", render(progress, now_ms()));
+        print!("{}", render(&args.campaign_id, progress, view, now_ms()));
     }
     if timed_out { TIMED_OUT } else { 0 }
 }
 
-#[derive(Serialize)]
-struct StatusJson<'a> {
-    campaign_id: &'a str,
-    state: CampaignState,
-    outstanding: Option<i64>,
-    dead_letters_pending: i64,
-    counters: &'a std::collections::BTreeMap<String, i64>,
-}
-
-impl<'a> From<&'a CampaignProgress> for StatusJson<'a> {
-    fn from(p: &'a CampaignProgress) -> Self {
-        Self {
-            campaign_id: &p.campaign_id,
-            state: p.state(),
-            outstanding: p.outstanding(),
-            dead_letters_pending: p.dead_letters_pending(),
-            counters: &p.counters,
-        }
-    }
+/// The `cpo status --json` document: state, outstanding customers and dead
+/// letters, the stages' counters, and `record` (the store's counts).
+pub fn status_json(
+    campaign_id: &str,
+    progress: Option<&CampaignProgress>,
+    view: &RecordView,
+) -> serde_json::Value {
+    let state = record::state(progress, view).unwrap_or(CampaignState::Starting);
+    serde_json::json!({
+        "campaign_id": campaign_id,
+        "state": state,
+        "outstanding": record::outstanding(progress, view),
+        "dead_letters_pending": progress.map_or(0, |p| p.dead_letters_pending()),
+        "counters": progress.map(|p| p.counters.clone()).unwrap_or_default(),
+        "record": record::record_json(view),
+    })
 }
 
 /// The human report: one line per stage of the pipeline.
-fn render(p: &CampaignProgress, now_ms: u64) -> String {
+fn render(
+    campaign_id: &str,
+    progress: Option<&CampaignProgress>,
+    view: &RecordView,
+    now_ms: u64,
+) -> String {
     use std::fmt::Write;
-    let n = |field: &str| p.get(field);
+    let state = record::state(progress, view).unwrap_or(CampaignState::Starting);
     let mut out = String::new();
-    let _ = writeln!(out, "campaign {}: {}", p.campaign_id, p.state().as_str());
-    match p.outstanding() {
+    let _ = writeln!(out, "campaign {campaign_id}: {}", state.as_str());
+    let Some(p) = progress else {
+        let _ = writeln!(
+            out,
+            "  customers      {} assigned, {} delivered (the store; no progress counters in Redis)",
+            view.counts.assigned,
+            record::delivered(None, view)
+        );
+        out.push_str(&record::record_line(view));
+        return out;
+    };
+    let n = |field: &str| p.get(field);
+    match record::outstanding(Some(p), view) {
         Some(outstanding) => {
             let _ = writeln!(
                 out,
                 "  customers      {} total: {} delivered, {} excluded, {} outstanding",
                 n(progress::CUSTOMERS_TOTAL),
-                n(progress::MESSAGES_DELIVERED),
-                n(progress::EXCLUDED_AT_SEGMENTATION) + n(progress::EXCLUDED_AT_ASSIGNMENT),
+                record::delivered(Some(p), view),
+                n(progress::EXCLUDED_AT_SEGMENTATION).max(0) as u64 + view.counts.excluded(),
                 outstanding
             );
         }
@@ -147,6 +179,7 @@ fn render(p: &CampaignProgress, now_ms: u64) -> String {
             let _ = writeln!(out, "  customers      not read yet");
         }
     }
+    out.push_str(&record::record_line(view));
     let _ = writeln!(
         out,
         "  segmentation   {} segments, {} batches, {} excluded",
@@ -224,12 +257,26 @@ fn render(p: &CampaignProgress, now_ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use cpo_shared::store::CampaignCounts;
+
     use super::*;
 
     fn progress(fields: &[(&str, i64)]) -> CampaignProgress {
         CampaignProgress {
             campaign_id: "spring".into(),
             counters: fields.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    fn view(assigned: u64, excluded: &[(&str, u64)], sent: u64) -> RecordView {
+        RecordView {
+            campaign: None,
+            counts: CampaignCounts {
+                assigned,
+                excluded_by_reason: excluded.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+                sent,
+                ..CampaignCounts::default()
+            },
         }
     }
 
@@ -251,13 +298,21 @@ mod tests {
             (progress::ENQUEUED_MS, 1_000),
             (progress::UPDATED_MS, 9_000),
         ]);
-        let text = render(&p, 10_000);
+        // The store: 48 assigned and 2 over the cap in the batch that went through.
+        let v = view(48, &[("frequency_cap", 2)], 48);
+        let text = render("spring", Some(&p), &v, 10_000);
         assert!(
             text.starts_with("campaign spring: waiting on dead letters\n"),
             "{text}"
         );
         assert!(
-            text.contains("100 total: 50 delivered, 4 excluded, 46 outstanding"),
+            text.contains("100 total: 50 delivered, 6 excluded, 46 outstanding"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "record         48 assigned, 2 excluded (frequency_cap 2); sends: 48 sent"
+            ),
             "{text}"
         );
         assert!(text.contains("1 of 2 batches: 50 assigned"), "{text}");
@@ -267,31 +322,67 @@ mod tests {
         );
         assert!(text.contains("9.0 s ago; last update 1.0 s ago"), "{text}");
 
-        let json = serde_json::to_value(StatusJson::from(&p)).unwrap();
+        let json = status_json("spring", Some(&p), &v);
         assert_eq!(json["state"], "waiting");
         assert_eq!(json["outstanding"], 46);
         assert_eq!(json["dead_letters_pending"], 1);
         assert_eq!(json["counters"]["customers_assigned"], 50);
+        assert_eq!(json["record"]["excluded_by_reason"]["frequency_cap"], 2);
+        assert_eq!(json["record"]["sent"], 48);
+    }
+
+    #[test]
+    fn complete_needs_every_customer_in_the_store_and_every_message_sent() {
+        let p = progress(&[
+            (progress::CUSTOMERS_TOTAL, 10),
+            (progress::EXCLUDED_AT_SEGMENTATION, 1),
+        ]);
+        let settled = view(6, &[("unsubscribed", 1), ("bounced", 2)], 5);
+        assert_eq!(
+            record::state(Some(&p), &settled),
+            Some(CampaignState::Running)
+        );
+        let sent = view(6, &[("unsubscribed", 1), ("bounced", 2)], 6);
+        assert_eq!(
+            record::state(Some(&p), &sent),
+            Some(CampaignState::Complete)
+        );
+        let json = status_json("spring", Some(&p), &sent);
+        assert_eq!(json["state"], "complete");
+        assert_eq!(json["outstanding"], 0);
+        assert_eq!(json["record"]["excluded"], 3);
+        // expired counters: the store's own state of the campaign
+        let mut stored = view(6, &[], 6);
+        assert_eq!(record::state(None, &stored), Some(CampaignState::Running));
+        stored.campaign = Some(cpo_shared::store::CampaignRecord {
+            campaign_id: "spring".into(),
+            request: "{}".into(),
+            state: "complete".into(),
+            updated_at_ms: 0,
+        });
+        assert_eq!(record::state(None, &stored), Some(CampaignState::Complete));
+        assert_eq!(record::state(None, &view(0, &[], 0)), None);
     }
 
     #[test]
     fn a_campaign_dead_lettered_before_its_audience_was_read_is_waiting() {
         let p = progress(&[("dead_letters:segmentation:permanent", 1)]);
-        let text = render(&p, 0);
+        let text = render("spring", Some(&p), &RecordView::default(), 0);
         assert!(
             text.starts_with("campaign spring: waiting on dead letters\n"),
             "{text}"
         );
         assert!(text.contains("customers      not read yet"), "{text}");
         assert!(text.contains("segmentation permanent 1"), "{text}");
-        let json = serde_json::to_value(StatusJson::from(&p)).unwrap();
+        let json = status_json("spring", Some(&p), &RecordView::default());
         assert_eq!(json["state"], "waiting");
         assert_eq!(json["dead_letters_pending"], 1);
     }
 
     #[test]
     fn a_campaign_without_an_audience_yet_says_so() {
-        let text = render(&progress(&[(progress::VARIANTS_GENERATED, 3)]), 0);
+        let p = progress(&[(progress::VARIANTS_GENERATED, 3)]);
+        let text = render("spring", Some(&p), &RecordView::default(), 0);
         assert!(text.starts_with("campaign spring: starting"), "{text}");
         assert!(text.contains("customers      not read yet"), "{text}");
         assert!(text.contains("enqueued       unknown"), "{text}");
