@@ -15,6 +15,7 @@ use serde_json::Value;
 
 struct Fleet {
     children: Vec<Child>,
+    prefix: String,
 }
 
 impl Drop for Fleet {
@@ -23,6 +24,7 @@ impl Drop for Fleet {
             let _ = child.kill();
             let _ = child.wait();
         }
+        common::drop_pg_database(&self.prefix);
     }
 }
 
@@ -41,6 +43,7 @@ fn six_worker_processes_deliver_the_bundled_campaign_like_the_embedded_mode() {
 
     let mut fleet = Fleet {
         children: Vec::new(),
+        prefix: prefix.clone(),
     };
     let base_port = 20000 + (std::process::id() % 20000) as u16;
     for (i, stage) in [

@@ -2,20 +2,16 @@
 //! follows a campaign through the fleet until it is complete and writes its
 //! outbox and summary (what `make fleet-demo` uses).
 
-use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use cpo_shared::config::Settings;
 use cpo_shared::envelope::{Envelope, derive_id};
-use cpo_shared::model::{AudienceSource, LedgerEntry};
+use cpo_shared::model::AudienceSource;
 use cpo_shared::queues;
 use cpo_shared::transport::amqp::{AmqpConfig, AmqpTransport};
 use cpo_shared::transport::{Publish, Transport};
-
-use crate::embedded::{self, Summary};
 
 #[derive(Args)]
 pub struct EnqueueArgs {
@@ -33,9 +29,10 @@ pub struct CollectArgs {
     /// Where to write outbox.jsonl and summary.json.
     #[arg(long)]
     pub out: PathBuf,
-    /// The fleet's outbox (delivery's `worker.outbox`).
-    #[arg(long, default_value = "out/fleet/outbox.jsonl")]
-    pub outbox: PathBuf,
+    /// The fleet's outboxes (each delivery replica's `worker.outbox`); repeat
+    /// the option for several replicas.
+    #[arg(long, default_values = ["out/fleet/outbox.jsonl"])]
+    pub outbox: Vec<PathBuf>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
@@ -64,6 +61,18 @@ pub fn enqueue(args: EnqueueArgs, config: Option<&Path>) -> anyhow::Result<u8> {
             .await
             .context("cannot reach RabbitMQ")?;
         let campaign_id = campaign.campaign_id.clone();
+        // The request is on record before any stage sees it (status, collect
+        // and analysis read it from the store).
+        let store = crate::wiring::open_store(&settings).await?;
+        store
+            .put_campaign(&cpo_shared::store::CampaignRecord {
+                campaign_id: campaign_id.clone(),
+                request: serde_json::to_string(&campaign)?,
+                state: "enqueued".into(),
+                updated_at_ms: cpo_shared::envelope::now_ms() as i64,
+            })
+            .await
+            .context("cannot record the campaign in the store")?;
         let envelope = Envelope::new(
             derive_id(&[&campaign_id, "campaign"]),
             campaign_id.clone(),
@@ -88,219 +97,9 @@ pub fn enqueue(args: EnqueueArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// What the ledger says so far about one campaign.
-#[derive(Default)]
-struct Progress {
-    /// Ledger messages already counted: crashes and broker restarts redeliver them.
-    seen: std::collections::HashSet<String>,
-    entries: Vec<LedgerEntry>,
-    total: Option<u64>,
-    segment_exclusions: u64,
-    settled: u64,
-    assigned: u64,
-}
-
-impl Progress {
-    fn add(&mut self, entry: LedgerEntry) {
-        match &entry {
-            LedgerEntry::Audience {
-                customers_total,
-                exclusions,
-                ..
-            } => {
-                self.total = Some(*customers_total);
-                self.segment_exclusions = exclusions.len() as u64;
-            }
-            LedgerEntry::Assigned {
-                assignments,
-                exclusions,
-                ..
-            } => {
-                self.settled += assignments + exclusions.len() as u64;
-                self.assigned += assignments;
-            }
-            _ => {}
-        }
-        self.entries.push(entry);
-    }
-
-    /// Every customer assigned or excluded.
-    fn all_assigned(&self) -> bool {
-        self.total
-            .is_some_and(|t| self.segment_exclusions + self.settled >= t)
-    }
-}
-
+/// `cpo collect`: reads the store and the progress counters (`collect.rs`).
 pub fn collect(args: CollectArgs, config: Option<&Path>) -> anyhow::Result<u8> {
-    super::init_logging(true, false);
-    let settings = Settings::load(config)?;
-    let amqp: AmqpConfig = settings.section("amqp")?;
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let progress = runtime()?.block_on(follow(&args, amqp, deadline))?;
-
-    std::fs::create_dir_all(&args.out)?;
-    let out_outbox = args.out.join("outbox.jsonl");
-    let messages = copy_campaign_outbox(&args.outbox, &out_outbox, &args.campaign_id)?;
-    cpo_delivery::canonicalize_outbox(&out_outbox)?;
-    let mut summary = Summary {
-        campaign_id: args.campaign_id.clone(),
-        ..Summary::default()
-    };
-    embedded::summarize(&progress.entries, &mut summary, &args.out)?;
-    summary.messages = messages;
-    summary.dead_lettered = progress.dead_lettered;
-    let file = std::fs::File::create(args.out.join("summary.json"))?;
-    serde_json::to_writer_pretty(BufWriter::new(file), &summary)?;
-    println!(
-        "campaign {}: {} customers, {} assigned, {} excluded, {} messages, {} dead letters",
-        summary.campaign_id,
-        summary.customers_total,
-        summary.customers_assigned,
-        summary.customers_excluded,
-        summary.messages,
-        summary.dead_lettered
-    );
-    Ok(0)
-}
-
-struct Followed {
-    entries: Vec<LedgerEntry>,
-    dead_lettered: u64,
-}
-
-async fn follow(
-    args: &CollectArgs,
-    amqp: AmqpConfig,
-    deadline: Instant,
-) -> anyhow::Result<Followed> {
-    let transport = AmqpTransport::connect(amqp)
-        .await
-        .context("cannot reach RabbitMQ")?;
-    let mut ledger = transport.subscribe(queues::LEDGER, 64).await?;
-    let mut progress = Progress::default();
-    let mut sent = OutboxTail::default();
-    loop {
-        if Instant::now() > deadline {
-            bail!(
-                "campaign {} not complete before the timeout",
-                args.campaign_id
-            );
-        }
-        // Drain what the ledger has, then check whether the campaign is done.
-        while let Ok(Some(next)) =
-            tokio::time::timeout(Duration::from_millis(200), ledger.next()).await
-        {
-            // A broker restart breaks the subscription or an ack: subscribe again. An entry
-            // whose ack was lost is redelivered, and `seen` keeps it from counting twice.
-            let delivery = match next {
-                Ok(delivery) => delivery,
-                Err(e) => {
-                    eprintln!("warning: ledger subscription lost ({e}), subscribing again");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    ledger = transport.subscribe(queues::LEDGER, 64).await?;
-                    continue;
-                }
-            };
-            if let Ok(envelope) = serde_json::from_slice::<Envelope<LedgerEntry>>(&delivery.body)
-                && envelope.campaign_id == args.campaign_id
-                && progress.seen.insert(envelope.id.clone())
-            {
-                progress.add(envelope.payload);
-            }
-            if let Err(e) = delivery.acker.ack().await {
-                eprintln!("warning: ledger ack lost ({e}); the entry will come again");
-            }
-        }
-        if progress.all_assigned() {
-            let sent = sent.count(&args.outbox, &args.campaign_id)?;
-            // Unanswered while the broker restarts: look again on the next round.
-            let Ok(depths) = transport.queue_depths().await else {
-                continue;
-            };
-            let busy = depths
-                .iter()
-                .any(|d| queues::WORK_QUEUES.contains(&d.queue.as_str()) && d.ready > 0);
-            if sent >= progress.assigned && !busy {
-                let dead_lettered = depths
-                    .iter()
-                    .find(|d| d.queue == queues::DEAD_LETTER)
-                    .map(|d| u64::from(d.ready))
-                    .unwrap_or(0);
-                transport.close().await;
-                return Ok(Followed {
-                    entries: progress.entries,
-                    dead_lettered,
-                });
-            }
-        }
-    }
-}
-
-fn campaign_lines(
-    path: &Path,
-    campaign_id: &str,
-    mut each: impl FnMut(&str) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    // Every line counts, duplicates included: a duplicate send must show, not be hidden.
-    let needle = format!("\"campaign_id\":\"{campaign_id}\"");
-    for line in std::io::BufReader::new(std::fs::File::open(path)?).lines() {
-        let line = line?;
-        if line.contains(&needle) {
-            each(&line)?;
-        }
-    }
-    Ok(())
-}
-
-/// Counts a campaign's lines in the fleet's outbox incrementally: each poll
-/// reads only what delivery appended since the last one, not the whole file.
-#[derive(Default)]
-struct OutboxTail {
-    /// Bytes consumed so far; always the end of a complete line.
-    offset: u64,
-    lines: u64,
-}
-
-impl OutboxTail {
-    fn count(&mut self, path: &Path, campaign_id: &str) -> anyhow::Result<u64> {
-        use std::io::{Seek, SeekFrom};
-        if !path.exists() {
-            return Ok(self.lines);
-        }
-        let mut file = std::fs::File::open(path)?;
-        file.seek(SeekFrom::Start(self.offset))?;
-        let needle = format!("\"campaign_id\":\"{campaign_id}\"");
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let read = reader.read_line(&mut line)?;
-            // A line without its newline is still being written: count it next time.
-            if read == 0 || !line.ends_with('\n') {
-                return Ok(self.lines);
-            }
-            self.offset += read as u64;
-            if line.contains(&needle) {
-                self.lines += 1;
-            }
-        }
-    }
-}
-
-fn copy_campaign_outbox(from: &Path, to: &Path, campaign_id: &str) -> anyhow::Result<u64> {
-    let mut writer = BufWriter::new(std::fs::File::create(to)?);
-    let mut n = 0;
-    campaign_lines(from, campaign_id, |line| {
-        writer.write_all(line.as_bytes())?;
-        writer.write_all(b"\n")?;
-        n += 1;
-        Ok(())
-    })?;
-    writer.flush()?;
-    Ok(n)
+    super::collect::collect(args, config)
 }
 
 /// `cpo teardown`: delete this prefix's queues and Redis keys (tests, demos).

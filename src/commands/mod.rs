@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod collect;
 pub mod dlq;
 pub mod fleet;
 pub mod record;

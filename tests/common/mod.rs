@@ -68,6 +68,12 @@ pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
             work.join("outbox.jsonl").display().to_string(),
         ),
         ("CPO__WORKER__BIND".to_string(), "127.0.0.1".to_string()),
+        (
+            "CPO__SECURITY__ADDRESS_KEY".to_string(),
+            format!("test-address-{prefix}"),
+        ),
+        // The system of record: a PostgreSQL database of this prefix's own.
+        ("CPO__STORE__URL".to_string(), pg_database(prefix)),
     ];
     if let Ok(url) = std::env::var("CPO_TEST_AMQP_URL") {
         vars.push(("CPO__AMQP__URL".into(), url));
@@ -92,6 +98,42 @@ pub fn cpo(vars: &[(String, String)]) -> Command {
         command.env(k, v);
     }
     command
+}
+
+/// Create the PostgreSQL database of `prefix` (dropped by `drop_pg_database`)
+/// and return its URL. PostgreSQL must run on 127.0.0.1:5432 (user postgres).
+pub fn pg_database(prefix: &str) -> String {
+    let name = pg_name(prefix);
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-qAtc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql runs (the PostgreSQL client)");
+    assert!(
+        out.status.success(),
+        "PostgreSQL must run on 127.0.0.1:5432 (user postgres, trust auth): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+fn pg_name(prefix: &str) -> String {
+    let safe: String = prefix
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("cpo_{safe}")
+}
+
+pub fn drop_pg_database(prefix: &str) {
+    let _ = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-qAtc"])
+        .arg(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            pg_name(prefix)
+        ))
+        .output();
 }
 
 pub fn check_services() {
@@ -339,6 +381,7 @@ impl Fleet {
 impl Drop for Fleet {
     fn drop(&mut self) {
         self.stop();
+        drop_pg_database(&self.prefix);
     }
 }
 
