@@ -191,3 +191,60 @@ async fn the_fleet_obeys_the_record_and_status_and_collect_read_it() {
     );
     fleet.teardown();
 }
+
+#[test]
+fn two_delivery_replicas_one_collect_and_the_store_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::new(
+        tmp.path(),
+        "replicas",
+        &[("CPO__SEGMENTATION__BATCH_SIZE", "10")],
+    );
+    fleet.start_all();
+    let second = fleet.start_replica("delivery", "delivery-2");
+    fleet.enqueue(None);
+    let out = tmp.path().join("out");
+    let child = fleet
+        .cpo()
+        .args([
+            "collect",
+            "autumn-2026",
+            "--out",
+            out.to_str().unwrap(),
+            "--outbox",
+        ])
+        .arg(fleet.outbox())
+        .arg("--outbox")
+        .arg(&second)
+        .args(["--timeout", "180"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finished(&fleet, child);
+    let (summary, outbox) = check_collected(&out, 250);
+    let lines = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let (one, two) = (lines(&fleet.outbox()), lines(&second));
+    assert!(
+        one > 0 && two > 0,
+        "both replicas delivered: {one} + {two}\n{}",
+        fleet.logs()
+    );
+    assert_eq!(
+        (one + two) as u64,
+        summary["customers_assigned"].as_u64().unwrap()
+    );
+    let status = fleet
+        .cpo()
+        .args(["status", "autumn-2026", "--json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["state"], "complete", "{status}");
+    assert_eq!(status["record"]["assigned"], outbox.len() as u64);
+    fleet.teardown();
+}

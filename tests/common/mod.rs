@@ -218,6 +218,30 @@ impl Fleet {
         self.start_with(stage, &[]);
     }
 
+    /// Start another worker of `stage` under `name` (its log `<name>.log`, its
+    /// own outbox and audit directory, an OS-chosen port).
+    pub fn start_replica(&mut self, stage: &'static str, name: &'static str) -> PathBuf {
+        let dir = self.work.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(self.work.join(format!("{name}.log"))).unwrap();
+        let outbox = dir.join("outbox.jsonl");
+        let child = self
+            .cpo()
+            .envs(batch_key_env(stage, &self.prefix))
+            .env("CPO__WORKER__OUTBOX", &outbox)
+            .env("CPO__WORKER__AUDIT_DIR", &dir)
+            .args(["worker", stage, "--port", "0"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        assert!(
+            self.children.insert(name, child).is_none(),
+            "{name} started twice"
+        );
+        outbox
+    }
+
     pub fn start_with(&mut self, stage: &'static str, extra: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
