@@ -69,8 +69,6 @@ fn options(out: &Path) -> Options {
         progress: false,
         generator: None,
         screen: None,
-        store: None,
-        address_hasher: None,
     }
 }
 

@@ -21,6 +21,7 @@ fn analyze_args() -> AnalyzeArgs {
     AnalyzeArgs {
         summary: None,
         run: None,
+        campaign: None,
         events: None,
         out: None,
         alpha: None,
