@@ -27,6 +27,8 @@ export CPO__SECURITY__AUDIT_KEY="${CPO__SECURITY__AUDIT_KEY:-fleet-demo-audit-$(
 batch_key="${CPO__SECURITY__BATCH_KEY:-fleet-demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 unset CPO__SECURITY__BATCH_KEY
 export CPO__GENERATION__BRAND="Northwind Outfitters"
+# The keyed hash of addresses in suppressions (experimentation and delivery).
+export CPO__SECURITY__ADDRESS_KEY="${CPO__SECURITY__ADDRESS_KEY:-fleet-demo-addresses}"
 # The demo's endpoints are for this machine only.
 export CPO__WORKER__BIND=127.0.0.1
 work="$out/fleet"
@@ -35,6 +37,13 @@ mkdir -p "$work"
 rm -f "$work/outbox.jsonl" "$work"/audit-*.jsonl
 export CPO__WORKER__AUDIT_DIR="$work"
 export CPO__WORKER__OUTBOX="$work/outbox.jsonl"
+# The system of record: CPO__STORE__URL (postgres://...) when set, else a SQLite
+# file the demo's processes share (they all run on this machine).
+# A demo's record starts empty, like its prefix (the campaign id repeats).
+if [ -z "${CPO__STORE__URL:-}" ]; then
+  rm -f "$work"/cpo.sqlite*
+  export CPO__STORE__URL="sqlite://$work/cpo.sqlite"
+fi
 echo "fleet demo: queues ${CPO__AMQP__PREFIX}*, Redis keys ${CPO__REDIS__KEY_PREFIX}*, logs in $work" >&2
 
 stages=(segmentation retrieval generation safety experimentation delivery)
