@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cpo_shared::log_field::bounded;
 use cpo_shared::model::{CustomerBatch, Exclusion, ExclusionReason};
 use cpo_shared::privacy::AddressHasher;
 use cpo_shared::store::{Assignment, Contact, ExclusionRecord, Store, StoreError, SuppressionKey};
@@ -127,9 +128,11 @@ impl Record {
                 excluded.entry(id.to_string()).or_insert_with(|| {
                     (
                         exclusion_reason(&suppression.reason),
+                        // Stored text is input (a webhook, an import): bounded here.
                         format!(
                             "suppressed by {by}: {} (source {})",
-                            suppression.reason, suppression.source
+                            bounded(&suppression.reason),
+                            bounded(&suppression.source)
                         ),
                     )
                 });

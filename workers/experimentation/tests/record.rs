@@ -130,7 +130,11 @@ async fn suppressions_exclude_with_their_reasons(store: Arc<dyn Store>) {
                 "bounced",
             ),
             row(SuppressionKey::Customer("C0000003".into()), "complained"),
-            row(SuppressionKey::Customer("C0000004".into()), "manual"),
+            // any other reason is `suppressed`; stored text is input, kept short in the detail
+            row(
+                SuppressionKey::Customer("C0000004".into()),
+                &format!("manual {}", "x".repeat(5_000)),
+            ),
         ])
         .await
         .unwrap();
@@ -169,6 +173,11 @@ async fn suppressions_exclude_with_their_reasons(store: Arc<dyn Store>) {
         "{detail}"
     );
 
+    let long = exclusions
+        .iter()
+        .find(|e| e.customer_id.as_deref() == Some("C0000004"))
+        .unwrap();
+    assert!(long.detail.len() < 400, "{}", long.detail.len());
     let counts = store.campaign_counts("camp-s").await.unwrap();
     assert_eq!(counts.assigned, 6);
     assert_eq!(counts.excluded(), 4);
