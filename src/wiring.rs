@@ -179,7 +179,12 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn cpo_share
 
 pub fn segmentation(b: &Backends) -> anyhow::Result<cpo_segmentation::SegmentationStage> {
     let config: cpo_segmentation::SegmentationConfig = b.settings.section("segmentation")?;
-    Ok(cpo_segmentation::SegmentationStage::new(config)?)
+    let stage = cpo_segmentation::SegmentationStage::new(config)?;
+    // The audience total and its exclusions on record, when there is a store.
+    Ok(match &b.store {
+        Some(store) => stage.with_record(store.clone()),
+        None => stage,
+    })
 }
 
 pub fn retrieval(b: &Backends) -> anyhow::Result<cpo_retrieval::RetrievalStage> {

@@ -150,6 +150,14 @@ async fn the_fleet_obeys_the_record_and_status_and_collect_read_it() {
     assert_eq!(status["record"]["assigned"], counts.assigned);
     assert_eq!(summary["customers_assigned"], counts.assigned);
     assert_eq!(status["record"]["excluded_by_reason"]["bounced"], 1);
+    // segmentation's exclusions are on record too: the store accounts for everyone
+    assert_eq!(counts.customers_total, Some(250));
+    assert_eq!(counts.outstanding(), Some(0));
+    assert_eq!(
+        counts.excluded(),
+        summary["customers_excluded"].as_u64().unwrap()
+    );
+    assert_eq!(status["record"]["customers_total"], 250);
     assert_eq!(counts.assigned, outbox.len() as u64);
     let record = store
         .campaign("autumn-2026")

@@ -242,6 +242,13 @@ async fn a_second_run_in_the_same_directory_obeys_suppressions_and_the_cap() {
         counts.assigned,
         second["customers_assigned"].as_u64().unwrap()
     );
+    // every customer accounted for in the store too, segmentation's exclusions included
+    assert_eq!(counts.customers_total, Some(250));
+    assert_eq!(counts.outstanding(), Some(0));
+    assert_eq!(
+        counts.excluded(),
+        second["customers_excluded"].as_u64().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,7 +102,12 @@ async fn summary_of(
         *per_arm.entry(assignment.arm).or_default() += 1;
     }
     let mut excluded_by_reason = view.counts.excluded_by_reason.clone();
-    let at_segmentation = n(progress::EXCLUDED_AT_SEGMENTATION);
+    // A store without the audience (recorded before segmentation wrote it) has
+    // only assignment's exclusions: segmentation's count comes from Redis.
+    let at_segmentation = match view.counts.customers_total {
+        Some(_) => 0,
+        None => n(progress::EXCLUDED_AT_SEGMENTATION),
+    };
     if at_segmentation > 0 {
         excluded_by_reason.insert("segmentation".into(), at_segmentation);
     }
@@ -117,7 +122,10 @@ async fn summary_of(
             cpo_shared::model::AudienceSource::Csv { path } => Some(path.clone()),
             cpo_shared::model::AudienceSource::Inline { .. } => None,
         }),
-        customers_total: n(progress::CUSTOMERS_TOTAL),
+        customers_total: view
+            .counts
+            .customers_total
+            .unwrap_or_else(|| n(progress::CUSTOMERS_TOTAL)),
         customers_assigned: view.counts.assigned,
         customers_excluded: view.counts.excluded() + at_segmentation,
         excluded_by_reason,

@@ -37,6 +37,7 @@ impl RecordView {
     /// Whether the store knows anything of the campaign.
     pub fn known(&self) -> bool {
         self.campaign.is_some()
+            || self.counts.customers_total.is_some()
             || self.counts.assigned > 0
             || !self.counts.excluded_by_reason.is_empty()
     }
@@ -116,30 +117,33 @@ pub fn analyze(args: AnalyzeArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Where a campaign stands, from the store's counts and (for what only the
-/// stages know: the audience size, exclusions at segmentation, dead letters)
-/// the progress counters in Redis. Complete when every customer is assigned
-/// or excluded and every assigned message has an outcome.
+/// Where a campaign stands. The store accounts for every customer once
+/// segmentation recorded the audience (its total and exclusions) and
+/// experimentation the assignments and its exclusions; complete when none is
+/// outstanding and every assigned message has an outcome. The progress
+/// counters in Redis add the dead letters (and stand in for a store without
+/// the audience, written before it was recorded there).
 pub fn state(
     progress: Option<&cpo_shared::progress::CampaignProgress>,
     view: &RecordView,
 ) -> Option<cpo_shared::progress::CampaignState> {
     use cpo_shared::progress::CampaignState;
-    let Some(progress) = progress else {
-        // No counters (expired, or an embedded run): the store's own state.
-        return view.known().then(|| match view.campaign.as_ref() {
-            Some(c) if c.state == "complete" => CampaignState::Complete,
-            _ => CampaignState::Running,
-        });
-    };
-    let outstanding = outstanding(Some(progress), view);
-    Some(match outstanding {
-        None if progress.dead_letters_pending() > 0 => CampaignState::Waiting,
-        None => CampaignState::Starting,
-        Some(0) if delivered(Some(progress), view) >= view.counts.assigned => {
+    let pending = progress.map_or(0, |p| p.dead_letters_pending());
+    if progress.is_none() && !view.known() {
+        return None;
+    }
+    Some(match outstanding(progress, view) {
+        None if pending > 0 => CampaignState::Waiting,
+        None if view
+            .campaign
+            .as_ref()
+            .is_some_and(|c| c.state == "complete") =>
+        {
             CampaignState::Complete
         }
-        Some(_) if progress.dead_letters_pending() > 0 => CampaignState::Waiting,
+        None => CampaignState::Starting,
+        Some(0) if delivered(progress, view) >= view.counts.assigned => CampaignState::Complete,
+        Some(_) if pending > 0 => CampaignState::Waiting,
         Some(_) => CampaignState::Running,
     })
 }
@@ -158,22 +162,42 @@ pub fn delivered(
     stored.max(counted)
 }
 
-/// Customers neither assigned nor excluded yet (`None` before the audience is known).
+/// Customers neither assigned nor excluded yet (`None` before the audience is
+/// known): from the store alone once it holds the audience.
 pub fn outstanding(
     progress: Option<&cpo_shared::progress::CampaignProgress>,
     view: &RecordView,
 ) -> Option<u64> {
     use cpo_shared::progress as p;
+    if let Some(n) = view.counts.outstanding() {
+        return Some(n);
+    }
     let progress = progress?;
     let total = progress.counters.get(p::CUSTOMERS_TOTAL).copied()?.max(0) as u64;
     let segmentation = progress.get(p::EXCLUDED_AT_SEGMENTATION).max(0) as u64;
     Some(total.saturating_sub(view.counts.assigned + view.counts.excluded() + segmentation))
 }
 
+/// Customers excluded in all: the store's, plus those segmentation counted in
+/// Redis when the store does not hold the audience.
+pub fn excluded(
+    progress: Option<&cpo_shared::progress::CampaignProgress>,
+    view: &RecordView,
+) -> u64 {
+    let segmentation = match view.counts.customers_total {
+        Some(_) => 0,
+        None => progress.map_or(0, |p| {
+            p.get(cpo_shared::progress::EXCLUDED_AT_SEGMENTATION).max(0) as u64
+        }),
+    };
+    view.counts.excluded() + segmentation
+}
+
 /// The store's part of `cpo status --json` (and of the gateway's campaign answer).
 pub fn record_json(view: &RecordView) -> serde_json::Value {
     let c = &view.counts;
     serde_json::json!({
+        "customers_total": c.customers_total,
         "assigned": c.assigned,
         "excluded": c.excluded(),
         "excluded_by_reason": c.excluded_by_reason,

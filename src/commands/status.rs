@@ -153,33 +153,36 @@ fn render(
     let state = record::state(progress, view).unwrap_or(CampaignState::Starting);
     let mut out = String::new();
     let _ = writeln!(out, "campaign {campaign_id}: {}", state.as_str());
-    let Some(p) = progress else {
-        let _ = writeln!(
-            out,
-            "  customers      {} assigned, {} delivered (the store; no progress counters in Redis)",
-            view.counts.assigned,
-            record::delivered(None, view)
-        );
-        out.push_str(&record::record_line(view));
-        return out;
-    };
-    let n = |field: &str| p.get(field);
-    match record::outstanding(Some(p), view) {
-        Some(outstanding) => {
+    let total = view.counts.customers_total.or_else(|| {
+        progress.and_then(|p| {
+            p.counters
+                .get(progress::CUSTOMERS_TOTAL)
+                .map(|n| (*n).max(0) as u64)
+        })
+    });
+    match (total, record::outstanding(progress, view)) {
+        (Some(total), Some(outstanding)) => {
             let _ = writeln!(
                 out,
-                "  customers      {} total: {} delivered, {} excluded, {} outstanding",
-                n(progress::CUSTOMERS_TOTAL),
-                record::delivered(Some(p), view),
-                n(progress::EXCLUDED_AT_SEGMENTATION).max(0) as u64 + view.counts.excluded(),
+                "  customers      {total} total: {} delivered, {} excluded, {} outstanding",
+                record::delivered(progress, view),
+                record::excluded(progress, view),
                 outstanding
             );
         }
-        None => {
+        _ => {
             let _ = writeln!(out, "  customers      not read yet");
         }
     }
     out.push_str(&record::record_line(view));
+    let Some(p) = progress else {
+        let _ = writeln!(
+            out,
+            "  progress       no counters in Redis (expired, or never kept)"
+        );
+        return out;
+    };
+    let n = |field: &str| p.get(field);
     let _ = writeln!(
         out,
         "  segmentation   {} segments, {} batches, {} excluded",
@@ -353,7 +356,7 @@ mod tests {
         assert_eq!(json["record"]["excluded"], 3);
         // expired counters: the store's own state of the campaign
         let mut stored = view(6, &[], 6);
-        assert_eq!(record::state(None, &stored), Some(CampaignState::Running));
+        assert_eq!(record::state(None, &stored), Some(CampaignState::Starting));
         stored.campaign = Some(cpo_shared::store::CampaignRecord {
             campaign_id: "spring".into(),
             request: "{}".into(),
@@ -362,6 +365,23 @@ mod tests {
         });
         assert_eq!(record::state(None, &stored), Some(CampaignState::Complete));
         assert_eq!(record::state(None, &view(0, &[], 0)), None);
+
+        // The store holds the audience: it alone decides, Redis or not.
+        let mut audience = view(6, &[("no_consent", 1), ("bounced", 3)], 5);
+        audience.counts.customers_total = Some(10);
+        assert_eq!(record::state(None, &audience), Some(CampaignState::Running));
+        audience.counts.sent = 6;
+        assert_eq!(
+            record::state(None, &audience),
+            Some(CampaignState::Complete)
+        );
+        let text = render("spring", None, &audience, 0);
+        assert!(
+            text.contains("10 total: 6 delivered, 4 excluded, 0 outstanding"),
+            "{text}"
+        );
+        // and the Redis count of segmentation's exclusions is not added twice
+        assert_eq!(record::excluded(Some(&p), &audience), 4);
     }
 
     #[test]

@@ -152,6 +152,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     // The stages that read or write the record open it (and migrate it) before
     // the broker is touched; the others never connect.
     let (store, address_hasher) = match args.stage {
+        StageName::Segmentation => (Some(wiring::open_store(&settings).await?), None),
         StageName::Experimentation | StageName::Delivery => (
             Some(wiring::open_store(&settings).await?),
             Some(crate::address_key::required(&settings)?),

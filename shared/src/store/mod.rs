@@ -293,6 +293,14 @@ pub trait Store: Send + Sync {
     async fn assignments_for_campaign(&self, campaign_id: &str) -> StoreResult<Vec<Assignment>>;
     /// Every event naming one of the campaign's messages, by time then provider event id.
     async fn events_for_campaign(&self, campaign_id: &str) -> StoreResult<Vec<EventRecord>>;
+    /// The audience segmentation read (a replay writes the same values again).
+    async fn record_audience(
+        &self,
+        campaign_id: &str,
+        customers_total: u64,
+        batches: u64,
+        now_ms: i64,
+    ) -> StoreResult<()>;
 }
 
 /// Open the store named by `config.url` (postgres:// or sqlite://) and apply its migrations.

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// A customer a campaign left out at assignment, with the reason
+/// A customer a campaign left out (at segmentation or assignment), with the reason
 /// (`unsubscribed`, `bounced`, `complained`, `suppressed`, `frequency_cap`,
-/// `no_approved_message`, `duplicate`). Keyed by (campaign, customer).
+/// `no_approved_message`, `invalid`, `no_consent`, `duplicate`...). Keyed by
+/// (campaign, `customer_id`), where segmentation's rows of an audience file use
+/// `line:N` (a customer id may repeat over rows; each row counts once).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExclusionRecord {
     pub campaign_id: String,
@@ -19,8 +21,10 @@ pub struct ExclusionRecord {
 /// One campaign as the store knows it: nothing here is consumed by reading.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CampaignCounts {
+    /// Customers segmentation read (`None` until it recorded the audience).
+    pub customers_total: Option<u64>,
     pub assigned: u64,
-    /// Excluded at assignment, by reason.
+    /// Excluded at segmentation and at assignment, by reason.
     pub excluded_by_reason: BTreeMap<String, u64>,
     /// Sends of this campaign's messages by state.
     pub sent: u64,
@@ -34,5 +38,11 @@ pub struct CampaignCounts {
 impl CampaignCounts {
     pub fn excluded(&self) -> u64 {
         self.excluded_by_reason.values().sum()
+    }
+
+    /// Customers neither assigned nor excluded, once the audience is recorded.
+    pub fn outstanding(&self) -> Option<u64> {
+        self.customers_total
+            .map(|total| total.saturating_sub(self.assigned + self.excluded()))
     }
 }

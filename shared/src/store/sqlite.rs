@@ -433,4 +433,14 @@ impl Store for SqliteStore {
     async fn events_for_campaign(&self, campaign_id: &str) -> StoreResult<Vec<EventRecord>> {
         reads::events_for_campaign(&self.pool, campaign_id).await
     }
+
+    async fn record_audience(
+        &self,
+        campaign_id: &str,
+        customers_total: u64,
+        batches: u64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        reads::record_audience(&self.pool, campaign_id, customers_total, batches, now_ms).await
+    }
 }

@@ -146,3 +146,40 @@ async fn campaign_counts_assignments_and_events_are_read_per_campaign() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_audience_makes_every_customer_accountable() {
+    on_both(|store| {
+        Box::pin(async move {
+            assert_eq!(
+                store.campaign_counts("c1").await.unwrap().outstanding(),
+                None
+            );
+            store
+                .insert_assignments(&[assignment(1), assignment(2)])
+                .await
+                .unwrap();
+            let exclusion = |key: &str, reason: &str| ExclusionRecord {
+                campaign_id: "c1".into(),
+                customer_id: key.into(),
+                reason: reason.into(),
+                detail: String::new(),
+            };
+            store
+                .record_exclusions(&[
+                    exclusion("line:7", "duplicate"),
+                    exclusion("line:9", "duplicate"),
+                ])
+                .await
+                .unwrap();
+            store.record_audience("c1", 5, 1, 10).await.unwrap();
+            // a replayed campaign records the same audience again
+            store.record_audience("c1", 5, 1, 20).await.unwrap();
+            let counts = store.campaign_counts("c1").await.unwrap();
+            assert_eq!(counts.customers_total, Some(5));
+            assert_eq!(counts.excluded_by_reason["duplicate"], 2);
+            assert_eq!(counts.outstanding(), Some(1));
+        })
+    })
+    .await;
+}

@@ -11,6 +11,7 @@
 //!
 //! Also home of the synthetic customer generator behind `cpo gen-data`.
 
+pub mod audience_record;
 pub mod config;
 pub mod encode;
 pub mod fields;

@@ -27,13 +27,25 @@ const BATCHES_IN_FLIGHT: usize = 2;
 pub struct SegmentationStage {
     config: SegmentationConfig,
     rules: RuleSet,
+    /// The system of record the audience is written to (`record.rs`).
+    store: Option<std::sync::Arc<dyn cpo_shared::store::Store>>,
 }
 
 impl SegmentationStage {
     /// Validates the config and loads its rule set (the bundled one by default).
     pub fn new(config: SegmentationConfig) -> Result<Self, SegmentationError> {
         let rules = config.load_rules()?;
-        Ok(Self { config, rules })
+        Ok(Self {
+            config,
+            rules,
+            store: None,
+        })
+    }
+
+    /// Write every campaign's audience total and exclusions to `store`.
+    pub fn with_record(mut self, store: std::sync::Arc<dyn cpo_shared::store::Store>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// With an explicit rule set (tests, embedders); `config.rules_file` is ignored.
@@ -42,7 +54,11 @@ impl SegmentationStage {
         rules: RuleSet,
     ) -> Result<Self, SegmentationError> {
         config.validate()?;
-        Ok(Self { config, rules })
+        Ok(Self {
+            config,
+            rules,
+            store: None,
+        })
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -161,6 +177,17 @@ impl Stage for SegmentationStage {
             batches = two.batches,
             "audience segmented"
         );
+        if let Some(store) = &self.store {
+            crate::audience_record::write_audience(
+                store.as_ref(),
+                &campaign.campaign_id,
+                one.customers_total,
+                two.batches,
+                &one.exclusions,
+                cpo_shared::envelope::now_ms() as i64,
+            )
+            .await?;
+        }
         // The earliest: a replayed campaign message is first seen again at the replay.
         emit.stamp_first(progress::ENQUEUED_MS, enqueued_ms);
         emit.count(progress::CUSTOMERS_TOTAL, one.customers_total);

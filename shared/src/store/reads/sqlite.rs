@@ -144,6 +144,13 @@ pub(crate) async fn campaign_counts(
             .excluded_by_reason
             .insert(row.get("reason"), row.get::<i64, _>("n") as u64);
     }
+    let total: Option<i64> =
+        sqlx::query_scalar("SELECT customers_total FROM audiences WHERE campaign_id = ?1")
+            .bind(campaign_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(err("read the audience"))?;
+    counts.customers_total = total.map(|n| n.max(0) as u64);
     Ok(counts)
 }
 
@@ -196,4 +203,27 @@ pub(crate) async fn events_for_campaign(
             raw: r.get("raw"),
         })
         .collect())
+}
+
+pub(crate) async fn record_audience(
+    pool: &SqlitePool,
+    campaign_id: &str,
+    customers_total: u64,
+    batches: u64,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audiences (campaign_id, customers_total, batches, recorded_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (campaign_id) DO UPDATE SET customers_total = excluded.customers_total,
+             batches = excluded.batches, recorded_at = excluded.recorded_at",
+    )
+    .bind(campaign_id)
+    .bind(customers_total as i64)
+    .bind(batches as i64)
+    .bind(now_ms)
+    .execute(pool)
+    .await
+    .map_err(err("record the audience"))?;
+    Ok(())
 }

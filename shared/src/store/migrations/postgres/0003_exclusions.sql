@@ -8,3 +8,12 @@ CREATE TABLE exclusions (
     PRIMARY KEY (campaign_id, customer_id)
 );
 CREATE INDEX contacts_campaign ON contacts (campaign_id);
+
+-- The audience as segmentation read it: with the exclusions above, every
+-- customer of the campaign is accounted for in the store.
+CREATE TABLE audiences (
+    campaign_id TEXT PRIMARY KEY,
+    customers_total BIGINT NOT NULL,
+    batches BIGINT NOT NULL,
+    recorded_at BIGINT NOT NULL
+);
