@@ -42,10 +42,12 @@ impl StoreError {
             }
             E::Database(db) => match db.code().as_deref() {
                 // PostgreSQL: serialization failure, deadlock, too many connections,
-                // admin shutdown; SQLite: busy, locked.
-                Some("40001" | "40P01" | "53300" | "57P01" | "5" | "6") => {
-                    StoreError::Transient(format!("{context}: {error}"))
-                }
+                // admin or crash shutdown, starting up after a restart ("cannot
+                // connect now"), connection exceptions; SQLite: busy, locked.
+                Some(
+                    "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "08000" | "08001"
+                    | "08003" | "08004" | "08006" | "5" | "6",
+                ) => StoreError::Transient(format!("{context}: {error}")),
                 _ => StoreError::Permanent(format!("{context}: {error}")),
             },
             _ => StoreError::Permanent(format!("{context}: {error}")),
