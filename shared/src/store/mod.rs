@@ -5,6 +5,7 @@
 
 mod config;
 mod engagement;
+pub mod metrics;
 mod postgres;
 mod postgres_engagement;
 mod sqlite;
