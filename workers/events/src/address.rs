@@ -70,6 +70,16 @@ fn collect<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
     }
 }
 
+/// One address as an operator types it (`cpo suppress`, `cpo forget`):
+/// trimmed and lower-cased as `AddressHasher` hashes it; `None` unless it is
+/// one plain address.
+pub fn normalize_address(text: &str) -> Option<String> {
+    if text.contains(['<', '>']) {
+        return None;
+    }
+    clean(text)
+}
+
 /// `Name <a@b>` or `a@b`, trimmed and lower-cased; `None` unless it looks like
 /// one address (one `@`, something either side, no spaces or control characters).
 fn clean(text: &str) -> Option<String> {
@@ -151,6 +161,16 @@ mod tests {
         ] {
             assert!(recipients(raw).is_empty(), "{raw}");
         }
+    }
+
+    #[test]
+    fn operator_addresses_are_plain_and_normalized() {
+        assert_eq!(
+            normalize_address(" Ada@Example.com ").as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(normalize_address("Ada <ada@example.com>"), None);
+        assert_eq!(normalize_address("ada"), None);
     }
 
     #[test]
