@@ -189,3 +189,33 @@ mod tests {
         assert!(is_hard_bounce("not json"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever a provider sends, reading it never panics, and what comes
+        /// out is one lower-case address with something either side of one `@`.
+        #[test]
+        fn recipients_are_single_clean_addresses(local in "\\PC{0,20}", domain in "\\PC{0,20}", field in "(email|recipient|address)") {
+            let raw = serde_json::json!({ field: format!("{local}@{domain}") }).to_string();
+            for address in recipients(&raw) {
+                prop_assert_eq!(address.matches('@').count(), 1);
+                prop_assert_eq!(address.to_lowercase(), address.clone());
+                prop_assert!(!address.starts_with('@') && !address.ends_with('@'));
+                prop_assert!(!address.chars().any(char::is_whitespace));
+            }
+            let _ = is_hard_bounce(&raw);
+        }
+
+        #[test]
+        fn arbitrary_text_is_never_a_panic(raw in "\\PC{0,200}") {
+            let _ = recipients(&raw);
+            let _ = is_hard_bounce(&raw);
+            let _ = normalize_address(&raw);
+        }
+    }
+}
