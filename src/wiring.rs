@@ -302,7 +302,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn cpo_share
 }
 
 /// The events stage on the configured store, and the prefetch it needs
-/// (at least `events.max_batch`, so a batch can fill).
+/// (at least two batches: one written while the next fills).
 pub async fn events(
     settings: &Settings,
     concurrency: u16,

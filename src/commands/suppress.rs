@@ -335,6 +335,10 @@ mod tests {
         assert!(err("customer_id,reason\nC1\n").contains("line 2"));
         let no_key = format!("{:#}", parse_import("email\na@x.io\n", None).unwrap_err());
         assert!(no_key.contains("security.address_key"), "{no_key}");
+        // A spreadsheet's byte-order mark and CRLF line ends are no problem.
+        let bom = parse_import("\u{feff}customer_id,reason\r\nC9,bounced\r\n", None).unwrap();
+        assert_eq!(bom[0].key, SuppressionKey::Customer("C9".into()));
+        assert!(err("").contains("line 1"));
         // A customer-only file needs no address key.
         assert_eq!(parse_import("customer_id\nC1\n", None).unwrap().len(), 1);
     }

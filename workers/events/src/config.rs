@@ -7,8 +7,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
-    /// Most events per store write. The events worker also takes it as its
-    /// prefetch (`runtime.concurrency` if that is larger), so a batch can fill.
+    /// Most events per store write. The events worker consumes with a
+    /// prefetch of twice this (`runtime.concurrency` if that is larger), so
+    /// the next batch fills while one is written.
     pub max_batch: usize,
     /// How long the first event of a batch waits for others before the batch
     /// is written anyway.
@@ -46,9 +47,11 @@ impl EventsConfig {
         Duration::from_millis(self.flush_interval_ms)
     }
 
-    /// The prefetch the events worker consumes with: at least one batch.
+    /// The prefetch the events worker consumes with: two batches, one being
+    /// written and one filling (every message of both is unacked until its
+    /// batch committed).
     pub fn prefetch(&self, concurrency: u16) -> u16 {
-        concurrency.max(u16::try_from(self.max_batch).unwrap_or(u16::MAX))
+        concurrency.max(u16::try_from(self.max_batch * 2).unwrap_or(u16::MAX))
     }
 }
 
@@ -65,8 +68,8 @@ mod tests {
         assert_eq!(config.max_batch, 64);
         assert_eq!(config.flush_interval_ms, 20);
         assert!(config.validate().is_ok());
-        assert_eq!(config.prefetch(1), 64);
-        assert_eq!(config.prefetch(100), 100);
+        assert_eq!(config.prefetch(1), 128);
+        assert_eq!(config.prefetch(1000), 1000);
 
         let unknown = Settings::from_yaml("events:\n  max_bach: 64\n").unwrap();
         let err = unknown.section::<EventsConfig>("events").unwrap_err();
