@@ -309,14 +309,14 @@ pub async fn events(
 ) -> anyhow::Result<(cpo_events::EventsStage, u16)> {
     let config: cpo_events::EventsConfig = settings.section("events")?;
     config.validate().map_err(anyhow::Error::msg)?;
-    let hasher = address_hasher(settings)?;
-    if hasher.is_none() {
-        tracing::warn!(
-            "security.address_key is not set: bounces, complaints and unsubscribes suppress \
-             the customer only, not the address"
-        );
-    }
+    // Required, like every worker key: without it a bounce of a message the
+    // store does not know would suppress nobody.
+    let hasher = address_hasher(settings)?.context(
+        "security.address_key is not set (CPO__SECURITY__ADDRESS_KEY): the events worker \
+         suppresses addresses by their keyed hash",
+    )?;
     let store = open_store(settings).await?;
-    let stage = cpo_events::EventsStage::new(&config, store, hasher).map_err(anyhow::Error::msg)?;
+    let stage =
+        cpo_events::EventsStage::new(&config, store, Some(hasher)).map_err(anyhow::Error::msg)?;
     Ok((stage, config.prefetch(concurrency)))
 }

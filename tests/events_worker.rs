@@ -131,3 +131,39 @@ fn the_events_worker_stores_events_and_suppresses() {
         "{metrics}"
     );
 }
+
+#[test]
+fn the_events_worker_refuses_to_start_without_the_address_key_or_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vars = env(&unique_prefix("evkey"), tmp.path());
+    let no_key = cpo(&vars)
+        .env_remove("CPO__SECURITY__ADDRESS_KEY")
+        .env(
+            "CPO__STORE__URL",
+            format!("sqlite://{}/s.sqlite", tmp.path().display()),
+        )
+        .args(["worker", "events", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!no_key.status.success());
+    let stderr = String::from_utf8_lossy(&no_key.stderr);
+    assert!(
+        stderr.contains("security.address_key is not set"),
+        "{stderr}"
+    );
+
+    let no_store = cpo(&vars)
+        .env("CPO__SECURITY__ADDRESS_KEY", "k")
+        .env(
+            "CPO__STORE__URL",
+            "postgres://postgres:secret@127.0.0.1:1/none",
+        )
+        .env("CPO__STORE__ACQUIRE_TIMEOUT_MS", "1000")
+        .args(["worker", "events", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!no_store.status.success());
+    let stderr = String::from_utf8_lossy(&no_store.stderr);
+    assert!(stderr.contains("cannot open the store"), "{stderr}");
+    assert!(!stderr.contains("secret@"), "{stderr}");
+}
