@@ -159,19 +159,18 @@ impl Job {
                 if outcome.inserted == 1 {
                     out.line(format!("suppressed {} ({})", describe(&key), row.reason))?;
                 } else {
-                    out.line(format!("already suppressed: {}", describe(&key)))?;
+                    let reason = store
+                        .suppression_of(&key)
+                        .await?
+                        .map_or_else(|| "removed meanwhile".to_string(), |s| s.reason);
+                    out.line(format!("already suppressed: {} ({reason})", describe(&key)))?;
                 }
             }
             Job::Remove(key, force) => {
-                let found = store.suppressed(std::slice::from_ref(&key)).await?;
-                if found.is_empty() {
+                let Some(current) = store.suppression_of(&key).await? else {
                     bail!("{} is not suppressed", describe(&key));
-                }
-                let listed = store.list_suppressions().await?;
-                let erased = listed
-                    .iter()
-                    .any(|s| s.key == key && s.reason == reasons::ERASED);
-                if erased && !force {
+                };
+                if current.reason == reasons::ERASED && !force {
                     bail!(
                         "{} is an erasure tombstone (reason erased, `cpo forget`): \
                          pass --force to remove it",

@@ -295,6 +295,8 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<HashMap<String, String>>;
     /// Every suppression, oldest first.
     async fn list_suppressions(&self) -> StoreResult<Vec<Suppression>>;
+    /// The suppression of one key, with its reason, if there is one.
+    async fn suppression_of(&self, key: &SuppressionKey) -> StoreResult<Option<Suppression>>;
     /// Erase one person (see `design.md`, "Erasure"), in one transaction,
     /// leaving the address tombstone (reason `erased`).
     async fn forget(&self, erasure: &Erasure) -> StoreResult<ErasureReport>;

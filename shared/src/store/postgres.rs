@@ -424,6 +424,10 @@ impl Store for PostgresStore {
         engagement::list_suppressions(&self.pool).await
     }
 
+    async fn suppression_of(&self, key: &SuppressionKey) -> StoreResult<Option<Suppression>> {
+        engagement::suppression_of(&self.pool, key).await
+    }
+
     async fn forget(&self, erasure: &Erasure) -> StoreResult<ErasureReport> {
         engagement::forget(&self.pool, erasure).await
     }

@@ -123,6 +123,26 @@ pub(super) async fn list_suppressions(pool: &PgPool) -> StoreResult<Vec<Suppress
         .collect()
 }
 
+pub(super) async fn suppression_of(
+    pool: &PgPool,
+    key: &SuppressionKey,
+) -> StoreResult<Option<Suppression>> {
+    let row = sqlx::query(
+        "SELECT reason, source, created_at FROM suppressions WHERE kind = $1 AND value = $2",
+    )
+    .bind(key.kind())
+    .bind(key.value())
+    .fetch_optional(pool)
+    .await
+    .map_err(err("read suppression"))?;
+    Ok(row.map(|r| Suppression {
+        key: key.clone(),
+        reason: r.get("reason"),
+        source: r.get("source"),
+        created_at_ms: r.get("created_at"),
+    }))
+}
+
 pub(super) async fn forget(pool: &PgPool, e: &Erasure) -> StoreResult<ErasureReport> {
     let mut tx = pool.begin().await.map_err(err("begin erasure"))?;
     let report = forget_in(&mut tx, e).await?;

@@ -95,6 +95,19 @@ async fn suppressions_are_listed_oldest_first() {
                 ]
             );
             assert_eq!(listed[0].reason, "suppressed");
+            let one = store
+                .suppression_of(&SuppressionKey::Customer("c2".into()))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((one.created_at_ms, one.source.as_str()), (20, "cli"));
+            assert_eq!(
+                store
+                    .suppression_of(&SuppressionKey::AddressHash("c2".into()))
+                    .await
+                    .unwrap(),
+                None
+            );
         })
     })
     .await;

@@ -89,6 +89,9 @@ impl Store for Refusing {
     async fn list_suppressions(&self) -> StoreResult<Vec<Suppression>> {
         self.0.list_suppressions().await
     }
+    async fn suppression_of(&self, key: &SuppressionKey) -> StoreResult<Option<Suppression>> {
+        self.0.suppression_of(key).await
+    }
     async fn forget(&self, erasure: &Erasure) -> StoreResult<ErasureReport> {
         self.0.forget(erasure).await
     }
