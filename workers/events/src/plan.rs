@@ -80,16 +80,39 @@ fn text(s: &str) -> String {
     }
 }
 
-/// Our message id of an event: the one it names, else the one its provider
-/// message id was sent as.
+/// Our message id of an event: the one it names when that one is ours, else
+/// the one its provider message id was sent as, else whatever it names.
 pub fn message_id<'a>(event: &'a EventMessage, known: &'a Known) -> Option<&'a str> {
-    event.message_id.as_deref().or_else(|| {
-        event
-            .provider_message_id
-            .as_ref()
-            .and_then(|p| known.by_provider_id.get(p))
-            .map(String::as_str)
-    })
+    let named = event.message_id.as_deref();
+    let sent_as = event
+        .provider_message_id
+        .as_ref()
+        .and_then(|p| known.by_provider_id.get(p))
+        .map(String::as_str);
+    match (named, sent_as) {
+        (Some(named), _) if known.assignments.contains_key(named) => Some(named),
+        (_, Some(sent_as)) => Some(sent_as),
+        (named, None) => named,
+    }
+}
+
+/// Every message id the batch may be about (named, or found through the
+/// provider's message id): what to look assignments up for.
+pub fn candidate_message_ids(events: &[&EventMessage], known: &Known) -> Vec<String> {
+    let mut ids: Vec<String> = events
+        .iter()
+        .flat_map(|e| {
+            let sent_as = e
+                .provider_message_id
+                .as_ref()
+                .and_then(|p| known.by_provider_id.get(p));
+            e.message_id.iter().chain(sent_as)
+        })
+        .cloned()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// Rows for `events`. Suppressions are keyed by the customer of the message
@@ -180,6 +203,17 @@ mod tests {
             by_provider,
             event("e5", "bounce", Some("msg-1"), r#"{"type":"blocked"}"#),
         ];
+        let mut misnamed = event("e6", "open", Some("msg-typo"), "{}");
+        misnamed.provider_message_id = Some("sg-1".into());
+        assert_eq!(message_id(&misnamed, &known()), Some("msg-1"));
+        let mut unsent = event("e7", "open", Some("msg-x"), "{}");
+        unsent.provider_message_id = Some("sg-unknown".into());
+        assert_eq!(message_id(&unsent, &known()), Some("msg-x"));
+        let refs: Vec<&EventMessage> = [&misnamed, &unsent].into_iter().collect();
+        assert_eq!(
+            candidate_message_ids(&refs, &known()),
+            ["msg-1", "msg-typo", "msg-x"]
+        );
         let refs: Vec<&EventMessage> = events.iter().collect();
         let planned = plan(&refs, &known(), Some(&hasher));
         assert_eq!(planned.matched, [true, false, true, true, true]);

@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use crate::error::EventsError;
 use crate::metrics::events_metrics;
-use crate::plan::{Known, plan, provider_label, type_label};
+use crate::plan::{Known, candidate_message_ids, plan, provider_label, type_label};
 
 pub struct EventWriter {
     store: Arc<dyn Store>,
@@ -78,7 +78,6 @@ impl EventWriter {
         let mut known = Known::default();
         let provider_ids: Vec<String> = events
             .iter()
-            .filter(|e| e.message_id.is_none())
             .filter_map(|e| e.provider_message_id.clone())
             .collect();
         if !provider_ids.is_empty() {
@@ -87,12 +86,7 @@ impl EventWriter {
                 self.store.messages_for_provider_ids(&provider_ids).await,
             )?;
         }
-        let mut message_ids: Vec<String> = events
-            .iter()
-            .filter_map(|e| crate::plan::message_id(e, &known).map(String::from))
-            .collect();
-        message_ids.sort();
-        message_ids.dedup();
+        let message_ids = candidate_message_ids(events, &known);
         if !message_ids.is_empty() {
             known.assignments = checked(
                 "lookup_assignments",
