@@ -164,6 +164,14 @@ pub(crate) fn scrubbed(text: &str, secret: &str) -> String {
 /// the text itself.
 pub(crate) fn reason_of(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
+    // AWS's XML errors (`<Code>..</Code><Message>..</Message>`), as SES's
+    // front end answers an authentication failure.
+    if let Some(message) = xml_element(&text, "Message") {
+        return match xml_element(&text, "Code") {
+            Some(code) => format!("{code}: {message}"),
+            None => message.to_string(),
+        };
+    }
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
         return if text.trim().is_empty() {
             "(empty answer)".into()
@@ -191,6 +199,12 @@ pub(crate) fn reason_of(body: &[u8]) -> String {
     } else {
         parts.join("; ")
     }
+}
+
+fn xml_element<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+    let len = text[start..].find(&format!("</{name}>"))?;
+    Some(text[start..start + len].trim())
 }
 
 /// `"Name" <address>` for form fields, the name quoted where needed.
@@ -283,6 +297,11 @@ mod tests {
             "'to' is invalid"
         );
         assert_eq!(reason_of(b"plain words"), "plain words");
+        let xml = b"<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>The security token is invalid.</Message></Error></Errors></ErrorResponse>";
+        assert_eq!(
+            reason_of(xml),
+            "InvalidClientTokenId: The security token is invalid."
+        );
         assert_eq!(
             scrubbed("key SG.secret leaked", "SG.secret"),
             "key <redacted> leaked"

@@ -140,24 +140,10 @@ impl SesSink {
     }
 
     async fn send_one(&self, email: &OutgoingEmail) -> SendOutcome {
-        let mime = match email.to_mime(SystemTime::now()) {
-            Ok(mime) => mime,
+        let body = match request_body(email, self.configuration_set.as_deref(), SystemTime::now()) {
+            Ok(body) => body,
             Err(reason) => return SendOutcome::Failed { reason },
         };
-        let mut tags = vec![json!({"Name": "message_id", "Value": tag_value(&email.message_id)})];
-        if !email.campaign_id.is_empty() {
-            tags.push(json!({"Name": "campaign_id", "Value": tag_value(&email.campaign_id)}));
-        }
-        let mut request = json!({
-            "FromEmailAddress": email.from.address,
-            "Destination": {"ToAddresses": [email.to.address]},
-            "Content": {"Raw": {"Data": base64::engine::general_purpose::STANDARD.encode(mime)}},
-            "EmailTags": tags,
-        });
-        if let Some(set) = &self.configuration_set {
-            request["ConfigurationSetName"] = Value::String(set.clone());
-        }
-        let body = request.to_string().into_bytes();
         let signed = sigv4::sign(
             &sigv4::Request {
                 method: "POST",
@@ -232,6 +218,31 @@ impl SesSink {
         }
         http::refused("ses", status, &headers, &reason, None)
     }
+}
+
+/// The SendEmail request: the raw MIME message, the envelope addresses and
+/// the tags that map SES's events back to our message. An email that cannot
+/// be formatted (a bad address) is an error, permanent.
+fn request_body(
+    email: &OutgoingEmail,
+    configuration_set: Option<&str>,
+    date: SystemTime,
+) -> Result<Vec<u8>, String> {
+    let mime = email.to_mime(date)?;
+    let mut tags = vec![json!({"Name": "message_id", "Value": tag_value(&email.message_id)})];
+    if !email.campaign_id.is_empty() {
+        tags.push(json!({"Name": "campaign_id", "Value": tag_value(&email.campaign_id)}));
+    }
+    let mut request = json!({
+        "FromEmailAddress": email.from.address,
+        "Destination": {"ToAddresses": [email.to.address]},
+        "Content": {"Raw": {"Data": base64::engine::general_purpose::STANDARD.encode(mime)}},
+        "EmailTags": tags,
+    });
+    if let Some(set) = configuration_set {
+        request["ConfigurationSetName"] = Value::String(set.to_string());
+    }
+    Ok(request.to_string().into_bytes())
 }
 
 /// Tag values allow ASCII letters, digits, `_` and `-` only (256 at most).
@@ -371,6 +382,55 @@ mod tests {
         let err = credentials_from_file(&path, "missing").unwrap_err();
         assert_eq!(err.key, "delivery.esp.ses.credentials_file");
         assert!(err.message.contains("[missing]"), "{err}");
+    }
+
+    #[test]
+    fn the_request_carries_raw_mime_and_our_ids_as_tags() {
+        let email = crate::OutgoingEmail {
+            message_id: "msg-abc".into(),
+            campaign_id: "autumn 2026".into(),
+            customer_id: "C1".into(),
+            from: crate::Mailbox {
+                name: None,
+                address: "news@brand.example".into(),
+            },
+            reply_to: None,
+            to: crate::Mailbox {
+                name: None,
+                address: "ada@example.com".into(),
+            },
+            subject: "Hi".into(),
+            text: "t".into(),
+            html: "<p>h</p>".into(),
+            rfc_message_id: "msg-abc@brand.example".into(),
+            headers: vec![],
+        };
+        let body = request_body(&email, Some("cpo-events"), SystemTime::UNIX_EPOCH).unwrap();
+        let json: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            json["EmailTags"],
+            json!([{"Name": "message_id", "Value": "msg-abc"}, {"Name": "campaign_id", "Value": "autumn_2026"}])
+        );
+        assert_eq!(json["ConfigurationSetName"], "cpo-events");
+        assert_eq!(
+            json["Destination"]["ToAddresses"],
+            json!(["ada@example.com"])
+        );
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(json["Content"]["Raw"]["Data"].as_str().unwrap())
+            .unwrap();
+        assert!(
+            String::from_utf8(raw)
+                .unwrap()
+                .contains("Message-ID: <msg-abc@brand.example>")
+        );
+        let mut bad = email.clone();
+        bad.to.address = "not an address".into();
+        assert!(
+            request_body(&bad, None, SystemTime::UNIX_EPOCH)
+                .unwrap_err()
+                .contains("To")
+        );
     }
 
     #[test]
