@@ -36,10 +36,13 @@ struct Call {
     rendered: Vec<Rendered>,
 }
 
+/// A scripted answer: status, extra headers, body.
+type Scripted = (u16, Vec<(&'static str, String)>, String);
+
 #[derive(Default)]
 struct Fake {
     calls: Mutex<Vec<Call>>,
-    script: Mutex<VecDeque<(u16, Vec<(&'static str, String)>, String)>>,
+    script: Mutex<VecDeque<Scripted>>,
     bad_addresses: Mutex<HashSet<String>>,
 }
 
@@ -231,38 +234,39 @@ async fn batches_with_recipient_variables_and_our_message_id() {
     let emails = emails(1_500);
     let outcomes = sink.send(&emails).await;
     assert_eq!(fake.sizes(), vec![1000, 500]);
-    let calls = fake.calls.lock().unwrap();
-    for (call_no, call) in calls.iter().enumerate() {
-        for r in &call.rendered {
-            let i: usize =
-                r.to.trim_start_matches('c')
-                    .trim_end_matches("@example.com")
-                    .parse()
-                    .unwrap();
-            let e = &emails[i];
-            let f = |name: &str| {
-                r.fields
-                    .get(name)
-                    .map(String::as_str)
-                    .unwrap_or("(missing)")
-            };
-            assert_eq!(f("subject"), e.subject);
-            assert_eq!(f("text"), e.text);
-            assert_eq!(f("html"), e.html);
-            assert_eq!(f("v:message_id"), e.message_id);
-            assert_eq!(f("v:campaign_id"), "camp-autumn");
-            assert_eq!(f("h:List-Unsubscribe"), e.headers[0].1);
-            assert_eq!(f("h:List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
-            assert_eq!(f("h:Message-Id"), format!("<{}>", e.rfc_message_id));
-            assert_eq!(f("h:Reply-To"), "help@brand.example");
-            assert_eq!(f("from"), "\"Brand Café\" <news@brand.example>");
-            assert_eq!(
-                sent_id(&outcomes[i]),
-                format!("20261206.{}.cpo@{DOMAIN}/{}", call_no + 1, e.message_id)
-            );
+    {
+        let calls = fake.calls.lock().unwrap();
+        for (call_no, call) in calls.iter().enumerate() {
+            for r in &call.rendered {
+                let i: usize =
+                    r.to.trim_start_matches('c')
+                        .trim_end_matches("@example.com")
+                        .parse()
+                        .unwrap();
+                let e = &emails[i];
+                let f = |name: &str| {
+                    r.fields
+                        .get(name)
+                        .map(String::as_str)
+                        .unwrap_or("(missing)")
+                };
+                assert_eq!(f("subject"), e.subject);
+                assert_eq!(f("text"), e.text);
+                assert_eq!(f("html"), e.html);
+                assert_eq!(f("v:message_id"), e.message_id);
+                assert_eq!(f("v:campaign_id"), "camp-autumn");
+                assert_eq!(f("h:List-Unsubscribe"), e.headers[0].1);
+                assert_eq!(f("h:List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
+                assert_eq!(f("h:Message-Id"), format!("<{}>", e.rfc_message_id));
+                assert_eq!(f("h:Reply-To"), "help@brand.example");
+                assert_eq!(f("from"), "\"Brand Café\" <news@brand.example>");
+                assert_eq!(
+                    sent_id(&outcomes[i]),
+                    format!("20261206.{}.cpo@{DOMAIN}/{}", call_no + 1, e.message_id)
+                );
+            }
         }
     }
-    drop(calls);
 
     // An address twice: recipient-variables are keyed by address, so the
     // second goes in a call of its own.

@@ -285,53 +285,54 @@ async fn batches_personalizations_and_records_provider_ids() {
     emails[5].html = format!("<p>{}</p>", "x".repeat(12_000));
     let outcomes = cpo_delivery::MailSink::send(&sink, &emails).await;
     assert_eq!(fake.sizes(), vec![999, 1, 1000, 100]);
-    let calls = fake.calls.lock().unwrap();
-    for (call_no, call) in calls.iter().enumerate() {
-        assert!(
-            call.body["personalizations"][0]["substitutions"].is_object()
-                || call.rendered.len() == 1
-        );
-        for r in &call.rendered {
-            let i: usize =
-                r.to.trim_start_matches('c')
-                    .trim_end_matches("@example.com")
-                    .parse()
-                    .unwrap();
-            let e = &emails[i];
-            assert_eq!(
-                (r.subject.as_str(), r.text.as_str(), r.html.as_str()),
-                (e.subject.as_str(), e.text.as_str(), e.html.as_str())
+    {
+        let calls = fake.calls.lock().unwrap();
+        for (call_no, call) in calls.iter().enumerate() {
+            assert!(
+                call.body["personalizations"][0]["substitutions"].is_object()
+                    || call.rendered.len() == 1
             );
-            assert_eq!(r.name.as_deref(), Some(format!("Ada {i}").as_str()));
-            assert_eq!(r.message_id, e.message_id);
-            assert_eq!(r.headers["List-Unsubscribe"], e.headers[0].1.as_str());
-            assert_eq!(
-                r.headers["List-Unsubscribe-Post"],
-                "List-Unsubscribe=One-Click"
-            );
-            assert_eq!(
-                r.headers["Message-ID"],
-                format!("<{}>", e.rfc_message_id).as_str()
-            );
-            assert_eq!(r.reply_to.as_deref(), Some("help@brand.example"));
-            assert_eq!(
-                sent_id(&outcomes[i]),
-                format!("sgid{}/{}", call_no + 1, e.message_id)
-            );
+            for r in &call.rendered {
+                let i: usize =
+                    r.to.trim_start_matches('c')
+                        .trim_end_matches("@example.com")
+                        .parse()
+                        .unwrap();
+                let e = &emails[i];
+                assert_eq!(
+                    (r.subject.as_str(), r.text.as_str(), r.html.as_str()),
+                    (e.subject.as_str(), e.text.as_str(), e.html.as_str())
+                );
+                assert_eq!(r.name.as_deref(), Some(format!("Ada {i}").as_str()));
+                assert_eq!(r.message_id, e.message_id);
+                assert_eq!(r.headers["List-Unsubscribe"], e.headers[0].1.as_str());
+                assert_eq!(
+                    r.headers["List-Unsubscribe-Post"],
+                    "List-Unsubscribe=One-Click"
+                );
+                assert_eq!(
+                    r.headers["Message-ID"],
+                    format!("<{}>", e.rfc_message_id).as_str()
+                );
+                assert_eq!(r.reply_to.as_deref(), Some("help@brand.example"));
+                assert_eq!(
+                    sent_id(&outcomes[i]),
+                    format!("sgid{}/{}", call_no + 1, e.message_id)
+                );
+            }
         }
+        assert_eq!(
+            calls[0].body["from"],
+            json!({"email": "news@brand.example", "name": "Brand Café"})
+        );
+        // The large one went with its parts as they are.
+        assert_eq!(calls[1].rendered[0].to, "c5@example.com");
+        assert!(
+            calls[1].body["personalizations"][0]
+                .get("substitutions")
+                .is_none()
+        );
     }
-    assert_eq!(
-        calls[0].body["from"],
-        json!({"email": "news@brand.example", "name": "Brand Café"})
-    );
-    // The large one went with its parts as they are.
-    assert_eq!(calls[1].rendered[0].to, "c5@example.com");
-    assert!(
-        calls[1].body["personalizations"][0]
-            .get("substitutions")
-            .is_none()
-    );
-    drop(calls);
 
     // Parts every email shares are sent as they are, without substitutions.
     let mut same = esp_support::emails(2);

@@ -269,9 +269,12 @@ async fn sends_signed_raw_mime_through_moto() {
     );
 }
 
+/// A scripted answer: status, extra headers, body.
+type Scripted = (u16, Vec<(&'static str, &'static str)>, &'static str);
+
 #[derive(Default)]
 struct FakeSes {
-    script: Mutex<VecDeque<(u16, Vec<(&'static str, &'static str)>, &'static str)>>,
+    script: Mutex<VecDeque<Scripted>>,
     calls: Mutex<Vec<(Instant, HeaderMap, Value)>>,
 }
 
