@@ -11,6 +11,7 @@
 //! Credentials come from a file or the environment, are checked when the
 //! sink is built (the error names the key) and are never logged.
 
+mod aws_credentials;
 mod batch;
 mod http;
 pub mod mailgun;

@@ -11,7 +11,7 @@
 //! and `AWS_SESSION_TOKEN`. `endpoint` defaults to the region's
 //! (`https://email.{region}.amazonaws.com`); tests point it at moto.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -21,6 +21,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::aws_credentials;
 use super::sigv4::{self, Credentials};
 use super::{EspError, http};
 use crate::sink::{MailSink, OutgoingEmail, SendOutcome};
@@ -124,8 +125,8 @@ impl SesSink {
             }
         }
         let credentials = match &config.credentials_file {
-            Some(path) => credentials_from_file(path, &config.profile)?,
-            None => credentials_from_env()?,
+            Some(path) => aws_credentials::from_file(path, &config.profile)?,
+            None => aws_credentials::from_env()?,
         };
         Ok(Self {
             client: http::client(KEY, config.timeout_ms)?,
@@ -260,72 +261,6 @@ fn tag_value(value: &str) -> String {
         .collect()
 }
 
-fn credentials_from_env() -> Result<Credentials, EspError> {
-    let var = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: var("AWS_SESSION_TOKEN"),
-        }),
-        _ => Err(EspError::new(
-            format!("{KEY}.credentials_file"),
-            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or this key",
-        )),
-    }
-}
-
-/// The `[profile]` section of an AWS shared credentials file.
-fn credentials_from_file(path: &Path, profile: &str) -> Result<Credentials, EspError> {
-    let key = format!("{KEY}.credentials_file");
-    let text = cpo_shared::config::read_secret_file(&key, path)
-        .map_err(|e| EspError::new(&key, e.to_string()))?;
-    let mut section = String::new();
-    let (mut id, mut secret, mut token) = (None, None, None);
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.trim().to_string();
-            continue;
-        }
-        if section != profile {
-            continue;
-        }
-        let Some((name, value)) = line.split_once('=') else {
-            continue;
-        };
-        let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
-        match name.trim() {
-            "aws_access_key_id" => id = value,
-            "aws_secret_access_key" => secret = value,
-            "aws_session_token" => token = value,
-            _ => {}
-        }
-    }
-    match (id, secret) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: token,
-        }),
-        _ => Err(EspError::new(
-            key,
-            format!(
-                "{}: profile [{profile}] lacks aws_access_key_id or aws_secret_access_key",
-                path.display()
-            ),
-        )),
-    }
-}
-
 #[async_trait]
 impl MailSink for SesSink {
     fn name(&self) -> &'static str {
@@ -354,35 +289,6 @@ impl MailSink for SesSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_profile_is_read_from_the_credentials_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("credentials");
-        std::fs::write(
-            &path,
-            "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\n[cpo]\n# ours\naws_access_key_id=AKIDCPO\naws_secret_access_key=s2\naws_session_token=t2\n",
-        )
-        .unwrap();
-        let cpo = credentials_from_file(&path, "cpo").unwrap();
-        assert_eq!(
-            (
-                cpo.access_key_id.as_str(),
-                cpo.secret_access_key.as_str(),
-                cpo.session_token.as_deref()
-            ),
-            ("AKIDCPO", "s2", Some("t2"))
-        );
-        assert_eq!(
-            credentials_from_file(&path, "default")
-                .unwrap()
-                .access_key_id,
-            "AKIDDEFAULT"
-        );
-        let err = credentials_from_file(&path, "missing").unwrap_err();
-        assert_eq!(err.key, "delivery.esp.ses.credentials_file");
-        assert!(err.message.contains("[missing]"), "{err}");
-    }
 
     #[test]
     fn the_request_carries_raw_mime_and_our_ids_as_tags() {
