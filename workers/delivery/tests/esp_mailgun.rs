@@ -132,6 +132,26 @@ async fn one_bad_address_fails_alone() {
 }
 
 #[tokio::test]
+async fn a_refusal_of_every_call_stops_splitting() {
+    let (fake, sink, _dir) = start().await;
+    let mut emails = emails(1000);
+    for e in &mut emails {
+        e.from.address = "news@brand.invalid".into();
+    }
+    let outcomes = sink.send(&emails).await;
+    assert!(
+        outcomes.iter().all(
+            |o| matches!(o, SendOutcome::Failed { reason } if reason.contains("'from' parameter"))
+        ),
+        "{:?}",
+        &outcomes[..2]
+    );
+    // One call, 32 splits (two calls each), then the rest fails as refused.
+    let calls = fake.calls.lock().unwrap().len();
+    assert!(calls <= 1 + 2 * 32, "{calls} calls");
+}
+
+#[tokio::test]
 async fn other_client_errors_fail_and_config_is_checked_at_start() {
     let fake = Arc::new(Fake::default());
     let router = axum::Router::new()

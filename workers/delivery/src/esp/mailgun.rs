@@ -10,7 +10,7 @@
 //! 200 answers one `id` for the call: the provider id of each email is
 //! `{id}/{message_id}`. A 400 for a call of several emails is sent again
 //! in halves until the refused recipient is alone, so one bad address fails
-//! only itself.
+//! only itself (at most `MAX_SPLITS` splits per send, then the rest fails).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,10 @@ use crate::sink::{MailSink, OutgoingEmail, SendOutcome};
 const KEY: &str = "delivery.esp.mailgun";
 /// Mailgun's limit of recipients per batch call.
 const API_MAX_BATCH: usize = 1000;
+/// Calls split in halves per `send` after a 400: enough to single out a few
+/// bad addresses among 1000 (10 splits each), bounded for a 400 that every
+/// call gets (a bad sender).
+const MAX_SPLITS: usize = 32;
 
 /// `delivery.esp.mailgun`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -109,13 +113,14 @@ impl MailgunSink {
         })
     }
 
-    /// One call; `Err(())` is a 400 that a smaller call may avoid.
+    /// One call; `Err(outcome)` is a 400 for several emails, which a
+    /// smaller call may avoid (`outcome` is what they get if not tried again).
     async fn call(
         &self,
         emails: &[OutgoingEmail],
         indices: &[usize],
         outcomes: &mut [Option<SendOutcome>],
-    ) -> Result<(), ()> {
+    ) -> Result<(), SendOutcome> {
         let (content_type, body) = multipart(&form(emails, indices));
         let response = match self
             .client
@@ -156,15 +161,12 @@ impl MailgunSink {
             }
             return Ok(());
         }
-        if status == reqwest::StatusCode::BAD_REQUEST && indices.len() > 1 {
-            return Err(());
-        }
         let reason = http::scrubbed(&http::reason_of(&body), &self.api_key);
-        fill(
-            outcomes,
-            indices,
-            &http::refused("mailgun", status, &headers, &reason, None),
-        );
+        let outcome = http::refused("mailgun", status, &headers, &reason, None);
+        if status == reqwest::StatusCode::BAD_REQUEST && indices.len() > 1 {
+            return Err(outcome);
+        }
+        fill(outcomes, indices, &outcome);
         Ok(())
     }
 }
@@ -317,9 +319,17 @@ impl MailSink for MailgunSink {
         let mut outcomes: Vec<Option<SendOutcome>> = vec![None; emails.len()];
         let mut pending = batch::calls(emails, self.max_batch, true);
         pending.reverse();
+        let mut splits = MAX_SPLITS;
         while let Some(call) = pending.pop() {
-            if self.call(emails, &call, &mut outcomes).await.is_err() {
+            if let Err(refused) = self.call(emails, &call, &mut outcomes).await {
+                if splits == 0 {
+                    // Refused whatever the size (a bad sender, say): stop
+                    // splitting, these fail with Mailgun's reason.
+                    fill(&mut outcomes, &call, &refused);
+                    continue;
+                }
                 // Refused as a whole: halves, until the refused one is alone.
+                splits -= 1;
                 let (left, right) = call.split_at(call.len() / 2);
                 pending.push(right.to_vec());
                 pending.push(left.to_vec());

@@ -131,8 +131,19 @@ pub async fn messages(
         .filter(|(n, _)| n == "to")
         .map(|(_, v)| bare(v))
         .collect();
-    if get("from").is_none() {
-        return message(400, "'from' parameter is missing");
+    match get("from") {
+        None => return message(400, "'from' parameter is missing"),
+        Some(from) if from.contains(".invalid") => {
+            fake.calls.lock().unwrap().push(Call {
+                at: Instant::now(),
+                rendered: Vec::new(),
+            });
+            return message(
+                400,
+                "'from' parameter is not a valid address. please check documentation",
+            );
+        }
+        Some(_) => {}
     }
     if to.is_empty() || to.len() > 1000 {
         return message(400, "'to' parameter must hold 1 to 1000 recipients");
