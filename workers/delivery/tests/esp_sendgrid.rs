@@ -304,6 +304,14 @@ async fn the_key_is_checked_at_start_and_never_echoed() {
     );
     let plain = config(&|c| c.endpoint = "http://api.sendgrid.com".into());
     assert_eq!(plain.key, "delivery.esp.sendgrid.endpoint");
+    // The key from the environment variable named (PATH is always set).
+    assert!(
+        SendGridSink::from_config(&SendGridConfig {
+            api_key_env: "PATH".into(),
+            ..SendGridConfig::default()
+        })
+        .is_ok()
+    );
     let batch = config(&|c| c.max_batch = 1001);
     assert_eq!(batch.key, "delivery.esp.sendgrid.max_batch");
 }

@@ -95,15 +95,24 @@ pub(crate) fn secret(
         })
 }
 
-/// Retry-After as delay-seconds or an HTTP-date (RFC 9110 10.2.3).
+/// The longest wait a provider's answer can ask for: a Retry-After of days
+/// (a broken or hostile answer) must not park a campaign; the stage asks again
+/// after an hour and gets a fresh answer.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// Retry-After as delay-seconds or an HTTP-date (RFC 9110 10.2.3), at most
+/// `MAX_WAIT`.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_WAIT))
 }
 
 /// How a non-2xx answer is sorted: 429 waits for Retry-After (or the
@@ -236,6 +245,29 @@ mod tests {
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers, now), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("99999999999"));
+        assert_eq!(retry_after(&headers, now), Some(MAX_WAIT));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn answers_never_panic_and_never_keep_the_key(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            header in "\\PC{0,40}",
+            secret in "[A-Za-z0-9.]{6,20}",
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&header) {
+                headers.insert(RETRY_AFTER, value);
+            }
+            let wait = retry_after(&headers, SystemTime::now());
+            proptest::prop_assert!(wait.is_none_or(|w| w <= MAX_WAIT));
+            let mut echoed = body.clone();
+            echoed.extend_from_slice(secret.as_bytes());
+            let reason = scrubbed(&reason_of(&echoed), &secret);
+            proptest::prop_assert!(!reason.contains(&secret));
+            proptest::prop_assert!(reason.chars().count() <= 300);
+        }
     }
 
     #[test]

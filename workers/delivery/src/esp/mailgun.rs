@@ -361,4 +361,26 @@ mod tests {
         assert!(body.ends_with(&format!("--{boundary}--\r\n")));
         assert!(body.contains("name=\"text\"\r\n\r\na\r\nb\r\n"));
     }
+
+    proptest::proptest! {
+        /// Whatever the values, the form splits back into exactly them.
+        #[test]
+        fn every_value_comes_back(values in proptest::collection::vec("\\PC*|cpo-form-[0-9a-f]{16}", 1..6)) {
+            let fields: Vec<(String, String)> =
+                values.iter().enumerate().map(|(i, v)| (format!("f{i}"), v.clone())).collect();
+            let (content_type, body) = multipart(&fields);
+            let boundary = content_type.rsplit_once("boundary=").unwrap().1.to_string();
+            let body = String::from_utf8(body).unwrap();
+            let inner = body
+                .strip_prefix(&format!("--{boundary}\r\n"))
+                .and_then(|b| b.strip_suffix(&format!("\r\n--{boundary}--\r\n")))
+                .unwrap();
+            let parts: Vec<&str> = inner.split(&format!("\r\n--{boundary}\r\n")).collect();
+            proptest::prop_assert_eq!(parts.len(), fields.len());
+            for (part, (name, value)) in parts.iter().zip(&fields) {
+                let expected = format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}");
+                proptest::prop_assert_eq!(*part, expected.as_str());
+            }
+        }
+    }
 }

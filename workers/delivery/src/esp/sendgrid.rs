@@ -286,7 +286,7 @@ fn rate_reset(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(reset.saturating_sub(now)))
+    Some(Duration::from_secs(reset.saturating_sub(now)).min(http::MAX_WAIT))
 }
 
 #[async_trait]
