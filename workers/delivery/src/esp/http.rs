@@ -157,14 +157,25 @@ pub(crate) fn transport(provider: &str, error: reqwest::Error) -> SendOutcome {
 }
 
 /// At most 300 characters of the provider's text, with `secret` removed
-/// (an echoed key must not reach the send record or a log).
+/// (an echoed key must not reach the send record or a log) and every word
+/// holding an `@` replaced by `<address>`: reasons never carry an address.
 pub(crate) fn scrubbed(text: &str, secret: &str) -> String {
     let text = if secret.is_empty() {
         text.to_string()
     } else {
         text.replace(secret, "<redacted>")
     };
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = text
+        .split_whitespace()
+        .map(|word| {
+            if word.contains('@') {
+                "<address>"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     text.chars().take(300).collect()
 }
 
@@ -339,6 +350,13 @@ mod tests {
             "key <redacted> leaked"
         );
         assert_eq!(scrubbed(&"x".repeat(1000), "").len(), 300);
+        assert_eq!(
+            scrubbed(
+                "identities failed: news@brand.example, <ada@example.com>.",
+                ""
+            ),
+            "identities failed: <address> <address>"
+        );
         assert_eq!(
             display_address(Some("Brand \"Co\""), "a@b.c"),
             "\"Brand \\\"Co\\\"\" <a@b.c>"
