@@ -111,6 +111,9 @@ async fn a_smaller_max_batch_is_kept() {
     assert_eq!(cpo_delivery::MailSink::max_batch(&sink), 10);
     cpo_delivery::MailSink::send(&sink, &emails(25)).await;
     assert_eq!(fake.sizes(), vec![10, 10, 5]);
+    // Nothing to send: no call.
+    assert!(cpo_delivery::MailSink::send(&sink, &[]).await.is_empty());
+    assert_eq!(fake.sizes().len(), 3);
 }
 
 #[tokio::test]
