@@ -2,6 +2,7 @@ pub mod audit;
 pub mod dlq;
 pub mod fleet;
 pub mod forget;
+pub mod migrate;
 pub mod run;
 pub mod status;
 pub mod suppress;
