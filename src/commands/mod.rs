@@ -2,9 +2,12 @@ pub mod audit;
 pub mod collect;
 pub mod dlq;
 pub mod fleet;
+pub mod forget;
+pub mod migrate;
 pub mod record;
 pub mod run;
 pub mod status;
+pub mod suppress;
 pub mod worker;
 
 /// Logs go to stderr: text for people, JSON for the fleet's log collectors.

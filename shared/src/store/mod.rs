@@ -4,10 +4,14 @@
 //! See `design.md` beside this file for the schema and the idempotency rules.
 
 mod config;
+mod engagement;
+pub mod metrics;
 mod postgres;
+mod postgres_engagement;
 mod reads;
 mod record;
 mod sqlite;
+mod sqlite_engagement;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use config::StoreConfig;
+pub use engagement::{ERASED_CUSTOMER, ERASED_RAW, Erasure, ErasureReport, reasons};
 pub use postgres::PostgresStore;
 pub use record::{CampaignCounts, ExclusionRecord};
 pub use sqlite::SqliteStore;
@@ -42,11 +47,12 @@ impl StoreError {
             }
             E::Database(db) => match db.code().as_deref() {
                 // PostgreSQL: serialization failure, deadlock, too many connections,
-                // admin or crash shutdown, starting up after a restart ("cannot
-                // connect now"), connection exceptions; SQLite: busy, locked.
+                // admin shutdown; SQLite: busy, locked.
+                // Also: the server starting up or shutting down (57P03, 57P02),
+                // and the connection-exception class (08...).
                 Some(
-                    "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "08000" | "08001"
-                    | "08003" | "08004" | "08006" | "5" | "6",
+                    "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "08000" | "08003"
+                    | "08006" | "08001" | "08004" | "5" | "6",
                 ) => StoreError::Transient(format!("{context}: {error}")),
                 _ => StoreError::Permanent(format!("{context}: {error}")),
             },
@@ -303,6 +309,29 @@ pub trait Store: Send + Sync {
         batches: u64,
         now_ms: i64,
     ) -> StoreResult<()>;
+    // The engagement side (events stage, `cpo suppress`, `cpo forget`).
+
+    /// Store events in one multi-row insert per batch; a (provider, provider
+    /// event id) already stored, or repeated in `events`, is ignored. Returns,
+    /// per input row, whether it was new.
+    async fn record_events(&self, events: &[EventRecord]) -> StoreResult<Vec<bool>>;
+    /// The assignments of those message ids that have one, in one query per batch.
+    async fn assignments_for_messages(
+        &self,
+        message_ids: &[String],
+    ) -> StoreResult<HashMap<String, Assignment>>;
+    /// Our message id for each provider message id a send recorded.
+    async fn messages_for_provider_ids(
+        &self,
+        provider_message_ids: &[String],
+    ) -> StoreResult<HashMap<String, String>>;
+    /// Every suppression, oldest first.
+    async fn list_suppressions(&self) -> StoreResult<Vec<Suppression>>;
+    /// The suppression of one key, with its reason, if there is one.
+    async fn suppression_of(&self, key: &SuppressionKey) -> StoreResult<Option<Suppression>>;
+    /// Erase one person (see `design.md`, "Erasure"), in one transaction,
+    /// leaving the address tombstone (reason `erased`).
+    async fn forget(&self, erasure: &Erasure) -> StoreResult<ErasureReport>;
 }
 
 /// Open the store named by `config.url` (postgres:// or sqlite://) and apply its migrations.
@@ -354,3 +383,5 @@ pub(crate) fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::mig
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_engagement;

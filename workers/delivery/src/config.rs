@@ -16,6 +16,8 @@ pub struct DeliveryConfig {
     /// only. Empty (the default): the domain of the campaign's own
     /// `call_to_action_url`. `cpo enqueue` and `cpo run` check the same list.
     pub allowed_link_domains: Vec<String>,
+    /// The ESP API sinks' settings (`delivery.esp.sendgrid|ses|mailgun`).
+    pub esp: crate::esp::EspConfig,
 }
 
 impl Default for DeliveryConfig {
@@ -24,6 +26,7 @@ impl Default for DeliveryConfig {
             max_merge_value_chars: 100,
             sent_marker_ttl_days: 30,
             allowed_link_domains: Vec::new(),
+            esp: Default::default(),
         }
     }
 }
