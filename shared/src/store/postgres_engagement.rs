@@ -192,6 +192,16 @@ async fn forget_in(tx: &mut Transaction<'_, Postgres>, e: &Erasure) -> StoreResu
     .await
     .map_err(err("erase sends"))?
     .rows_affected();
+    // Exclusions keep counting (every customer accounted for) under a random
+    // key; their detail goes.
+    sqlx::query(
+        "UPDATE exclusions SET customer_id = 'erased:' || md5(random()::text || customer_id),
+         detail = '' WHERE customer_id = ANY($1)",
+    )
+    .bind(&customers)
+    .execute(&mut **tx)
+    .await
+    .map_err(err("erase exclusions"))?;
     let contacts = sqlx::query("DELETE FROM contacts WHERE customer_id = ANY($1)")
         .bind(&customers)
         .execute(&mut **tx)

@@ -242,6 +242,19 @@ async fn forget_in(conn: &mut SqliteConnection, e: &Erasure) -> StoreResult<Eras
             "erase contacts",
         )
         .await?;
+        // Exclusions keep counting (every customer accounted for) under a
+        // random key; their detail goes.
+        run(
+            conn,
+            in_list(
+                "UPDATE exclusions SET customer_id = 'erased:' || lower(hex(randomblob(16))), \
+                 detail = '' WHERE customer_id IN",
+                chunk,
+                "",
+            ),
+            "erase exclusions",
+        )
+        .await?;
         let mut q = QueryBuilder::new("UPDATE assignments SET customer_id = ");
         q.push_bind(ERASED_CUSTOMER).push(" WHERE customer_id IN (");
         let mut list = q.separated(", ");

@@ -183,3 +183,46 @@ async fn the_audience_makes_every_customer_accountable() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn forget_keeps_exclusions_counted_but_not_the_person() {
+    on_both(|store| {
+        Box::pin(async move {
+            let exclusion = |c: &str| ExclusionRecord {
+                campaign_id: "c1".into(),
+                customer_id: c.into(),
+                reason: "unsubscribed".into(),
+                detail: "suppressed by customer id".into(),
+            };
+            store
+                .record_exclusions(&[exclusion("alice"), exclusion("bob")])
+                .await
+                .unwrap();
+            store
+                .forget(&Erasure {
+                    address: "a@example.com".into(),
+                    address_hash: "addr_a".into(),
+                    customers: vec!["alice".into(), "bob".into()],
+                    source: "cli".into(),
+                    now_ms: 1,
+                })
+                .await
+                .unwrap();
+            let counts = store.campaign_counts("c1").await.unwrap();
+            assert_eq!(
+                counts.excluded_by_reason["unsubscribed"], 2,
+                "still counted"
+            );
+            // nothing under their ids remains (a second erasure of them changes nothing)
+            assert_eq!(
+                store
+                    .record_exclusions(&[exclusion("alice")])
+                    .await
+                    .unwrap()
+                    .inserted,
+                1
+            );
+        })
+    })
+    .await;
+}

@@ -44,7 +44,12 @@ pub async fn write_audience(
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_else(|| "invalid".into()),
-            detail: e.detail.clone(),
+            // The position only ("line 4"): a rejected row's detail may quote its
+            // values; `exclusions.jsonl` and the ledger keep the whole reason.
+            detail: e
+                .detail
+                .split_once(": ")
+                .map_or_else(|| e.detail.clone(), |(at, _)| at.to_string()),
         })
         .collect();
     if !rows.is_empty() {
