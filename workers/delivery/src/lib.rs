@@ -14,12 +14,16 @@ pub mod audit;
 pub mod canonical;
 pub mod compose;
 pub mod config;
+pub mod dkim;
+pub mod eml;
 pub mod json_text;
+pub mod mail_config;
 mod metrics;
 pub mod outbox;
 pub mod prepare;
 pub mod render;
 pub mod sink;
+pub mod smtp;
 pub mod stage;
 pub mod verify;
 
