@@ -25,6 +25,8 @@ pub mod render;
 pub mod sink;
 pub mod smtp;
 pub mod stage;
+#[cfg(feature = "test-util")]
+pub mod test_smtp;
 pub mod verify;
 
 pub use audit::{AuditedSend, SEND_BATCH_EVENT, audited_sends};
