@@ -128,6 +128,25 @@ impl Settings {
         Ok(Self { raw })
     }
 
+    /// Whether `key` (`section.key`) is set at all.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.raw.get::<serde_json::Value>(key).is_ok()
+    }
+
+    /// These settings with `key` replaced by `value` (`cpo preview` keeps its
+    /// pipeline off the configured store and sink this way).
+    pub fn with_override(&self, key: &str, value: &str) -> Result<Self, ConfigError> {
+        let raw = config::Config::builder()
+            .add_source(self.raw.clone())
+            .set_override(key, value)
+            .and_then(|b| b.build())
+            .map_err(|e| ConfigError::Section {
+                section: key.split('.').next().unwrap_or(key).to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Self { raw })
+    }
+
     /// One section, with the type's defaults for everything not set.
     pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, ConfigError> {
         let value = match self.raw.get::<serde_json::Value>(name) {
@@ -232,6 +251,19 @@ mod tests {
             err.contains("redis.url_file") && err.contains("empty"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_override_replaces_one_key_and_keeps_the_rest() {
+        let settings =
+            Settings::from_yaml("runtime:\n  max_attempts: 9\n  concurrency: 3\n").unwrap();
+        assert!(settings.is_set("runtime.concurrency"));
+        assert!(!settings.is_set("store.url"));
+        let changed = settings.with_override("runtime.concurrency", "7").unwrap();
+        let runtime: RuntimeConfig = changed.section("runtime").unwrap();
+        assert_eq!((runtime.max_attempts, runtime.concurrency), (9, 7));
+        let before: RuntimeConfig = settings.section("runtime").unwrap();
+        assert_eq!(before.concurrency, 3);
     }
 
     #[test]

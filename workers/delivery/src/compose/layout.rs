@@ -2,7 +2,10 @@
 //! works from any directory. The HTML layout autoescapes every value; the text
 //! layout writes them as they are.
 
-use minijinja::{AutoEscape, Environment};
+use std::fmt::Write;
+
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State};
 use serde::Serialize;
 
 use super::body::{Footnote, Segment};
@@ -30,6 +33,31 @@ pub struct Cta<'a> {
     pub label: &'a str,
 }
 
+/// HTML-escapes strings as minijinja does, except `/`: the five characters
+/// that matter in text and quoted attributes, so links stay readable in the
+/// source (`https://...`, not `https:&#x2f;&#x2f;...`). Everything else goes
+/// to minijinja's own formatter.
+fn html_formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
+    match (state.auto_escape(), value.as_str()) {
+        (AutoEscape::Html, Some(text)) if !value.is_safe() => {
+            let write_error = |_| Error::new(ErrorKind::WriteFailure, "write failed");
+            for c in text.chars() {
+                match c {
+                    '<' => out.write_str("&lt;"),
+                    '>' => out.write_str("&gt;"),
+                    '&' => out.write_str("&amp;"),
+                    '"' => out.write_str("&quot;"),
+                    '\'' => out.write_str("&#39;"),
+                    c => out.write_char(c),
+                }
+                .map_err(write_error)?;
+            }
+            Ok(())
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
 pub struct Layout {
     env: Environment<'static>,
 }
@@ -54,6 +82,7 @@ impl Layout {
         // Undefined values are errors, so a typo in a layout fails the first
         // render (and the tests) instead of leaving a hole in every email.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_formatter(html_formatter);
         env.add_template(
             HTML,
             include_str!("../../../../data/templates/email.html.j2"),

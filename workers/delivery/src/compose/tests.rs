@@ -61,7 +61,7 @@ fn the_email_has_both_parts_footer_and_no_markers() {
     }
     // The whole body is text: the merge value is escaped, never markup.
     assert!(!email.html.contains("<script>"), "{}", email.html);
-    assert!(email.html.contains("&lt;script&gt;x&lt;&#x2f;script&gt;"));
+    assert!(email.html.contains("&lt;script&gt;x&lt;/script&gt;"));
     assert!(email.html.contains("Warm jackets &amp; boots."));
     assert!(email.text.starts_with("Hi <script>x</script>,\n\nWarm jackets & boots.[1] 15% off."));
     // The footnote and the CTA carry the UTM parameters; the unsubscribe link does not.
@@ -73,7 +73,7 @@ fn the_email_has_both_parts_footer_and_no_markers() {
         email.text
     );
     assert!(email.html.contains(
-        "href=\"https:&#x2f;&#x2f;www.brand.example&#x2f;autumn?utm_source=newsletter&amp;utm_medium=email&amp;utm_campaign=autumn-2026\""
+        "href=\"https://www.brand.example/autumn?utm_source=newsletter&amp;utm_medium=email&amp;utm_campaign=autumn-2026\""
     ));
     assert!(email.html.contains(">Learn more</a>"));
     assert!(email.html.contains("Northwind Outfitters</td>"));
@@ -152,4 +152,21 @@ fn without_urls_citations_leave_and_no_note_list_is_shown() {
     assert!(!email.text.contains("Sources:"));
     assert!(email.headers.is_empty());
     assert!(!email.html.contains("<ol"));
+}
+
+#[test]
+fn quotes_and_ampersands_are_escaped_in_the_html() {
+    let mut message = input(&[]);
+    message.body = "Say \"hi\" & 'bye' </p><a href=x>";
+    message.subject = "<b>bold</b> & \"quoted\"";
+    let email = composer().compose(&message).unwrap();
+    assert!(
+        email
+            .html
+            .contains("Say &quot;hi&quot; &amp; &#39;bye&#39; &lt;/p&gt;&lt;a href=x&gt;"),
+        "{}",
+        email.html
+    );
+    assert!(email.html.contains("<title>&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;</title>"));
+    assert!(email.text.starts_with("Say \"hi\" & 'bye' </p><a href=x>"));
 }
