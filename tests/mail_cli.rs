@@ -24,7 +24,10 @@ fn cpo(args: &[&str]) -> Output {
 fn hostile_customers(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(repo().join("data/customers.csv")).unwrap();
     let changed = text.replacen("C0000001,Benjamin,", "C0000001,<script>x</script>,", 1);
-    assert_ne!(changed, text, "the bundled customers changed: update this test");
+    assert_ne!(
+        changed, text,
+        "the bundled customers changed: update this test"
+    );
     let path = dir.join("customers.csv");
     std::fs::write(&path, changed).unwrap();
     path
@@ -53,7 +56,9 @@ fn preview_prints_one_customers_complete_email_escaped_and_without_markers() {
         .unwrap_or_else(|e| panic!("check_mail.py: {e}"));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("To: benjamin.harris.1@example.com"), "{text}");
-    assert!(text.contains("From: \"Northwind Outfitters\" <news@northwind-outfitters.example.com>"));
+    assert!(
+        text.contains("From: \"Northwind Outfitters\" <news@northwind-outfitters.example.com>")
+    );
     assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
 }
 
@@ -104,7 +109,10 @@ fn run_eml_writes_every_message_of_the_outbox_as_parseable_mail() {
         check_mail(&eml, &["--count", &count]).unwrap_or_else(|e| panic!("check_mail.py: {e}"));
     assert_eq!(summary["count"], ids.len());
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains(&format!("eml: {} messages", ids.len())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("eml: {} messages", ids.len())),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -122,5 +130,8 @@ fn a_bad_mail_setting_stops_the_run_naming_the_key() {
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("delivery.mail.from_address"), "{err}");
-    assert!(!out.join("outbox.jsonl").exists(), "stopped before the run");
+    assert!(
+        !out.exists(),
+        "stopped before the output directory was made"
+    );
 }

@@ -56,7 +56,11 @@ pub struct Mail {
 /// Builds the composer (and DKIM signer) from the settings; every problem
 /// names its key. Without `security.unsubscribe_key`, `ephemeral_ok` makes a
 /// random one (its links then verify nowhere else: the embedded mode only).
-pub fn mail(settings: &Settings, content_dir: Option<&Path>, ephemeral_ok: bool) -> anyhow::Result<Mail> {
+pub fn mail(
+    settings: &Settings,
+    content_dir: Option<&Path>,
+    ephemeral_ok: bool,
+) -> anyhow::Result<Mail> {
     let delivery: DeliveryConfig = settings.section("delivery")?;
     let gateway: GatewayUrl = settings.section("gateway")?;
     let security: crate::wiring::SecurityConfig = settings.section("security")?;
@@ -79,16 +83,19 @@ pub fn mail(settings: &Settings, content_dir: Option<&Path>, ephemeral_ok: bool)
     )
     .map_err(anyhow::Error::msg)?;
     let dkim = match &delivery.mail.dkim {
-        Some(config) => Some(
-            DkimSigner::load(config, composer.sending_domain()).map_err(anyhow::Error::msg)?,
-        ),
+        Some(config) => {
+            Some(DkimSigner::load(config, composer.sending_domain()).map_err(anyhow::Error::msg)?)
+        }
         None => None,
     };
     Ok(Mail { composer, dkim })
 }
 
 /// Document id -> URL for every corpus document that has one.
-fn doc_urls(settings: &Settings, content_dir: Option<&Path>) -> anyhow::Result<HashMap<String, String>> {
+fn doc_urls(
+    settings: &Settings,
+    content_dir: Option<&Path>,
+) -> anyhow::Result<HashMap<String, String>> {
     let mut config: cpo_retrieval::RetrievalConfig = settings.section("retrieval")?;
     if let Some(dir) = content_dir {
         config.corpus_dir = dir.display().to_string();
@@ -117,7 +124,11 @@ struct OutboxLine {
 }
 
 impl OutboxLine {
-    fn compose(&self, composer: &Composer, cta: Option<&str>) -> Result<cpo_delivery::OutgoingEmail, String> {
+    fn compose(
+        &self,
+        composer: &Composer,
+        cta: Option<&str>,
+    ) -> Result<cpo_delivery::OutgoingEmail, String> {
         composer.compose(&ComposeInput {
             message_id: &self.message_id,
             campaign_id: &self.campaign_id,
@@ -133,15 +144,24 @@ impl OutboxLine {
 }
 
 /// Calls `each` with every line of an outbox (numbered from 1).
-fn read_outbox(path: &Path, mut each: impl FnMut(usize, OutboxLine) -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+fn read_outbox(
+    path: &Path,
+    mut each: impl FnMut(usize, OutboxLine) -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("cannot read {}", path.display()))?;
         if line.trim().is_empty() {
             continue;
         }
-        let record: OutboxLine = serde_json::from_str(&line)
-            .with_context(|| format!("{} line {}: not an outbox record", path.display(), index + 1))?;
+        let record: OutboxLine = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{} line {}: not an outbox record",
+                path.display(),
+                index + 1
+            )
+        })?;
         if !each(index + 1, record)? {
             break;
         }
@@ -196,7 +216,8 @@ fn preview_in(
     campaign: cpo_shared::model::CampaignRequest,
     mail: &Mail,
 ) -> anyhow::Result<u8> {
-    std::fs::create_dir_all(scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
+    std::fs::create_dir_all(scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
     // A preview sends nothing and records nothing: the pipeline writes its
     // outbox and store in the scratch directory, whatever is configured.
     let store = format!("sqlite://{}", scratch.join("preview.sqlite").display());
@@ -227,10 +248,16 @@ fn preview_in(
         Ok(true)
     })?;
     let Some(record) = found else {
-        bail!("{}", why_no_message(&scratch.join("exclusions.jsonl"), &args.customer));
+        bail!(
+            "{}",
+            why_no_message(&scratch.join("exclusions.jsonl"), &args.customer)
+        );
     };
-    let email = record.compose(&mail.composer, cta.as_deref()).map_err(anyhow::Error::msg)?;
-    let bytes = dkim::mime(&email, SystemTime::now(), mail.dkim.as_ref()).map_err(anyhow::Error::msg)?;
+    let email = record
+        .compose(&mail.composer, cta.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let bytes =
+        dkim::mime(&email, SystemTime::now(), mail.dkim.as_ref()).map_err(anyhow::Error::msg)?;
     let mut out = super::Stdout::new();
     out.line(String::from_utf8_lossy(&bytes).trim_end())?;
     Ok(0)

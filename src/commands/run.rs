@@ -120,6 +120,16 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         eprintln!("error: input rejected: {error:#}");
         return Ok(exit::INPUT_REJECTED);
     }
+    // Checked before the output directory is touched: a bad mail setting
+    // fails at once, naming its key.
+    let eml_mail = match &args.eml {
+        Some(_) => Some(super::preview::mail(
+            &settings,
+            args.content.as_deref(),
+            true,
+        )?),
+        None => None,
+    };
     let out_dir = args
         .out
         .clone()
@@ -131,11 +141,6 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // Checked before the run: a bad mail setting fails at once, naming its key.
-    let eml_mail = match &args.eml {
-        Some(_) => Some(super::preview::mail(&settings, args.content.as_deref(), true)?),
-        None => None,
-    };
     let call_to_action_url = campaign.call_to_action_url.clone();
     let options = embedded::Options {
         settings,
@@ -152,9 +157,11 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     print_summary(&mut out, &report, &out_dir, elapsed.as_secs_f64())?;
     if let (Some(dir), Some(mail)) = (&args.eml, &eml_mail) {
         let outbox = out_dir.join("outbox.jsonl");
-        let written =
-            super::preview::write_eml(&outbox, mail, call_to_action_url.as_deref(), dir)?;
-        out.line(format_args!("  eml: {written} messages in {}", dir.display()))?;
+        let written = super::preview::write_eml(&outbox, mail, call_to_action_url.as_deref(), dir)?;
+        out.line(format_args!(
+            "  eml: {written} messages in {}",
+            dir.display()
+        ))?;
     }
     out.line(format_args!("  result: {why} (exit {code})"))?;
     if args.simulate && code == exit::OK {

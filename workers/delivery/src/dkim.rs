@@ -58,9 +58,8 @@ impl DkimSigner {
             DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
             DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
         };
-        let key = DkimSigningKey::new(key, algorithm).map_err(|e| {
-            format!("delivery.mail.dkim.private_key_file: not a usable key ({e})")
-        })?;
+        let key = DkimSigningKey::new(key, algorithm)
+            .map_err(|e| format!("delivery.mail.dkim.private_key_file: not a usable key ({e})"))?;
         let domain = config
             .domain
             .clone()
@@ -119,8 +118,8 @@ mod tests {
     fn a_signed_message_carries_the_signature_over_our_headers() {
         let signer = DkimSigner::from_key(&config(), SEED, "brand.example").unwrap();
         let email = crate::sink::tests::email();
-        let signed = String::from_utf8(mime(&email, SystemTime::now(), Some(&signer)).unwrap())
-            .unwrap();
+        let signed =
+            String::from_utf8(mime(&email, SystemTime::now(), Some(&signer)).unwrap()).unwrap();
         let (_, from_signature) = signed.split_once("\r\nDKIM-Signature: ").unwrap();
         let header: String = from_signature
             .split("\r\n")
@@ -131,7 +130,11 @@ mod tests {
         assert!(header.contains("d=brand.example"), "{header}");
         assert!(header.contains("s=cpo"));
         assert!(header.contains("a=ed25519-sha256"));
-        assert!(header.to_ascii_lowercase().contains("list-unsubscribe-post"));
+        assert!(
+            header
+                .to_ascii_lowercase()
+                .contains("list-unsubscribe-post")
+        );
         let unsigned = String::from_utf8(mime(&email, SystemTime::now(), None).unwrap()).unwrap();
         assert!(!unsigned.contains("DKIM-Signature"));
     }

@@ -160,7 +160,9 @@ mod tests {
         hostile.message_id = "../../etc/passwd".into();
         let outcomes = sink.send(&[good.clone(), hostile]).await;
         assert!(matches!(outcomes[0], SendOutcome::Sent { .. }));
-        assert!(matches!(&outcomes[1], SendOutcome::Retry { reason, .. } if reason.contains("cannot name")));
+        assert!(
+            matches!(&outcomes[1], SendOutcome::Retry { reason, .. } if reason.contains("cannot name"))
+        );
         assert_eq!(*sink.inner.0.lock().unwrap(), ["msg-1"]);
         let text = std::fs::read_to_string(dir.path().join("eml/msg-1.eml")).unwrap();
         assert!(text.contains("Message-ID: <msg-1@brand.example>"), "{text}");

@@ -147,7 +147,9 @@ impl SmtpConfig {
             (Some(_), None) => Err("delivery.smtp.username is set but no password \
                  (CPO__DELIVERY__SMTP__PASSWORD or delivery.smtp.password_file)"
                 .into()),
-            (None, Some(_)) => Err("delivery.smtp.password is set but delivery.smtp.username is not".into()),
+            (None, Some(_)) => {
+                Err("delivery.smtp.password is set but delivery.smtp.username is not".into())
+            }
         }
     }
 }
@@ -163,7 +165,10 @@ mod tests {
     #[test]
     fn sections_parse_with_defaults_and_name_bad_keys() {
         let yaml = "delivery:\n  mail:\n    from_address: news@brand.example\n    postal_address: 1 Main St\n  utm:\n    source: newsletter\n  smtp:\n    url: smtp://127.0.0.1:2525\n";
-        let section: Section = Settings::from_yaml(yaml).unwrap().section("delivery").unwrap();
+        let section: Section = Settings::from_yaml(yaml)
+            .unwrap()
+            .section("delivery")
+            .unwrap();
         assert_eq!(section.mail.from_address, "news@brand.example");
         assert_eq!(section.utm.unwrap().medium, "email");
         assert_eq!(section.smtp.pool_size, 4);

@@ -185,7 +185,9 @@ fn envelope(email: &OutgoingEmail) -> Result<Envelope, String> {
 /// address (servers often quote it).
 pub fn classify(error: &SmtpError, recipient: &str) -> SendOutcome {
     let reason = error.to_string().replace(recipient, "<recipient>");
-    let code = error.status().and_then(|c| c.to_string().parse::<u16>().ok());
+    let code = error
+        .status()
+        .and_then(|c| c.to_string().parse::<u16>().ok());
     match code {
         Some(400..=499) => SendOutcome::Retry {
             after: None,
@@ -262,7 +264,10 @@ mod tests {
         assert_eq!((e.port, e.security), (465, Security::ImplicitTls));
         let e = parse("smtp://127.0.0.1:2525", false).unwrap();
         assert_eq!((e.port, e.security), (2525, Security::Plain));
-        assert_eq!(parse("smtp://[::1]:25", false).unwrap().security, Security::Plain);
+        assert_eq!(
+            parse("smtp://[::1]:25", false).unwrap().security,
+            Security::Plain
+        );
         assert_eq!(
             parse("smtp://relay.internal:25", true).unwrap().security,
             Security::Plain

@@ -110,12 +110,16 @@ async fn every_message_arrives_complete_and_parses_as_multipart_alternative() {
     assert_eq!(ids, expected);
     // The non-ASCII subject arrives decoded (RFC 2047 on the wire).
     let subjects = summary["subjects"].to_string();
-    assert!(subjects.contains("Zoë, the autumn collection is here"), "{subjects}");
+    assert!(
+        subjects.contains("Zoë, the autumn collection is here"),
+        "{subjects}"
+    );
     let raw = server.messages().concat();
     assert!(raw.contains("Subject: =?utf-8?"), "encoded on the wire");
     // The checker is not a rubber stamp: a leaked marker fails it.
     let tampered = tempfile::tempdir().unwrap();
-    let leaked = server.messages()[0].replacen("Regards,", "[prod-autumn-collection-2026] Regards,", 1);
+    let leaked =
+        server.messages()[0].replacen("Regards,", "[prod-autumn-collection-2026] Regards,", 1);
     std::fs::write(tampered.path().join("1.eml"), leaked).unwrap();
     let err = check_mail(tampered.path(), &[]).unwrap_err();
     assert!(err.contains("citation marker"), "{err}");
@@ -151,7 +155,10 @@ async fn a_454_waits_and_arrives_later_and_a_550_fails_only_its_recipient() {
         SendOutcome::Failed { reason } => {
             assert!(reason.contains("550"), "{reason}");
             assert!(reason.contains("Recipient address rejected"), "{reason}");
-            assert!(!reason.contains("gone@example.com"), "no address in reasons: {reason}");
+            assert!(
+                !reason.contains("gone@example.com"),
+                "no address in reasons: {reason}"
+            );
         }
         other => panic!("expected Failed, got {other:?}"),
     }

@@ -238,7 +238,9 @@ impl Document {
             Some(u) => {
                 return Err(field_error(
                     "url",
-                    format!("`{u}` must be one https:// link without spaces (at most 2000 characters)"),
+                    format!(
+                        "`{u}` must be one https:// link without spaces (at most 2000 characters)"
+                    ),
                 ));
             }
         };
@@ -356,7 +358,11 @@ mod tests {
         let with = |url: &str| GOOD.replace("keywords:", &format!("url: {url}\nkeywords:"));
         let doc = parse(&with("https://www.example.com/x-jacket")).unwrap();
         assert_eq!(doc.url.as_deref(), Some("https://www.example.com/x-jacket"));
-        for bad in ["http://www.example.com/x", "javascript:alert(1)", "'https://a b'"] {
+        for bad in [
+            "http://www.example.com/x",
+            "javascript:alert(1)",
+            "'https://a b'",
+        ] {
             assert_eq!(field_of(parse(&with(bad)).unwrap_err()), "url", "{bad}");
         }
     }

@@ -240,11 +240,17 @@ mod tests {
             &links(
                 &citations,
                 &urls,
-                Some(("https://x.example/autumn", "https://x.example/autumn?utm_source=s")),
+                Some((
+                    "https://x.example/autumn",
+                    "https://x.example/autumn?utm_source=s",
+                )),
             ),
         );
         let plain = to_text(&body);
-        assert!(!plain.contains("[prod-") && !plain.contains("[promo-"), "{plain}");
+        assert!(
+            !plain.contains("[prod-") && !plain.contains("[promo-"),
+            "{plain}"
+        );
         assert!(
             plain.contains("Warm jackets.[1] Take 15% off. Boots.[1]"),
             "{plain}"

@@ -88,8 +88,11 @@ impl Layout {
             include_str!("../../../../data/templates/email.html.j2"),
         )
         .map_err(|e| format!("data/templates/email.html.j2: {e}"))?;
-        env.add_template(TEXT, include_str!("../../../../data/templates/email.txt.j2"))
-            .map_err(|e| format!("data/templates/email.txt.j2: {e}"))?;
+        env.add_template(
+            TEXT,
+            include_str!("../../../../data/templates/email.txt.j2"),
+        )
+        .map_err(|e| format!("data/templates/email.txt.j2: {e}"))?;
         Ok(Self { env })
     }
 

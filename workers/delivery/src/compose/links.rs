@@ -43,11 +43,18 @@ mod tests {
             medium: "email".into(),
             campaign: None,
         };
-        let out = with_utm("https://x.example/a?utm_medium=sms#top", Some(&utm), "autumn-2026");
+        let out = with_utm(
+            "https://x.example/a?utm_medium=sms#top",
+            Some(&utm),
+            "autumn-2026",
+        );
         assert_eq!(
             out,
             "https://x.example/a?utm_medium=sms&utm_source=news+letter&utm_campaign=autumn-2026#top"
         );
-        assert_eq!(with_utm("https://x.example/a", None, "c"), "https://x.example/a");
+        assert_eq!(
+            with_utm("https://x.example/a", None, "c"),
+            "https://x.example/a"
+        );
     }
 }

@@ -108,9 +108,11 @@ impl Composer {
         }
         check_address(&mail.from_address, "delivery.mail.from_address")?;
         if mail.postal_address.trim().is_empty() {
-            return Err("delivery.mail.postal_address is not set (every email must carry \
+            return Err(
+                "delivery.mail.postal_address is not set (every email must carry \
                         the sender's postal address)"
-                .into());
+                    .into(),
+            );
         }
         if let Some(reply_to) = &mail.reply_to {
             check_address(reply_to, "delivery.mail.reply_to")?;
@@ -181,7 +183,10 @@ impl Composer {
             let url = format!("{}/u/{token}", u.base_url);
             headers.push((
                 "List-Unsubscribe".to_string(),
-                format!("<{url}>, <mailto:{}?subject=unsubscribe%20{token}>", u.mailto),
+                format!(
+                    "<{url}>, <mailto:{}?subject=unsubscribe%20{token}>",
+                    u.mailto
+                ),
             ));
             headers.push((
                 "List-Unsubscribe-Post".to_string(),
@@ -224,8 +229,7 @@ impl Composer {
 
 /// The gateway's URL: https, or http to a loopback host (tests, a local gateway).
 fn check_public_url(url: &str) -> Result<(), String> {
-    let parsed =
-        url::Url::parse(url).map_err(|e| format!("gateway.public_url: `{url}`: {e}"))?;
+    let parsed = url::Url::parse(url).map_err(|e| format!("gateway.public_url: `{url}`: {e}"))?;
     let loopback = matches!(
         parsed.host(),
         Some(url::Host::Domain("localhost"))
@@ -237,8 +241,7 @@ fn check_public_url(url: &str) -> Result<(), String> {
         "http" => loopback,
         _ => false,
     };
-    if !ok || parsed.host().is_none() || !parsed.username().is_empty() || parsed.query().is_some()
-    {
+    if !ok || parsed.host().is_none() || !parsed.username().is_empty() || parsed.query().is_some() {
         return Err(format!(
             "gateway.public_url: `{url}` must be https://host[/path] (http only to localhost)"
         ));

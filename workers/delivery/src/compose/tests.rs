@@ -56,14 +56,21 @@ fn the_email_has_both_parts_footer_and_no_markers() {
     let citations = vec!["prod-a".to_string(), "promo-b".to_string()];
     let email = composer().compose(&input(&citations)).unwrap();
     for part in [&email.text, &email.html] {
-        assert!(!part.contains("[prod-") && !part.contains("[promo-"), "{part}");
+        assert!(
+            !part.contains("[prod-") && !part.contains("[promo-"),
+            "{part}"
+        );
         assert!(part.contains("1 Harbour St, Portland, OR 97201"), "{part}");
     }
     // The whole body is text: the merge value is escaped, never markup.
     assert!(!email.html.contains("<script>"), "{}", email.html);
     assert!(email.html.contains("&lt;script&gt;x&lt;/script&gt;"));
     assert!(email.html.contains("Warm jackets &amp; boots."));
-    assert!(email.text.starts_with("Hi <script>x</script>,\n\nWarm jackets & boots.[1] 15% off."));
+    assert!(
+        email
+            .text
+            .starts_with("Hi <script>x</script>,\n\nWarm jackets & boots.[1] 15% off.")
+    );
     // The footnote and the CTA carry the UTM parameters; the unsubscribe link does not.
     assert!(
         email
@@ -102,7 +109,10 @@ fn the_email_serializes_to_mime_with_the_headers() {
     let citations = vec!["prod-a".to_string()];
     let email = composer().compose(&input(&citations)).unwrap();
     let mime = String::from_utf8(email.to_mime(SystemTime::now()).unwrap()).unwrap();
-    assert!(mime.contains("Message-ID: <msg-0123@brand.example>"), "{mime}");
+    assert!(
+        mime.contains("Message-ID: <msg-0123@brand.example>"),
+        "{mime}"
+    );
     assert!(mime.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
     assert!(mime.contains("Reply-To: help@brand.example"));
     assert!(mime.contains("multipart/alternative"));
@@ -124,8 +134,16 @@ fn bad_configuration_names_the_key() {
     let mut mail = mail_config();
     mail.reply_to = Some("@@".into());
     assert!(build(&mail, url).contains("delivery.mail.reply_to"));
-    for bad in [None, Some("http://go.brand.example"), Some("ftp://x"), Some("https://u:p@x")] {
-        assert!(build(&mail_config(), bad).contains("gateway.public_url"), "{bad:?}");
+    for bad in [
+        None,
+        Some("http://go.brand.example"),
+        Some("ftp://x"),
+        Some("https://u:p@x"),
+    ] {
+        assert!(
+            build(&mail_config(), bad).contains("gateway.public_url"),
+            "{bad:?}"
+        );
     }
     assert!(
         Composer::from_config(
@@ -148,7 +166,11 @@ fn without_urls_citations_leave_and_no_note_list_is_shown() {
     })
     .unwrap();
     let email = plain.compose(&input(&citations)).unwrap();
-    assert!(email.text.contains("Warm jackets & boots. 15% off.\n"), "{}", email.text);
+    assert!(
+        email.text.contains("Warm jackets & boots. 15% off.\n"),
+        "{}",
+        email.text
+    );
     assert!(!email.text.contains("Sources:"));
     assert!(email.headers.is_empty());
     assert!(!email.html.contains("<ol"));
@@ -167,6 +189,10 @@ fn quotes_and_ampersands_are_escaped_in_the_html() {
         "{}",
         email.html
     );
-    assert!(email.html.contains("<title>&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;</title>"));
+    assert!(
+        email
+            .html
+            .contains("<title>&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;</title>")
+    );
     assert!(email.text.starts_with("Say \"hi\" & 'bye' </p><a href=x>"));
 }
