@@ -133,7 +133,7 @@ impl Settings {
         self.raw.get::<serde_json::Value>(key).is_ok()
     }
 
-    /// These settings with `key` replaced by `value` (`cpo preview` keeps its
+    /// These settings with `key` replaced by the string `value` (`cpo preview` keeps its
     /// pipeline off the configured store and sink this way).
     pub fn with_override(&self, key: &str, value: &str) -> Result<Self, ConfigError> {
         let raw = config::Config::builder()
@@ -255,15 +255,21 @@ mod tests {
 
     #[test]
     fn an_override_replaces_one_key_and_keeps_the_rest() {
+        use crate::store::StoreConfig;
         let settings =
-            Settings::from_yaml("runtime:\n  max_attempts: 9\n  concurrency: 3\n").unwrap();
-        assert!(settings.is_set("runtime.concurrency"));
-        assert!(!settings.is_set("store.url"));
-        let changed = settings.with_override("runtime.concurrency", "7").unwrap();
-        let runtime: RuntimeConfig = changed.section("runtime").unwrap();
-        assert_eq!((runtime.max_attempts, runtime.concurrency), (9, 7));
-        let before: RuntimeConfig = settings.section("runtime").unwrap();
-        assert_eq!(before.concurrency, 3);
+            Settings::from_yaml("store:\n  url: postgres://db/prod\n  pool_size: 3\n").unwrap();
+        assert!(settings.is_set("store.url"));
+        assert!(!settings.is_set("delivery.sink"));
+        let changed = settings
+            .with_override("store.url", "sqlite:///tmp/x.sqlite")
+            .unwrap();
+        let store: StoreConfig = changed.section("store").unwrap();
+        assert_eq!(
+            (store.url.as_str(), store.pool_size),
+            ("sqlite:///tmp/x.sqlite", 3)
+        );
+        let before: StoreConfig = settings.section("store").unwrap();
+        assert_eq!(before.url, "postgres://db/prod");
     }
 
     #[test]
