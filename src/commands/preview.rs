@@ -187,7 +187,7 @@ pub fn write_eml(outbox: &Path, mail: &Mail, cta: Option<&str>, dir: &Path) -> a
 
 pub fn preview(args: PreviewArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     super::init_logging(true, false);
-    let demo_config = Path::new("data/cpo.yaml");
+    let demo_config = Path::new(super::run::DEMO_CONFIG);
     let config = config.or_else(|| demo_config.exists().then_some(demo_config));
     let settings = Settings::load(config)?;
     crate::wiring::check_run_sections(&settings)?;

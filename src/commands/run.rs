@@ -79,7 +79,7 @@ pub const EXIT_CODES_HELP: &str = "Exit codes (the lowest that applies):
   7  nothing was delivered";
 
 const DEFAULT_CUSTOMERS: &str = "data/customers.csv";
-const DEMO_CONFIG: &str = "data/cpo.yaml";
+pub const DEMO_CONFIG: &str = "data/cpo.yaml";
 
 pub fn load_campaign(path: &Path, customers: Option<&Path>) -> anyhow::Result<CampaignRequest> {
     let text = std::fs::read_to_string(path)
