@@ -8,6 +8,12 @@ envelope in DIR/<seq>.json. It can misbehave on purpose:
   --tempfail N      answer `454 4.7.0` to the first N RCPT commands
   --reject ADDR     answer `550 5.1.1` to RCPT TO:<ADDR> (repeatable)
 
+and speak TLS:
+
+  --host ADDR               listen there instead of 127.0.0.1
+  --cert PEM --key PEM      offer STARTTLS with this certificate (and require it)
+  --implicit-tls            TLS from the first byte (smtps) with that certificate
+
 Needs `pip install aiosmtpd`. Stops on SIGTERM or when stdin closes.
 """
 
@@ -17,6 +23,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 
 from aiosmtpd.smtp import SMTP
@@ -54,16 +61,35 @@ async def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--tempfail", type=int, default=0)
     parser.add_argument("--reject", action="append", default=[])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--implicit-tls", action="store_true")
     args = parser.parse_args()
+    context = None
+    if args.cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
     os.makedirs(args.out, exist_ok=True)
     handler = Handler(args.out, args.tempfail, args.reject)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((args.host, 0))
     loop = asyncio.get_running_loop()
+    starttls = context if context is not None and not args.implicit_tls else None
+
+    def protocol():
+        return SMTP(
+            handler,
+            hostname="smtp.test",
+            decode_data=False,
+            enable_SMTPUTF8=True,
+            tls_context=starttls,
+            require_starttls=starttls is not None,
+        )
+
     server = await loop.create_server(
-        lambda: SMTP(handler, hostname="smtp.test", decode_data=False, enable_SMTPUTF8=True),
-        sock=sock,
+        protocol, sock=sock, ssl=context if args.implicit_tls else None
     )
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     stop = asyncio.Event()

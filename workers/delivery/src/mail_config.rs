@@ -79,6 +79,8 @@ pub struct SmtpConfig {
     pub url: Option<String>,
     /// Plain text (no TLS) to a host that is not loopback: only with this.
     pub allow_plaintext: bool,
+    /// A PEM CA certificate trusted besides Mozilla's roots (a private relay's CA).
+    pub tls_ca_file: Option<PathBuf>,
     /// AUTH user; the password from `password` (`CPO__DELIVERY__SMTP__PASSWORD`)
     /// or `password_file`.
     pub username: Option<String>,
@@ -97,6 +99,7 @@ impl Default for SmtpConfig {
         Self {
             url: None,
             allow_plaintext: false,
+            tls_ca_file: None,
             username: None,
             password: None,
             password_file: None,

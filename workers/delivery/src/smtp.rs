@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::{AsyncSmtpTransport, Error as SmtpError, PoolConfig};
 use lettre::{AsyncTransport, Tokio1Executor};
@@ -116,8 +116,30 @@ impl SmtpSink {
         if config.pool_size == 0 {
             return Err("delivery.smtp.pool_size must be at least 1".into());
         }
+        let extra_ca = match &config.tls_ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!(
+                        "delivery.smtp.tls_ca_file: cannot read {}: {e}",
+                        path.display()
+                    )
+                })?;
+                Some(Certificate::from_pem(&pem).map_err(|e| {
+                    format!(
+                        "delivery.smtp.tls_ca_file: {} is not a PEM certificate: {e}",
+                        path.display()
+                    )
+                })?)
+            }
+            None => None,
+        };
         let tls_parameters = || {
-            TlsParameters::new(endpoint.host.clone())
+            let mut builder = TlsParameters::builder(endpoint.host.clone());
+            if let Some(ca) = extra_ca.clone() {
+                builder = builder.add_root_certificate(ca);
+            }
+            builder
+                .build_rustls()
                 .map_err(|e| format!("delivery.smtp.url: tls setup for {}: {e}", endpoint.host))
         };
         let tls = match endpoint.security {
@@ -194,10 +216,12 @@ pub fn classify(error: &SmtpError, recipient: &str) -> SendOutcome {
             reason,
         },
         Some(500..=599) => SendOutcome::Failed { reason },
-        // Our own refusal before anything was sent (e.g. an address the
-        // server cannot take without SMTPUTF8): trying again cannot help.
-        _ if error.is_client() => SendOutcome::Failed { reason },
-        // Connection, TLS, timeout, a dropped pool: the message waits.
+        // lettre's own refusal of a non-ASCII address (the server has no
+        // SMTPUTF8): trying again cannot help this one.
+        _ if error.is_client() && !recipient.is_ascii() => SendOutcome::Failed { reason },
+        // Connection, TLS (a server that stopped offering STARTTLS is a
+        // client error too: every email would meet it, so they all wait),
+        // timeout, a dropped pool: the message waits.
         _ => SendOutcome::Retry {
             after: None,
             reason,

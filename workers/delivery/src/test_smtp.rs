@@ -25,6 +25,120 @@ pub struct Behaviour {
     pub tempfail: u32,
     /// Answer 550 to RCPT TO these addresses.
     pub reject: Vec<String>,
+    /// Listen on this address instead of 127.0.0.1 (see `non_loopback_ip`).
+    pub host: Option<String>,
+    /// Offer STARTTLS (and require it) with this certificate.
+    pub tls: Option<TestCert>,
+    /// TLS from the first byte (smtps) with `tls`'s certificate.
+    pub implicit_tls: bool,
+}
+
+/// A test CA and a server certificate it signed for one host (made with the
+/// `openssl` command line at test time; never committed).
+#[derive(Debug, Clone)]
+pub struct TestCert {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("the TLS tests need the openssl command ({e})"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestCert {
+    /// A CA and a certificate for `ip` (an IP subject alternative name) in `dir`.
+    pub fn for_ip(dir: &Path, ip: &str) -> Self {
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=cpo test CA",
+            "-days",
+            "2",
+        ]);
+        openssl(dir, &ca);
+        let mut csr = vec!["req"];
+        csr.extend(ec);
+        let subject = format!("/CN={ip}");
+        csr.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            &subject,
+        ]);
+        openssl(dir, &csr);
+        std::fs::write(
+            dir.join("server.ext"),
+            format!(
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n\
+                 extendedKeyUsage=serverAuth\nsubjectAltName=IP:{ip}\n"
+            ),
+        )
+        .expect("write server.ext");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        );
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        }
+    }
+}
+
+/// An IPv4 address of this machine that is not loopback (`hostname -I`), so a
+/// test can reach a local server the way it would reach a remote one.
+pub fn non_loopback_ip() -> String {
+    let out = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .unwrap_or_else(|e| panic!("hostname -I: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .find(|ip| !ip.is_loopback())
+        .map(|ip| ip.to_string())
+        .expect("this test needs a non-loopback IPv4 address (hostname -I shows none)")
 }
 
 pub struct SmtpServer {
@@ -32,6 +146,7 @@ pub struct SmtpServer {
     // Held open: the server stops when it closes.
     _stdin: ChildStdin,
     pub port: u16,
+    pub host: String,
     pub dir: PathBuf,
 }
 
@@ -58,10 +173,29 @@ impl SmtpServer {
         for address in &behaviour.reject {
             command.arg("--reject").arg(address);
         }
+        if let Some(host) = &behaviour.host {
+            command.arg("--host").arg(host);
+        }
+        if let Some(tls) = &behaviour.tls {
+            command
+                .arg("--cert")
+                .arg(&tls.cert)
+                .arg("--key")
+                .arg(&tls.key);
+            if behaviour.implicit_tls {
+                command.arg("--implicit-tls");
+            }
+        }
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // Its log (TLS handshakes the tests make fail on purpose) goes
+            // beside the messages rather than into the test output.
+            .stderr(
+                std::fs::File::create(dir.join("server.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::inherit()),
+            )
             .spawn()
             .expect("start tests/mail/smtp_server.py");
         let stdin = child.stdin.take().expect("piped stdin");
@@ -79,12 +213,14 @@ impl SmtpServer {
             child,
             _stdin: stdin,
             port,
+            host: behaviour.host.clone().unwrap_or_else(|| "127.0.0.1".into()),
             dir: dir.to_path_buf(),
         }
     }
 
+    /// `smtp://HOST:PORT`.
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        format!("smtp://{}:{}", self.host, self.port)
     }
 
     /// The stored messages, in arrival order.

@@ -131,6 +131,7 @@ async fn a_454_waits_and_arrives_later_and_a_550_fails_only_its_recipient() {
     let behaviour = Behaviour {
         tempfail: 2,
         reject: vec!["gone@example.com".into()],
+        ..Behaviour::default()
     };
     let server = SmtpServer::start(dir.path(), &behaviour);
     let composer = composer();
@@ -192,5 +193,88 @@ async fn a_refused_connection_is_a_retry_for_every_email() {
     assert_eq!(outcomes.len(), 2);
     for outcome in outcomes {
         assert!(matches!(outcome, SendOutcome::Retry { .. }), "{outcome:?}");
+    }
+}
+
+mod tls {
+    use cpo_delivery::test_smtp::{TestCert, non_loopback_ip};
+
+    use super::*;
+
+    fn tls_sink(url: String, ca: Option<&TestCert>, allow_plaintext: bool) -> SmtpSink {
+        let config = SmtpConfig {
+            url: Some(url),
+            allow_plaintext,
+            tls_ca_file: ca.map(|c| c.ca.clone()),
+            timeout_ms: 5_000,
+            ..SmtpConfig::default()
+        };
+        SmtpSink::from_config(&config, "northwind.example", None).unwrap()
+    }
+
+    fn one_email() -> Vec<OutgoingEmail> {
+        vec![email(&composer(), "C1", "Ada", "ada@example.com")]
+    }
+
+    #[tokio::test]
+    async fn smtp_to_a_remote_host_without_starttls_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let behaviour = Behaviour {
+            host: Some(non_loopback_ip()),
+            ..Behaviour::default()
+        };
+        let server = SmtpServer::start(dir.path(), &behaviour);
+        let outcomes = tls_sink(server.url(), None, false).send(&one_email()).await;
+        assert!(
+            matches!(&outcomes[0], SendOutcome::Retry { .. }),
+            "{outcomes:?}"
+        );
+        assert!(
+            server.messages().is_empty(),
+            "nothing goes out in plain text"
+        );
+        // The explicit opt-in sends in plain text.
+        let outcomes = tls_sink(server.url(), None, true).send(&one_email()).await;
+        assert!(
+            matches!(&outcomes[0], SendOutcome::Sent { .. }),
+            "{outcomes:?}"
+        );
+        assert_eq!(server.messages().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn starttls_and_implicit_tls_deliver_to_a_trusted_certificate_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let ip = non_loopback_ip();
+        let cert = TestCert::for_ip(dir.path(), &ip);
+        for implicit_tls in [false, true] {
+            let mail = tempfile::tempdir().unwrap();
+            let behaviour = Behaviour {
+                host: Some(ip.clone()),
+                tls: Some(cert.clone()),
+                implicit_tls,
+                ..Behaviour::default()
+            };
+            let server = SmtpServer::start(mail.path(), &behaviour);
+            let url = if implicit_tls {
+                format!("smtps://{ip}:{}", server.port)
+            } else {
+                server.url()
+            };
+            // Not trusted (only Mozilla's roots): refused, nothing sent.
+            let outcomes = tls_sink(url.clone(), None, false).send(&one_email()).await;
+            assert!(
+                matches!(&outcomes[0], SendOutcome::Retry { .. }),
+                "implicit {implicit_tls}: {outcomes:?}"
+            );
+            assert!(server.messages().is_empty());
+            let outcomes = tls_sink(url, Some(&cert), false).send(&one_email()).await;
+            assert!(
+                matches!(&outcomes[0], SendOutcome::Sent { .. }),
+                "implicit {implicit_tls}: {outcomes:?}"
+            );
+            assert_eq!(server.messages().len(), 1);
+            check_mail(mail.path(), &["--count", "1"]).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }
