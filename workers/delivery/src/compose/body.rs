@@ -70,7 +70,8 @@ pub fn parse(text: &str, links: &Links<'_>) -> Body {
             if i > 0 {
                 segments.push(Segment::LineBreak);
             }
-            line_segments(line.trim_end(), links, &mut body.notes, &mut segments);
+            let line = strip_unlinked(line.trim_end(), links);
+            line_segments(&line, links, &mut body.notes, &mut segments);
         }
         // A paragraph that was only citations has nothing left to show.
         if segments.iter().any(|s| match s {
@@ -121,6 +122,42 @@ fn trim_trailing_space(segments: &mut [Segment]) {
     if let Some(Segment::Text { text }) = segments.last_mut() {
         let kept = text.trim_end_matches(' ').len();
         text.truncate(kept);
+    }
+}
+
+/// Removes every citation marker whose document has no URL (with the space
+/// before it), again and again until none is left: removing `[doc-a]` from
+/// `[doc-[doc-a]a]` must not leave a marker the customer sees.
+fn strip_unlinked(line: &str, links: &Links<'_>) -> String {
+    let mut current = line.to_string();
+    loop {
+        let mut out = String::with_capacity(current.len());
+        let mut rest = current.as_str();
+        let mut changed = false;
+        while let Some(at) = rest.find('[') {
+            let after = &rest[at + 1..];
+            let Some(close) = after.find(']') else {
+                break;
+            };
+            let id = &after[..close];
+            if is_citation(id, links) && !links.doc_urls.contains_key(id) {
+                out.push_str(&rest[..at]);
+                out.truncate(out.trim_end_matches(' ').len());
+                rest = &after[close + 1..];
+                if out.is_empty() {
+                    rest = rest.trim_start_matches(' ');
+                }
+                changed = true;
+            } else {
+                out.push_str(&rest[..at + 1]);
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        if !changed {
+            return out;
+        }
+        current = out;
     }
 }
 
@@ -269,6 +306,52 @@ mod tests {
             &links(&[], &HashMap::new(), None),
         );
         assert_eq!(to_text(&body), "See and [note] or [Bob-X] [");
+    }
+
+    /// Every `[x]` (no `[` inside) of `text` that has the shape of a citation.
+    fn markers(text: &str, links: &Links<'_>) -> Vec<String> {
+        let mut found = Vec::new();
+        for (at, _) in text.match_indices('[') {
+            let after = &text[at + 1..];
+            if let Some(close) = after.find(']') {
+                let id = &after[..close];
+                if !id.contains('[') && is_citation(id, links) {
+                    found.push(id.to_string());
+                }
+            }
+        }
+        found
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_citation_marker_survives_whatever_surrounds_it(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[ab\\[\\]\\- \n]{0,6}",
+                    proptest::strategy::Just("[prod-a]".to_string()),
+                    proptest::strategy::Just("[promo-b]".to_string()),
+                    proptest::strategy::Just("[pro".to_string()),
+                    proptest::strategy::Just("mo-b]".to_string()),
+                ],
+                0..24,
+            )
+        ) {
+            let citations = vec!["prod-a".to_string(), "promo-b".to_string()];
+            let urls = HashMap::from([("prod-a".to_string(), "https://x.example/a".to_string())]);
+            let links = links(&citations, &urls, None);
+            let text = pieces.concat();
+            let plain = to_text(&parse(&text, &links));
+            proptest::prop_assert!(markers(&plain, &links).is_empty(), "{:?} -> {:?}", text, plain);
+        }
+    }
+
+    #[test]
+    fn a_marker_rebuilt_by_removing_another_is_removed_too() {
+        let citations = vec!["promo-b".to_string()];
+        let urls = HashMap::new();
+        let body = parse("x [pro[promo-b]mo-b] y", &links(&citations, &urls, None));
+        assert_eq!(to_text(&body), "x y");
     }
 
     #[test]
