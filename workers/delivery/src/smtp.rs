@@ -9,7 +9,7 @@
 //! server's reply, a connection or TLS error `Retry`.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -17,7 +17,9 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::{AsyncSmtpTransport, Error as SmtpError, PoolConfig};
+use lettre::transport::smtp::{
+    AsyncSmtpTransport, AsyncSmtpTransportBuilder, Error as SmtpError, PoolConfig,
+};
 use lettre::{AsyncTransport, Tokio1Executor};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -87,7 +89,10 @@ impl Endpoint {
 }
 
 pub struct SmtpSink {
-    transport: Arc<AsyncSmtpTransport<Tokio1Executor>>,
+    builder: AsyncSmtpTransportBuilder,
+    // Built on the first send: lettre's pool starts a task on the tokio
+    // runtime, and the sink may be configured before one runs.
+    transport: OnceLock<Arc<AsyncSmtpTransport<Tokio1Executor>>>,
     dkim: Option<DkimSigner>,
     in_flight: usize,
 }
@@ -101,7 +106,8 @@ impl std::fmt::Debug for SmtpSink {
 }
 
 impl SmtpSink {
-    /// Checks every setting (naming the key) without connecting.
+    /// Checks every setting (naming the key) without connecting; works
+    /// outside a tokio runtime (the pool starts on the first send).
     pub fn from_config(
         config: &SmtpConfig,
         sending_domain: &str,
@@ -162,7 +168,8 @@ impl SmtpSink {
             builder = builder.credentials(Credentials::new(user, password));
         }
         Ok(Self {
-            transport: Arc::new(builder.build()),
+            builder,
+            transport: OnceLock::new(),
             dkim,
             in_flight: config.pool_size as usize,
         })
@@ -242,8 +249,11 @@ impl MailSink for SmtpSink {
     async fn send(&self, emails: &[OutgoingEmail]) -> Vec<SendOutcome> {
         let permits = Arc::new(Semaphore::new(self.in_flight));
         let mut tasks = JoinSet::new();
+        let transport = self
+            .transport
+            .get_or_init(|| Arc::new(self.builder.clone().build()));
         for (index, email) in emails.iter().enumerate() {
-            let transport = Arc::clone(&self.transport);
+            let transport = Arc::clone(transport);
             let dkim = self.dkim.clone();
             let email = email.clone();
             let permits = Arc::clone(&permits);
@@ -311,6 +321,22 @@ mod tests {
             let err = parse(bad, false).unwrap_err();
             assert!(err.contains("delivery.smtp.url"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_sink_is_configured_outside_a_runtime() {
+        let config = SmtpConfig {
+            url: Some("smtps://mail.example.com".into()),
+            ..SmtpConfig::default()
+        };
+        let sink = SmtpSink::from_config(&config, "brand.example", None).unwrap();
+        assert_eq!(sink.name(), "smtp");
+        let config = SmtpConfig {
+            tls_ca_file: Some("/nonexistent/ca.pem".into()),
+            ..config
+        };
+        let err = SmtpSink::from_config(&config, "brand.example", None).unwrap_err();
+        assert!(err.contains("delivery.smtp.tls_ca_file"), "{err}");
     }
 
     #[test]
