@@ -7,22 +7,20 @@
 //! `security.unsubscribe_key`, document URLs from the corpus), so what they
 //! show is what a sink is handed; only the Date header is the time of writing.
 
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use cpo_delivery::DeliveryConfig;
 use cpo_delivery::compose::{ComposeInput, Composer};
-use cpo_delivery::dkim::{self, DkimSigner};
+use cpo_delivery::dkim;
 use cpo_delivery::eml::EmlDir;
 use cpo_shared::config::Settings;
-use cpo_shared::unsubscribe::UnsubscribeTokens;
 use serde::Deserialize;
 
 use crate::embedded;
+use crate::mail::{Mail, mail};
 
 #[derive(Args)]
 pub struct PreviewArgs {
@@ -38,75 +36,6 @@ pub struct PreviewArgs {
     /// Approved content corpus (default `retrieval.corpus_dir`).
     #[arg(long)]
     pub content: Option<PathBuf>,
-}
-
-/// `gateway.public_url`, read leniently: the rest of the section is the gateway's.
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct GatewayUrl {
-    public_url: Option<String>,
-}
-
-/// The mail side of the settings, checked once.
-pub struct Mail {
-    pub composer: Composer,
-    pub dkim: Option<DkimSigner>,
-}
-
-/// Builds the composer (and DKIM signer) from the settings; every problem
-/// names its key. Without `security.unsubscribe_key`, `ephemeral_ok` makes a
-/// random one (its links then verify nowhere else: the embedded mode only).
-pub fn mail(
-    settings: &Settings,
-    content_dir: Option<&Path>,
-    ephemeral_ok: bool,
-) -> anyhow::Result<Mail> {
-    let delivery: DeliveryConfig = settings.section("delivery")?;
-    let gateway: GatewayUrl = settings.section("gateway")?;
-    let security: crate::wiring::SecurityConfig = settings.section("security")?;
-    let key = crate::wiring::secret(
-        &security.unsubscribe_key,
-        &security.unsubscribe_key_file,
-        "unsubscribe_key",
-    )?;
-    let key = match key {
-        Some(key) => key,
-        None if ephemeral_ok => rand::random::<[u8; 32]>().to_vec(),
-        None => bail!("security.unsubscribe_key is not set (CPO__SECURITY__UNSUBSCRIBE_KEY)"),
-    };
-    let composer = Composer::from_config(
-        &delivery.mail,
-        delivery.utm.as_ref(),
-        gateway.public_url.as_deref(),
-        UnsubscribeTokens::new(key),
-        doc_urls(settings, content_dir)?,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let dkim = match &delivery.mail.dkim {
-        Some(config) => {
-            Some(DkimSigner::load(config, composer.sending_domain()).map_err(anyhow::Error::msg)?)
-        }
-        None => None,
-    };
-    Ok(Mail { composer, dkim })
-}
-
-/// Document id -> URL for every corpus document that has one.
-fn doc_urls(
-    settings: &Settings,
-    content_dir: Option<&Path>,
-) -> anyhow::Result<HashMap<String, String>> {
-    let mut config: cpo_retrieval::RetrievalConfig = settings.section("retrieval")?;
-    if let Some(dir) = content_dir {
-        config.corpus_dir = dir.display().to_string();
-    }
-    let corpus = cpo_retrieval::Corpus::load(&config.corpus_dir)
-        .with_context(|| format!("cannot load the content corpus {}", config.corpus_dir))?;
-    Ok(corpus
-        .documents()
-        .iter()
-        .filter_map(|d| d.url.clone().map(|url| (d.id.clone(), url)))
-        .collect())
 }
 
 /// The fields of an outbox line the email needs (other fields are ignored,

@@ -123,11 +123,7 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     // Checked before the output directory is touched: a bad mail setting
     // fails at once, naming its key.
     let eml_mail = match &args.eml {
-        Some(_) => Some(super::preview::mail(
-            &settings,
-            args.content.as_deref(),
-            true,
-        )?),
+        Some(_) => Some(crate::mail::mail(&settings, args.content.as_deref(), true)?),
         None => None,
     };
     let out_dir = args
