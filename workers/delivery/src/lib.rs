@@ -9,6 +9,11 @@
 //! mode), appends one audit record per batch listing every send (customer ids
 //! pseudonymized), and only then marks them sent. `canonicalize_outbox` sorts a finished
 //! outbox so runs compare byte for byte.
+//!
+//! Mail: `compose::Composer` turns a rendered message into an `OutgoingEmail`
+//! (headers, unsubscribe headers, the text part and the HTML layout of
+//! `data/templates/`, citations as footnotes); `smtp::SmtpSink` sends it with
+//! lettre; `dkim` signs it; `eml` writes it as an .eml file.
 
 pub mod audit;
 pub mod canonical;

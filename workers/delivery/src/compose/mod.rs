@@ -30,6 +30,7 @@ pub struct ComposeInput<'a> {
     pub campaign_id: &'a str,
     pub customer_id: &'a str,
     pub to: &'a str,
+    /// Not shown on its own: the rendered subject and body already carry it.
     pub first_name: &'a str,
     pub subject: &'a str,
     /// The rendered body, still with its `[doc-id]` citation markers.
