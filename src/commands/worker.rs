@@ -35,6 +35,7 @@ pub enum StageName {
     Safety,
     Experimentation,
     Delivery,
+    Events,
 }
 
 impl StageName {
@@ -46,6 +47,7 @@ impl StageName {
             StageName::Safety => "safety",
             StageName::Experimentation => "experimentation",
             StageName::Delivery => "delivery",
+            StageName::Events => "events",
         }
     }
 }
@@ -108,7 +110,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     let amqp = amqp.resolve()?;
     amqp.validate()?;
     let redis: RedisConfig = settings.section("redis")?;
-    let runtime_config: RuntimeConfig = settings.section("runtime")?;
+    let mut runtime_config: RuntimeConfig = settings.section("runtime")?;
     let (signer, pseudonymizer) = wiring::keys(&settings, false)?;
     // The send-batch key goes to the two stages that sign and verify batches only.
     let batch_signer = match args.stage {
@@ -171,6 +173,11 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         )?),
         StageName::Experimentation => launcher(wiring::experimentation(&backends)?),
         StageName::Delivery => launcher(wiring::delivery(&backends)?),
+        StageName::Events => {
+            let (stage, prefetch) = wiring::events(&settings, runtime_config.concurrency).await?;
+            runtime_config.concurrency = prefetch;
+            launcher(stage)
+        }
     };
 
     let ready = Arc::new(AtomicBool::new(false));

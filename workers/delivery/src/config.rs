@@ -22,6 +22,8 @@ pub struct DeliveryConfig {
     pub utm: Option<crate::mail_config::UtmConfig>,
     /// The SMTP sink (`delivery.sink: smtp`).
     pub smtp: crate::mail_config::SmtpConfig,
+    /// The ESP API sinks' settings (`delivery.esp.sendgrid|ses|mailgun`).
+    pub esp: crate::esp::EspConfig,
 }
 
 impl Default for DeliveryConfig {
@@ -33,6 +35,7 @@ impl Default for DeliveryConfig {
             mail: Default::default(),
             utm: None,
             smtp: Default::default(),
+            esp: Default::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod compose;
 pub mod config;
 pub mod dkim;
 pub mod eml;
+pub mod esp;
 pub mod json_text;
 pub mod mail_config;
 mod metrics;
