@@ -1,9 +1,9 @@
 pub mod audit;
 pub mod dlq;
 pub mod fleet;
-pub mod preview;
 pub mod forget;
 pub mod migrate;
+pub mod preview;
 pub mod run;
 pub mod status;
 pub mod suppress;
