@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use crate::error::SafetyError;
 use crate::hate::HateScorer;
+use crate::aim;
 use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS, NEGATORS};
 use crate::lexicon::{
     ENTRIES, Effect, GROUPS, INTENT, MACROS, POSSESSIVES, TARGETS, VICTIMS, misspelt_entries,
@@ -117,6 +118,20 @@ impl Classifier {
                         report.find(kind, format!("'{label}'"));
                     }
                 }
+                // An expletive aimed at no one ("these fucking sirens", "worth
+                // shit") is mild: it blocks with `block_mild_profanity`.
+                Effect::Expletive => {
+                    if !covered(hit) {
+                        if aim::at_someone(tokens, hit) {
+                            report.find(FindingKind::Profanity, format!("'{label}'"));
+                        } else {
+                            report.find(
+                                FindingKind::MildProfanity,
+                                format!("'{label}' (aimed at no one)"),
+                            );
+                        }
+                    }
+                }
                 Effect::Claim { citable } => {
                     if !(citable && cited_nearby(tokens, hit)) {
                         report.find(FindingKind::UnsubstantiatedClaim, format!("'{label}'"));
@@ -214,12 +229,15 @@ impl Classifier {
     }
 }
 
-/// A negator shortly before the hit in its sentence ("never share your password").
+/// A negator shortly before the hit in its sentence ("never share your
+/// password"), or a negated letting-happen earlier in its clause ("we should
+/// not allow any X to be hurt", "let's not stand by while X are murdered").
 fn negated_before(tokens: &[Token], hit: &Hit) -> bool {
     let sentence = tokens[hit.start].sentence;
-    tokens[hit.start.saturating_sub(NEGATION_WINDOW)..hit.start]
+    let near = tokens[hit.start.saturating_sub(NEGATION_WINDOW)..hit.start]
         .iter()
-        .any(|t| t.sentence == sentence && NEGATORS.contains(&t.text.as_str()))
+        .any(|t| t.sentence == sentence && NEGATORS.contains(&t.text.as_str()));
+    near || aim::negated_tolerance(tokens, hit.start)
 }
 
 /// A slur that is also an ordinary word, in a sentence with a word of its

@@ -12,6 +12,8 @@
 
 use std::collections::HashMap;
 
+mod rules;
+
 use crate::hate_lexicon::*;
 use crate::normalize::{Token, TokenKind};
 use crate::screen::{FindingKind, HarmCategory, ScreenReport};
@@ -31,6 +33,11 @@ const INSULT_ADJ: u32 = 1 << 10;
 const ADDRESSEE: u32 = 1 << 11;
 const FACTIVE_WORD: u32 = 1 << 12;
 const SUBJECT: u32 = 1 << 13;
+const DOUBT: u32 = 1 << 14;
+const CONTRAST: u32 = 1 << 15;
+const COMPARATIVE: u32 = 1 << 16;
+const UNIVERSAL: u32 = 1 << 17;
+const TOLERANT: u32 = 1 << 18;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Word {
@@ -48,6 +55,17 @@ pub struct HateScorer {
     /// One-edit misspellings of lexicon words, to the word they spell.
     fuzzy: HashMap<String, &'static str>,
     phrases: Vec<(Vec<&'static str>, Polar)>,
+}
+
+/// A stretch of a sentence scored on its own, and what it inherits.
+#[derive(Clone, Copy)]
+struct Clause {
+    from: usize,
+    to: usize,
+    /// It names or refers to the group.
+    about: bool,
+    /// Negated by the clause before ("let's not stand by while ...").
+    negated: bool,
 }
 
 /// One token read against the lexicon.
@@ -81,7 +99,13 @@ impl HateScorer {
         flag(ADDRESSEES, ADDRESSEE);
         flag(FACTIVE, FACTIVE_WORD);
         flag(SUBJECTS, SUBJECT);
+        flag(INCOMPREHENSION, DOUBT);
+        flag(CONTRASTS, CONTRAST);
+        flag(COMPARATIVES, COMPARATIVE);
+        flag(UNIVERSALS, UNIVERSAL);
+        flag(TOLERANCE, TOLERANT);
         for (list, polar) in [
+            (CONTACT, Polar::Contact),
             (POSITIVE, Polar::Positive),
             (DEROGATORY, Polar::Derogatory),
             (AVERSION, Polar::Aversion),
@@ -223,6 +247,8 @@ impl HateScorer {
 
     fn score_sentence(&self, s: &[Read], mentions: &[usize], report: &mut ScreenReport) {
         let mut clause_start = 0;
+        // A negated "let"/"stand by" governs the clause after its "while".
+        let mut carried = false;
         for i in 0..=s.len() {
             // A comma starts a clause at its token; a clause word is left out of both.
             let comma = i > clause_start && i < s.len() && s[i].clause != s[i - 1].clause;
@@ -236,24 +262,31 @@ impl HateScorer {
                     || s[j].info.flags & PRONOUN != 0
                     || (!mentions.is_empty() && s[j].info.flags & ADDRESSEE != 0)
             });
-            self.score_clause(s, clause_start, i, mentions, about, report);
+            let clause = Clause {
+                from: clause_start,
+                to: i,
+                about,
+                negated: carried,
+            };
+            self.score_clause(s, clause, mentions, report);
+            carried = !comma && rules::carries_negation(s, clause_start, i);
             clause_start = if comma { i } else { i + 1 };
         }
     }
 
-    fn score_clause(
-        &self,
-        s: &[Read],
-        from: usize,
-        to: usize,
-        mentions: &[usize],
-        about: bool,
-        report: &mut ScreenReport,
-    ) {
+    fn score_clause(&self, s: &[Read], c: Clause, mentions: &[usize], report: &mut ScreenReport) {
+        let Clause {
+            from,
+            to,
+            about,
+            negated: carried,
+        } = c;
         // Negators flip the clause; negative predicates make it negative once
         // however many there are ("worthless dirt"), so "never tolerate the
         // murder of X" (negated praise of a negative) is positive.
-        let mut negated = false;
+        let mut negated = carried;
+        // Incomprehension ("it baffles me why anyone values X") denies praise only.
+        let mut doubted = false;
         let mut any_negative = false;
         let mut polar_seen = false;
         let mut strongest: Option<(u8, &str, Polar)> = None;
@@ -264,10 +297,18 @@ impl HateScorer {
                 None => (s[i].info.polar, 1),
             };
             let flags = s[i].info.flags;
+            if flags & DOUBT != 0 {
+                doubted = !doubted;
+            }
+            // "there is a difference between X and rats" denies the likeness.
+            if flags & CONTRAST != 0 && s.get(i + 1).is_some_and(|r| r.word == "between") {
+                negated = !negated;
+            }
             if flags & NEGATOR != 0 && polar.is_none_or(|p| p == Polar::Positive) {
                 let cancelled = s[i + 1..to.min(i + 3)]
                     .iter()
-                    .any(|r| r.info.flags & CANCELLER != 0);
+                    .any(|r| r.info.flags & CANCELLER != 0)
+                    || rules::opens_superlative(s, i, to);
                 if !cancelled {
                     negated = !negated;
                 }
@@ -278,7 +319,7 @@ impl HateScorer {
             }
             if let Some(p) = polar.filter(|p| self.counts(s, i, len, *p, mentions)) {
                 polar_seen = true;
-                if p != Polar::Positive {
+                if p.is_negative() {
                     any_negative = true;
                     let severity = match p {
                         Polar::Dehumanising | Polar::Violent => 6,
@@ -291,7 +332,11 @@ impl HateScorer {
             }
             i += len;
         }
-        let negative = negated != any_negative;
+        let negative = if any_negative {
+            !negated
+        } else {
+            negated != doubted
+        };
         if !(polar_seen && negative) || (!any_negative && !about) {
             return;
         }
@@ -312,7 +357,7 @@ impl HateScorer {
     fn counts(&self, s: &[Read], i: usize, len: usize, polar: Polar, mentions: &[usize]) -> bool {
         let next = s.get(i + len).map(|r| r.word);
         match polar {
-            Polar::Aversion => {
+            Polar::Aversion | Polar::Contact => {
                 mentions.iter().any(|&m| m > i)
                     || s[i + len..].iter().any(|r| r.info.flags & PRONOUN != 0)
             }
@@ -320,7 +365,7 @@ impl HateScorer {
                 s[i].info.flags & ANIMAL_PLACE != 0
                     || len > 1
                     // a comparison: "my dog is smarter than any X", "rather have cancer than"
-                    || s.iter().any(|r| matches!(r.word, "than" | "before" | "instead"))
+                    || s.iter().any(|r| matches!(r.word, "than" | "before" | "instead" | "between"))
                     || s[i.saturating_sub(LINK_WINDOW)..i]
                         .iter()
                         .any(|r| r.info.flags & LINK != 0)

@@ -209,6 +209,51 @@ pub const POSITIVE: &[&str] = &[
     "important", "useful", "contribute", "better",
 ];
 
+/// Verbs of contact and association: refusing one with a group as its
+/// object is discrimination ("I would never hire X", "I won't sit next to X",
+/// "never eat food touched by X"). Positive like `POSITIVE`, but it counts
+/// only with the group after it ("X never eat pork" is no refusal).
+pub const CONTACT: &[&str] = &[
+    "eat", "eating", "drink", "drinking", "touch", "touched", "touching", "handled", "share",
+    "sharing", "shake", "sit", "sitting", "hire", "hiring", "hired", "employ", "employing",
+    "rent", "renting", "sell", "selling", "serve", "serving", "marry", "marrying", "date",
+    "dating", "befriend", "hug", "kiss", "vote", "treat", "visit", "greet", "sleep", "swim",
+];
+
+/// Words of incomprehension: they deny the praise they introduce ("it
+/// baffles me why anyone values X"), like "I don't understand why". They do
+/// not flip a negative predicate: "it baffles me how lazy X are" stays hate.
+pub const INCOMPREHENSION: &[&str] = &[
+    "baffles", "baffled", "baffling", "bewilders", "bewildered", "bewildering", "mystifies",
+    "mystified", "mystifying", "perplexes", "perplexed", "perplexing", "puzzles", "puzzling",
+    "incomprehensible", "absurd", "ridiculous", "laughable",
+];
+
+/// Nouns of contrast that negate a likeness when followed by "between":
+/// "there is a difference between X and rats" denies it, "no difference
+/// between X and rats" (two negations) asserts it.
+pub const CONTRASTS: &[&str] = &["difference", "differences", "distinction", "distinguish"];
+
+/// Comparatives before "than": with one, "nothing"/"nobody"/"none" opens a
+/// superlative rather than a negation ("nothing I like less than X" is the
+/// least liked; "nobody I admire more than X" the most admired).
+pub const COMPARATIVES: &[&str] = &[
+    "more", "less", "better", "worse", "rather", "fewer", "greater", "lower", "higher",
+];
+
+/// Universal negators that a following comparative turns into a superlative.
+pub const UNIVERSALS: &[&str] = &["nothing", "nobody", "none", "noone"];
+
+/// Verbs of letting something happen: negated, they oppose the clause they
+/// govern, across a "while" ("let's not stand by while X are murdered", "we
+/// should not allow any X to be hurt").
+pub const TOLERANCE: &[&str] = &[
+    "allow", "allows", "allowed", "allowing", "let", "lets", "permit", "permits", "permitted",
+    "tolerate", "tolerates", "tolerated", "condone", "condones", "accept", "excuse", "ignore",
+    "ignores", "watch", "watching", "silent", "quiet", "stand", "standing", "sit", "sitting",
+    "look", "looking",
+];
+
 /// How a predicate counts towards a clause's polarity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Polar {
@@ -218,6 +263,15 @@ pub enum Polar {
     Dehumanising,
     Violent,
     Positive,
+    /// Contact or association (`CONTACT`): positive, with the group as its object.
+    Contact,
+}
+
+impl Polar {
+    /// Whether the predicate is negative on its own (not praise or contact).
+    pub fn is_negative(self) -> bool {
+        !matches!(self, Polar::Positive | Polar::Contact)
+    }
 }
 
 /// Insults aimed at a person: blocked as brand policy, whoever they are aimed at.

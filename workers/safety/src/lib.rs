@@ -29,6 +29,7 @@ pub mod audit;
 pub mod azure;
 mod citations;
 pub mod claims;
+mod aim;
 mod classify;
 pub mod cli;
 pub mod config;

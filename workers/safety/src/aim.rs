@@ -1,0 +1,82 @@
+//! Whom a word is aimed at, for the rules that depend on it: an expletive
+//! aimed at no one is mild, a threat under a negated "let" is opposed.
+
+use crate::hate_lexicon::{
+    ADDRESSEES, GROUP_NOUNS, INSULT_NOUNS, NEGATORS, PERSON_NOUNS, TOLERANCE,
+};
+use crate::lexicon::{GROUPS, TARGETS, VICTIMS};
+use crate::matcher::Hit;
+use crate::normalize::{Token, TokenKind};
+
+/// People named by a pronoun or a common noun (beside `TARGETS`, the person
+/// and group nouns, the reader and the insults).
+const PEOPLE: &[&str] = &[
+    "he", "she", "they", "theyre", "their", "theirs", "his", "hers", "your", "yours", "ur",
+    "anyone", "anybody", "someone", "somebody", "everyone", "everybody", "whoever", "who",
+    "guy", "dude", "bro", "mate", "sir", "madam", "lady", "ladies", "gentlemen", "girl", "boy",
+    "kid", "baby", "staff", "team", "boss", "neighbour", "neighbor", "customer", "customers",
+];
+
+/// Endings of plural agent nouns: people by what they do or believe
+/// ("politicians", "feminists", "bankers"). Some things end so too
+/// ("printers"); reading them as people errs on the blocking side.
+const AGENT_ENDINGS: &[&str] = &["ists", "ians", "ers", "ors", "ants", "ents"];
+
+/// Whether the expletive's sentence, or the one before or after it, names a
+/// person, the reader, a group or a merge field (a customer's name): then it
+/// is aimed at someone ("The idea was bullshit. It came from a X after all").
+pub(crate) fn at_someone(tokens: &[Token], hit: &Hit) -> bool {
+    let sentence = tokens[hit.start].sentence;
+    tokens
+        .iter()
+        .filter(|t| t.sentence.abs_diff(sentence) <= 1)
+        .any(|t| match t.kind {
+            TokenKind::MergeField => true,
+            TokenKind::Word => names_someone(&t.text),
+            _ => false,
+        })
+}
+
+fn names_someone(word: &str) -> bool {
+    let lists: [&[&str]; 8] = [
+        TARGETS,
+        ADDRESSEES,
+        PERSON_NOUNS,
+        GROUP_NOUNS,
+        GROUPS,
+        INSULT_NOUNS,
+        VICTIMS,
+        PEOPLE,
+    ];
+    lists.iter().any(|list| list.contains(&word))
+        || (word.len() >= 6 && AGENT_ENDINGS.iter().any(|e| word.ends_with(e)))
+}
+
+/// Tolerance verbs that need a particle to mean letting happen ("stand by",
+/// "sit back", "look away"); alone they mean something else ("can't stand").
+pub(crate) const WITH_PARTICLE: &[&str] = &["stand", "standing", "sit", "sitting", "look", "looking"];
+pub(crate) const PARTICLES: &[&str] = &["by", "back", "idly", "away", "on", "aside"];
+/// How far after its negator a tolerance verb may stand ("not ever allow").
+const TOLERANCE_WINDOW: usize = 3;
+
+/// A negator followed by a verb of letting happen earlier in the same
+/// comma-separated stretch as `at`: what follows is opposed, not wished.
+pub(crate) fn negated_tolerance(tokens: &[Token], at: usize) -> bool {
+    let (sentence, clause) = (tokens[at].sentence, tokens[at].clause);
+    let same = |t: &Token| t.sentence == sentence && t.clause == clause;
+    let start = tokens[..at]
+        .iter()
+        .rposition(|t| !same(t))
+        .map_or(0, |p| p + 1);
+    (start..at).any(|i| {
+        NEGATORS.contains(&tokens[i].text.as_str())
+            && (i + 1..(i + 1 + TOLERANCE_WINDOW).min(at)).any(|j| {
+                let w = tokens[j].text.as_str();
+                TOLERANCE.contains(&w)
+                    && (!WITH_PARTICLE.contains(&w)
+                        || tokens
+                            .get(j + 1)
+                            .is_some_and(|n| PARTICLES.contains(&n.text.as_str())))
+            })
+    })
+}
