@@ -1,8 +1,8 @@
 //! Whom a word is aimed at, for the rules that depend on it: an expletive
-//! aimed at no one is mild, a threat under a negated "let" is opposed.
+//! aimed at a thing is mild, a threat under a negated "let" is opposed.
 
 use crate::hate_lexicon::{
-    ADDRESSEES, GROUP_NOUNS, INSULT_NOUNS, NEGATORS, PERSON_NOUNS, TOLERANCE,
+    ADDRESSEES, FUNCTION_WORDS, GROUP_NOUNS, INSULT_NOUNS, NEGATORS, PERSON_NOUNS, TOLERANCE,
 };
 use crate::lexicon::{GROUPS, TARGETS, VICTIMS};
 use crate::matcher::Hit;
@@ -25,7 +25,7 @@ const AGENT_ENDINGS: &[&str] = &["ists", "ians", "ers", "ors", "ants", "ents"];
 /// Whether the expletive's sentence, or the one before or after it, names a
 /// person, the reader, a group or a merge field (a customer's name): then it
 /// is aimed at someone ("The idea was bullshit. It came from a X after all").
-pub(crate) fn at_someone(tokens: &[Token], hit: &Hit) -> bool {
+fn at_someone(tokens: &[Token], hit: &Hit) -> bool {
     let sentence = tokens[hit.start].sentence;
     tokens
         .iter()
@@ -35,6 +35,54 @@ pub(crate) fn at_someone(tokens: &[Token], hit: &Hit) -> bool {
             TokenKind::Word => names_someone(&t.text),
             _ => false,
         })
+}
+
+/// Determiners that introduce a thing an expletive may be aimed at:
+/// demonstratives, the speaker's possessives, quantifiers ("these fucking
+/// sirens", "my clothes aren't worth shit", "fuck all overpriced brands").
+/// Not "your" (the reader) nor "the"/"a" (no aim: "what the fuck").
+const THING_DETERMINERS: &[&str] = &[
+    "these", "those", "this", "that", "my", "our", "all", "every", "each",
+];
+/// How far after its determiner the noun of a noun phrase may stand.
+const NOUN_WINDOW: usize = 3;
+
+/// Whether the expletive is aimed at a thing: its sentence has a noun phrase
+/// (a determiner of `THING_DETERMINERS`, then within three words a content
+/// word that is not the expletive) and neither it nor the sentences beside it
+/// name anyone. A bare expletive ("fսck", "f*ck off", "double shit points")
+/// has no such aim and stays strong.
+pub(crate) fn at_a_thing(tokens: &[Token], hit: &Hit) -> bool {
+    let sentence = tokens[hit.start].sentence;
+    let in_sentence = |i: usize| tokens[i].sentence == sentence;
+    let noun_phrase = (0..tokens.len()).filter(|&i| in_sentence(i)).any(|i| {
+        THING_DETERMINERS.contains(&tokens[i].text.as_str())
+            && (i + 1..(i + 1 + NOUN_WINDOW).min(tokens.len())).any(|j| {
+                in_sentence(j)
+                    && !(hit.start..hit.end).contains(&j)
+                    && tokens[j].kind == TokenKind::Word
+                    && tokens[j].text.chars().any(|c| c.is_alphabetic())
+                    && !FUNCTION_WORDS.contains(&tokens[j].text.as_str())
+                    && !THING_DETERMINERS.contains(&tokens[j].text.as_str())
+            })
+    });
+    noun_phrase && !at_someone(tokens, hit)
+}
+
+/// Whether `word` stands in `source` as written, letter for letter (ASCII
+/// case aside) between non-letters: not masked, spaced, elongated, in l33t,
+/// look-alike letters or character references.
+pub(crate) fn written_plainly(source: &str, word: &str) -> bool {
+    if word.is_empty() || word.len() > source.len() {
+        return false;
+    }
+    let bytes = source.as_bytes();
+    let is_letter = |i: usize| bytes.get(i).is_some_and(|b| b.is_ascii_alphanumeric());
+    (0..=bytes.len() - word.len()).any(|i| {
+        bytes[i..i + word.len()].eq_ignore_ascii_case(word.as_bytes())
+            && (i == 0 || !is_letter(i - 1))
+            && !is_letter(i + word.len())
+    })
 }
 
 fn names_someone(word: &str) -> bool {

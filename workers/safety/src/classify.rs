@@ -78,18 +78,20 @@ impl Classifier {
         })
     }
 
-    pub fn classify(&self, streams: &TokenStreams, report: &mut ScreenReport) {
-        self.classify_stream(&streams.split, report);
-        self.classify_stream(&streams.joined, report);
+    /// `source` is the text as written (before decoding): an expletive
+    /// counts as mild only when it is written there plainly.
+    pub fn classify(&self, streams: &TokenStreams, source: &str, report: &mut ScreenReport) {
+        self.classify_stream(&streams.split, source, report);
+        self.classify_stream(&streams.joined, source, report);
         self.hate.score(&streams.joined, report);
         // Deleted spaces: "ihatewomen", "illkillyou" cut into words and judged again.
         if let Some(cut) = self.segmenter.segment(&streams.joined) {
-            self.classify_stream(&cut, report);
+            self.classify_stream(&cut, source, report);
             self.hate.score(&cut, report);
         }
     }
 
-    fn classify_stream(&self, tokens: &[Token], report: &mut ScreenReport) {
+    fn classify_stream(&self, tokens: &[Token], source: &str, report: &mut ScreenReport) {
         let hits = self.matcher.find(tokens);
         let mut in_idiom = vec![false; tokens.len()];
         for hit in &hits {
@@ -118,17 +120,19 @@ impl Classifier {
                         report.find(kind, format!("'{label}'"));
                     }
                 }
-                // An expletive aimed at no one ("these fucking sirens", "worth
-                // shit") is mild: it blocks with `block_mild_profanity`.
+                // An expletive aimed at a thing ("these fucking sirens", "my
+                // clothes aren't worth shit") is mild: it blocks with
+                // `block_mild_profanity`. Bare, aimed at anyone or disguised
+                // (`f*cking`, `f u c k`, look-alikes, entities), it is strong.
                 Effect::Expletive => {
                     if !covered(hit) {
-                        if aim::at_someone(tokens, hit) {
-                            report.find(FindingKind::Profanity, format!("'{label}'"));
-                        } else {
+                        if aim::at_a_thing(tokens, hit) && aim::written_plainly(source, label) {
                             report.find(
                                 FindingKind::MildProfanity,
-                                format!("'{label}' (aimed at no one)"),
+                                format!("'{label}' (aimed at a thing)"),
                             );
+                        } else {
+                            report.find(FindingKind::Profanity, format!("'{label}'"));
                         }
                     }
                 }
@@ -277,7 +281,7 @@ mod tests {
     fn report(text: &str) -> ScreenReport {
         let streams = Tokenizer::new().unwrap().tokenize(&visible_nfkc(text));
         let mut report = ScreenReport::default();
-        Classifier::new().unwrap().classify(&streams, &mut report);
+        Classifier::new().unwrap().classify(&streams, text, &mut report);
         report
     }
 
