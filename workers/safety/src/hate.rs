@@ -38,6 +38,10 @@ const CONTRAST: u32 = 1 << 15;
 const COMPARATIVE: u32 = 1 << 16;
 const UNIVERSAL: u32 = 1 << 17;
 const TOLERANT: u32 = 1 << 18;
+const HARM_NOUN: u32 = 1 << 19;
+const LIKE: u32 = 1 << 20;
+const OPINION: u32 = 1 << 21;
+const PREFER: u32 = 1 << 22;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Word {
@@ -104,6 +108,10 @@ impl HateScorer {
         flag(COMPARATIVES, COMPARATIVE);
         flag(UNIVERSALS, UNIVERSAL);
         flag(TOLERANCE, TOLERANT);
+        flag(HARM_NOUNS, HARM_NOUN);
+        flag(LIKENESS, LIKE);
+        flag(OPINION_VERBS, OPINION);
+        flag(PREFERENCE, PREFER);
         for (list, polar) in [
             (CONTACT, Polar::Contact),
             (POSITIVE, Polar::Positive),
@@ -252,7 +260,9 @@ impl HateScorer {
         for i in 0..=s.len() {
             // A comma starts a clause at its token; a clause word is left out of both.
             let comma = i > clause_start && i < s.len() && s[i].clause != s[i - 1].clause;
-            if i < s.len() && !comma && !is_break(s, i) {
+            // "I'd sooner starve than eat with X": what follows "than" is refused.
+            let preferred = i < s.len() && rules::prefers_before(s, clause_start, i);
+            if i < s.len() && !comma && !preferred && !is_break(s, i) {
                 continue;
             }
             // Praise denied in a clause that does not name or refer to the
@@ -269,7 +279,7 @@ impl HateScorer {
                 negated: carried,
             };
             self.score_clause(s, clause, mentions, report);
-            carried = !comma && rules::carries_negation(s, clause_start, i);
+            carried = preferred || (!comma && rules::carries_negation(s, clause_start, i));
             clause_start = if comma { i } else { i + 1 };
         }
     }
@@ -287,6 +297,7 @@ impl HateScorer {
         let mut negated = carried;
         // Incomprehension ("it baffles me why anyone values X") denies praise only.
         let mut doubted = false;
+        let mut harm_noun = false;
         let mut any_negative = false;
         let mut polar_seen = false;
         let mut strongest: Option<(u8, &str, Polar)> = None;
@@ -294,12 +305,13 @@ impl HateScorer {
         while i < to {
             let (polar, len) = match self.phrase_at(s, i, to) {
                 Some(found) => found,
-                None => (s[i].info.polar, 1),
+                None => (rules::sense(s, i), 1),
             };
             let flags = s[i].info.flags;
             if flags & DOUBT != 0 {
                 doubted = !doubted;
             }
+            harm_noun |= flags & HARM_NOUN != 0;
             // "there is a difference between X and rats" denies the likeness.
             if flags & CONTRAST != 0 && s.get(i + 1).is_some_and(|r| r.word == "between") {
                 negated = !negated;
@@ -308,7 +320,8 @@ impl HateScorer {
                 let cancelled = s[i + 1..to.min(i + 3)]
                     .iter()
                     .any(|r| r.info.flags & CANCELLER != 0)
-                    || rules::opens_superlative(s, i, to);
+                    || rules::opens_superlative(s, i, to)
+                    || rules::asks_agreement(s, i);
                 if !cancelled {
                     negated = !negated;
                 }
@@ -335,7 +348,8 @@ impl HateScorer {
         let negative = if any_negative {
             !negated
         } else {
-            negated != doubted
+            // "never accept violence against X": the praise denied is the harm's.
+            negated != doubted && !harm_noun
         };
         if !(polar_seen && negative) || (!any_negative && !about) {
             return;
@@ -364,11 +378,11 @@ impl HateScorer {
             Polar::Dehumanising => {
                 s[i].info.flags & ANIMAL_PLACE != 0
                     || len > 1
+                    // "Muslim vermin": the group word itself names what is dehumanised
+                    || i.checked_sub(1).is_some_and(|p| is_group_at(s, p))
                     // a comparison: "my dog is smarter than any X", "rather have cancer than"
-                    || s.iter().any(|r| matches!(r.word, "than" | "before" | "instead" | "between"))
-                    || s[i.saturating_sub(LINK_WINDOW)..i]
-                        .iter()
-                        .any(|r| r.info.flags & LINK != 0)
+                    || s.iter().any(|r| r.info.flags & LIKE != 0)
+                    || rules::linked(s, i, LINK_WINDOW)
             }
             Polar::Violent => {
                 let object = VIOLENT_OBJECTS.iter().find(|(w, _)| *w == s[i].word);
@@ -377,7 +391,12 @@ impl HateScorer {
                         .iter()
                         .any(|r| objects.contains(&r.word))
                 });
-                has_object && !matches!(next, Some("from" | "with"))
+                // "suffer from", "bullet points": no violence done.
+                has_object
+                    && !matches!(
+                        next,
+                        Some("from" | "with" | "point" | "points" | "proof" | "train" | "journal")
+                    )
             }
             Polar::Derogatory | Polar::Positive => true,
         }
@@ -442,10 +461,12 @@ fn is_group_at(s: &[Read], i: usize) -> bool {
     if flags & GROUP_NOUN != 0 {
         return true;
     }
+    // "trans freaks", "gay perverts": a derogatory noun (plural) names people too.
     flags & GROUP_ADJ != 0
         && s[i + 1..(i + 3).min(s.len())].iter().any(|r| {
             r.info.flags & (PERSON | GROUP_NOUN | GROUP_ADJ) != 0
                 || r.info.polar == Some(Polar::Dehumanising)
+                || (r.info.polar == Some(Polar::Derogatory) && r.word.ends_with('s'))
         })
 }
 

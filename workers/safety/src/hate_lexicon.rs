@@ -15,7 +15,9 @@ pub const GROUP_NOUNS: &[&str] = &[
     "chinese", "indians", "indian", "pakistanis", "pakistani", "somalis", "somali", "nigerians",
     "roma", "romani", "gypsies", "gypsy", "travellers", "aboriginals", "aborigines",
     "natives", "palestinians", "israelis", "iranians", "iraqis", "syrians", "afghans",
-    "turks", "kurds", "poles", "romanians", "albanians", "ukrainians", "russians", "koreans",
+    "turks", "turk", "kurds", "kurd", "poles", "romanians", "romanian", "albanians", "albanian",
+    "ukrainians", "ukrainian", "russians", "russian", "koreans", "korean", "afghan", "syrian",
+    "iraqi", "iranian", "palestinian", "israeli", "jamaican", "haitian", "nigerian",
     "japanese", "vietnamese", "filipinos", "filipino", "jamaicans", "haitians",
     "immigrants", "immigrant", "migrants", "migrant", "refugees", "refugee", "foreigners",
     "foreigner", "asylum", "aliens",
@@ -26,6 +28,9 @@ pub const GROUP_NOUNS: &[&str] = &[
     // disability
     "disabled", "handicapped", "autists", "autistics", "amputees", "paraplegics",
     "wheelchair",
+    // their places of worship ("torch the mosque")
+    "mosque", "mosques", "synagogue", "synagogues", "gurdwara", "gurdwaras", "temple",
+    "temples",
 ];
 
 /// Adjectives that make a group with a following person noun ("gay people",
@@ -45,6 +50,8 @@ pub const PERSON_NOUNS: &[&str] = &[
     "lives", "life", "kids", "children", "guys", "girls", "boys", "individuals", "community",
     "communities", "population", "immigrants", "immigrant", "refugees", "ones", "citizens",
     "workers", "families", "neighbours", "neighbors", "colleagues", "youth", "humans",
+    "couples", "couple", "parents", "students", "teenagers", "adults", "doctors", "teachers",
+    "bankers", "owners", "voters", "dealer", "dealers", "family", "boss", "neighbour",
     // body parts in threats ("their trans throats", "that black neck of yours")
     "throats", "throat", "necks", "neck", "bodies", "skulls", "faces",
 ];
@@ -77,6 +84,9 @@ pub const NEGATORS: &[&str] = &[
     // condemnations negate what they condemn ("killing X is wrong")
     "illegal", "wrong", "crime", "unacceptable", "forbidden", "outlawed", "condemn",
     "condemned", "oppose", "opposed",
+    // refusals negate what is refused ("I refuse to sit next to X")
+    "refuse", "refuses", "refused", "refusing", "reject", "rejects", "rejected", "decline",
+    "declines", "declined",
 ];
 
 /// A negator followed by one of these compares rather than negates
@@ -114,7 +124,7 @@ pub const DEROGATORY: &[&str] = &[
     "failures", "losers", "freaks", "freak", "abnormal", "perverts", "perverted",
     "degenerate", "degenerates", "unnatural", "mistake", "shame", "disgrace", "embarrassment",
     "prick", "pricks", "jerks", "scumbags", "retarded", "deceitful", "untrustworthy",
-    "greedy", "arrogant", "cowards", "cowardly", "hysterical", "irrational", "weak",
+    "greedy", "arrogant", "cowards", "cowardly", "defective", "damaged", "sneaky", "hysterical", "irrational", "weak",
     "mistrust", "distrust", "danger", "worse", "uncivilised", "uncivilized", "cruel",
     "brutal", "sinful", "angry", "anger", "rage", "furious", "livid", "enraged", "seethe",
     "boil", "hostile", "ruin", "ruins", "ruined", "ruining", "swarm", "swarms", "swarming",
@@ -158,11 +168,13 @@ pub const VIOLENT: &[&str] = &[
     "culled", "bomb", "bombed", "assault", "end", "ending", "execution", "executions",
     "genocide", "lynching", "gassing", "attacking", "attacks",
     "beating", "hurting", "torturing", "raping", "shooting", "stabbing", "snap", "slit",
+    "torch", "torched", "firebomb", "firebombed", "sink", "sunk", "bullet", "bullets", "noose",
 ];
 
 /// Violent words that need an object to be violent ("end ... life", not "end of season").
 pub const VIOLENT_OBJECTS: &[(&str, &[&str])] = &[
     ("end", &["life", "lives", "existence", "bloodline"]),
+    ("sink", &["them", "it", "boat", "boats", "ship", "ships"]),
     ("ending", &["life", "lives", "existence", "bloodline"]),
 ];
 
@@ -180,6 +192,15 @@ pub const PHRASES: &[(&str, Polar)] = &[
     ("locked up", Polar::Violent),
     ("wipe out", Polar::Violent),
     ("wiped out", Polar::Violent),
+    ("drive out", Polar::Violent),
+    ("driven out", Polar::Violent),
+    ("drove out", Polar::Violent),
+    ("kick out", Polar::Violent),
+    ("kicked out", Polar::Violent),
+    ("throw out", Polar::Violent),
+    ("thrown out", Polar::Violent),
+    ("send back", Polar::Violent),
+    ("sent back", Polar::Violent),
     ("piss off", Polar::Derogatory),
     ("pisses me off", Polar::Derogatory),
     ("waste of", Polar::Dehumanising),
@@ -206,7 +227,30 @@ pub const POSITIVE: &[&str] = &[
     "belong", "belongs", "protect", "protecting", "protected", "save", "saving", "help",
     "live", "living", "alive", "exist", "accept", "accepted", "tolerate", "deserving",
     "member", "members", "safe", "freedom", "dignity", "nice", "decent",
-    "important", "useful", "contribute", "better",
+    "important", "useful", "contribute", "better", "cares", "cared", "caring", "offer",
+    "offers", "allow", "allowed", "permit", "permitted", "entitled",
+];
+
+/// Abstract harm done to a group ("violence against women", "racism"):
+/// praise denied in their clause is about the harm ("never accept violence
+/// against X", "no tolerance for racism"), not the group.
+pub const HARM_NOUNS: &[&str] = &[
+    "violence", "abuse", "discrimination", "racism", "sexism", "bigotry", "harassment",
+    "prejudice", "antisemitism", "islamophobia", "homophobia", "transphobia", "xenophobia",
+    "ableism", "misogyny", "intolerance", "bullying",
+];
+
+/// Words of likeness: a dehumanising noun in a sentence with one is a
+/// comparison ("X and rats have a lot in common", "X resemble apes").
+pub const LIKENESS: &[&str] = &[
+    "than", "before", "instead", "between", "common", "same", "similar", "alike", "resemble",
+    "resembles", "compared", "comparing", "compare", "equivalent", "identical",
+];
+
+/// Opinion verbs: a negator before "you"/"we" and one of these asks for
+/// agreement, it does not negate ("don't you think X are vile?").
+pub const OPINION_VERBS: &[&str] = &[
+    "think", "agree", "feel", "find", "believe", "reckon", "see", "know",
 ];
 
 /// Verbs of contact and association: refusing one with a group as its
@@ -218,13 +262,15 @@ pub const CONTACT: &[&str] = &[
     "sharing", "shake", "sit", "sitting", "hire", "hiring", "hired", "employ", "employing",
     "rent", "renting", "sell", "selling", "serve", "serving", "marry", "marrying", "date",
     "dating", "befriend", "hug", "kiss", "vote", "treat", "visit", "greet", "sleep", "swim",
+    "buy", "buying", "shop", "shopping", "work", "working", "talk", "talking", "play",
+    "playing", "cook", "cooking", "stay", "staying", "invite",
 ];
 
 /// Words of incomprehension: they deny the praise they introduce ("it
 /// baffles me why anyone values X"), like "I don't understand why". They do
 /// not flip a negative predicate: "it baffles me how lazy X are" stays hate.
 pub const INCOMPREHENSION: &[&str] = &[
-    "baffles", "baffled", "baffling", "bewilders", "bewildered", "bewildering", "mystifies",
+    "baffles", "baffled", "baffling", "mystery", "bewilders", "bewildered", "bewildering", "mystifies",
     "mystified", "mystifying", "perplexes", "perplexed", "perplexing", "puzzles", "puzzling",
     "incomprehensible", "absurd", "ridiculous", "laughable",
 ];
@@ -243,6 +289,10 @@ pub const COMPARATIVES: &[&str] = &[
 
 /// Universal negators that a following comparative turns into a superlative.
 pub const UNIVERSALS: &[&str] = &["nothing", "nobody", "none", "noone"];
+
+/// Words of preference: "I'd sooner starve than eat with X" refuses what
+/// follows "than".
+pub const PREFERENCE: &[&str] = &["rather", "sooner"];
 
 /// Verbs of letting something happen: negated, they oppose the clause they
 /// govern, across a "while" ("let's not stand by while X are murdered", "we
@@ -373,5 +423,5 @@ pub const COMMON_WORDS: &[&str] = &[
     "ward", "wood", "woods", "word", "words", "form", "forms", "from", "fro", "bead", "bred",
     "brad", "lice", "vie", "vile", "veil", "evil", "live", "lives", "cancel", "cancels",
     "care", "cares", "nature", "mature", "murderer", "ended", "sand", "sane", "stay", "niger",
-    "cnut", "sith", "bread", "breads", "brand", "bred",
+    "cnut", "sith", "bread", "breads", "brand", "bred", "run", "runs", "running",
 ];

@@ -2,7 +2,10 @@
 //! superlative opened by "nothing", and a negated "let"/"stand by" whose
 //! negation carries into the clause it governs.
 
-use super::{COMPARATIVE, NEGATOR, Read, TOLERANT, UNIVERSAL};
+use super::{
+    ADDRESSEE, COMPARATIVE, LINK, NEGATOR, OPINION, PREFER, Polar, Read, SUBJECT, TOLERANT,
+    UNIVERSAL, is_group_at,
+};
 use crate::aim::{PARTICLES, WITH_PARTICLE};
 
 /// Clause words after which the next clause is what was (not) tolerated.
@@ -12,8 +15,10 @@ const GOVERNED: &[&str] = &["while", "whilst", "when", "if"];
 /// comparative and "than" follow in the clause ("nothing I like less than
 /// X"): they do not negate it, the comparative does.
 pub(super) fn opens_superlative(s: &[Read], i: usize, to: usize) -> bool {
+    // "no creature I despise more than X" too; not "no X is less human than
+    // you", where "no" quantifies the group.
     let universal = s[i].info.flags & UNIVERSAL != 0
-        || (s[i].word == "no" && s.get(i + 1).is_some_and(|r| r.word == "one"));
+        || (s[i].word == "no" && i + 1 < to && !is_group_at(s, i + 1));
     universal
         && (i + 2..to).any(|j| s[j].word == "than" && s[j - 1].info.flags & COMPARATIVE != 0)
 }
@@ -34,4 +39,50 @@ pub(super) fn carries_negation(s: &[Read], from: usize, to: usize) -> bool {
         .filter(|&i| s[i].info.flags & NEGATOR != 0)
         .count();
     tolerance && negators % 2 == 1
+}
+
+/// "don't you think", "wouldn't we agree": a negator before "you"/"we" and an
+/// opinion verb asks for agreement with what follows, it does not deny it.
+pub(super) fn asks_agreement(s: &[Read], i: usize) -> bool {
+    let subject = s
+        .get(i + 1)
+        .is_some_and(|r| r.info.flags & (ADDRESSEE | SUBJECT) != 0);
+    subject && s.get(i + 2).is_some_and(|r| r.info.flags & OPINION != 0)
+}
+
+/// Prepositions that attach a noun to something else than the link before
+/// it ("X is collecting blankets for dogs" links X to blankets, not dogs).
+const DETACHING: &[&str] = &[
+    "for", "with", "from", "about", "at", "near", "by", "to", "into", "on", "in", "and",
+];
+
+/// A link ("are", "like", "nothing but") stands within `window` tokens before
+/// the dehumanising noun at `i`, with no preposition between them.
+pub(super) fn linked(s: &[Read], i: usize, window: usize) -> bool {
+    let from = i.saturating_sub(window);
+    (from..i).rev().try_fold((), |(), j| {
+        if s[j].info.flags & LINK != 0 {
+            return Err(true);
+        }
+        if DETACHING.contains(&s[j].word) {
+            return Err(false);
+        }
+        Ok(())
+    }) == Err(true)
+}
+
+/// "than" at `i` after "rather"/"sooner" in the clause from `from`: the
+/// clause ends there, and the one after it is what is refused.
+pub(super) fn prefers_before(s: &[Read], from: usize, i: usize) -> bool {
+    s[i].word == "than" && (from..i).any(|j| s[j].info.flags & PREFER != 0)
+}
+
+/// The predicate at `i` in its context: "refuse" is a noun after a link
+/// ("nothing but refuse"), a refusal (a negator) anywhere else.
+pub(super) fn sense(s: &[Read], i: usize) -> Option<Polar> {
+    if s[i].word == "refuse" {
+        let noun = i.checked_sub(1).is_some_and(|p| s[p].info.flags & LINK != 0);
+        return noun.then_some(Polar::Dehumanising);
+    }
+    s[i].info.polar
 }
