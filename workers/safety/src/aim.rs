@@ -11,10 +11,45 @@ use crate::normalize::{Token, TokenKind};
 /// People named by a pronoun or a common noun (beside `TARGETS`, the person
 /// and group nouns, the reader and the insults).
 const PEOPLE: &[&str] = &[
-    "he", "she", "they", "theyre", "their", "theirs", "his", "hers", "your", "yours", "ur",
-    "anyone", "anybody", "someone", "somebody", "everyone", "everybody", "whoever", "who",
-    "guy", "dude", "bro", "mate", "sir", "madam", "lady", "ladies", "gentlemen", "girl", "boy",
-    "kid", "baby", "staff", "team", "boss", "neighbour", "neighbor", "customer", "customers",
+    "he",
+    "she",
+    "they",
+    "theyre",
+    "their",
+    "theirs",
+    "his",
+    "hers",
+    "your",
+    "yours",
+    "ur",
+    "anyone",
+    "anybody",
+    "someone",
+    "somebody",
+    "everyone",
+    "everybody",
+    "whoever",
+    "who",
+    "guy",
+    "dude",
+    "bro",
+    "mate",
+    "sir",
+    "madam",
+    "lady",
+    "ladies",
+    "gentlemen",
+    "girl",
+    "boy",
+    "kid",
+    "baby",
+    "staff",
+    "team",
+    "boss",
+    "neighbour",
+    "neighbor",
+    "customer",
+    "customers",
 ];
 
 /// Endings of plural agent nouns: people by what they do or believe
@@ -102,7 +137,8 @@ fn names_someone(word: &str) -> bool {
 
 /// Tolerance verbs that need a particle to mean letting happen ("stand by",
 /// "sit back", "look away"); alone they mean something else ("can't stand").
-pub(crate) const WITH_PARTICLE: &[&str] = &["stand", "standing", "sit", "sitting", "look", "looking"];
+pub(crate) const WITH_PARTICLE: &[&str] =
+    &["stand", "standing", "sit", "sitting", "look", "looking"];
 pub(crate) const PARTICLES: &[&str] = &["by", "back", "idly", "away", "on", "aside"];
 /// How far after its negator a tolerance verb may stand ("not ever allow").
 const TOLERANCE_WINDOW: usize = 3;

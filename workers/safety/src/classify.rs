@@ -8,9 +8,9 @@
 
 use std::collections::HashSet;
 
+use crate::aim;
 use crate::error::SafetyError;
 use crate::hate::HateScorer;
-use crate::aim;
 use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS, NEGATORS};
 use crate::lexicon::{
     ENTRIES, Effect, GROUPS, INTENT, MACROS, POSSESSIVES, TARGETS, VICTIMS, misspelt_entries,
@@ -281,7 +281,9 @@ mod tests {
     fn report(text: &str) -> ScreenReport {
         let streams = Tokenizer::new().unwrap().tokenize(&visible_nfkc(text));
         let mut report = ScreenReport::default();
-        Classifier::new().unwrap().classify(&streams, text, &mut report);
+        Classifier::new()
+            .unwrap()
+            .classify(&streams, text, &mut report);
         report
     }
 

@@ -25,11 +25,11 @@
 //! `cli::screen_jsonl` backs `cpo screen`. `MergeValueScreen` applies the
 //! embedded screen to the merge values of each customer (experimentation).
 
+mod aim;
 pub mod audit;
 pub mod azure;
 mod citations;
 pub mod claims;
-mod aim;
 mod classify;
 pub mod cli;
 pub mod config;

@@ -2,10 +2,9 @@
 //! HateCheck and from the rules it checks: other groups and vocabulary,
 //! varied syntax, half of it benign look-alikes (contact, comparisons,
 //! superlatives, incomprehension, opposition to violence, profanity at
-//! things, identity mentions, marketing idioms). It was scored once before
-//! any rule was adjusted to it; its figures are in docs/SAFETY.md. The screen
-//! is not expected to get every line: the test holds floors a little below
-//! what was measured, and prints every miss.
+//! things, identity mentions, marketing idioms). Each set's first score is in
+//! docs/SAFETY.md. The screen is not expected to get every line: the tests
+//! hold floors a little below what was measured, and print every miss.
 //!
 //! `cargo test -p cpo-safety --test held_out -- --nocapture`
 
@@ -18,14 +17,20 @@ use common::EMBEDDED;
 use cpo_safety::{SafetyConfig, ScreenRequest, assess};
 use cpo_shared::model::Decision;
 
-/// Share of the hateful lines blocked, in percent, at least.
-const RECALL_FLOOR: f64 = 0.0;
-/// Share of the benign lines approved, in percent, at least.
-const PASS_FLOOR: f64 = 0.0;
+/// Scores of one set: hateful cases and the share blocked, benign cases and
+/// the share approved, and every miss.
+struct Score {
+    hateful: u32,
+    recall: f64,
+    benign: u32,
+    pass: f64,
+    misses: Vec<String>,
+}
 
-#[test]
-fn held_out_hate_set_holds_its_floors() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/held_out/hate.tsv");
+fn score(file: &str) -> Score {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/held_out")
+        .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     let config = SafetyConfig::default();
     // (hateful, kind) -> (cases, correct)
@@ -35,12 +40,12 @@ fn held_out_hate_set_holds_its_floors() {
         let mut fields = line.splitn(3, '\t');
         let (Some(expect), Some(kind), Some(body)) = (fields.next(), fields.next(), fields.next())
         else {
-            panic!("hate.tsv line {}: want expect, kind and text", n + 1);
+            panic!("{file} line {}: want expect, kind and text", n + 1);
         };
         let hateful = match expect {
             "block" => true,
             "approve" => false,
-            other => panic!("hate.tsv line {}: unknown expectation {other:?}", n + 1),
+            other => panic!("{file} line {}: unknown expectation {other:?}", n + 1),
         };
         let report = EMBEDDED.screen_text(&ScreenRequest { subject: "", body });
         let got = assess(&report, &config);
@@ -49,7 +54,11 @@ fn held_out_hate_set_holds_its_floors() {
         entry.0 += 1;
         entry.1 += u32::from(right);
         if !right {
-            misses.push(format!("{}: want {expect}: {body} {:?}", n + 1, got.reasons));
+            misses.push(format!(
+                "{file}:{}: want {expect}: {body} {:?}",
+                n + 1,
+                got.reasons
+            ));
         }
     }
     let share = |hateful: bool| {
@@ -59,14 +68,59 @@ fn held_out_hate_set_holds_its_floors() {
             .fold((0, 0), |(c, r), (_, (cc, rr))| (c + cc, r + rr));
         (cases, 100.0 * f64::from(right) / f64::from(cases.max(1)))
     };
-    let ((hate_cases, recall), (benign_cases, pass)) = (share(true), share(false));
     for ((hateful, kind), (cases, right)) in &tally {
-        let what = if *hateful { "blocked" } else { "approved" };
-        println!("{kind:<18} {:<8} {right}/{cases} {what}", if *hateful { "hateful" } else { "benign" });
+        let (half, what) = if *hateful {
+            ("hateful", "blocked")
+        } else {
+            ("benign", "approved")
+        };
+        println!("{file} {kind:<18} {half:<8} {right}/{cases} {what}");
     }
-    println!("hateful blocked: {recall:.1}% of {hate_cases}; benign approved: {pass:.1}% of {benign_cases}");
+    let ((hateful, recall), (benign, pass)) = (share(true), share(false));
+    println!(
+        "{file}: hateful blocked {recall:.1}% of {hateful}; benign approved {pass:.1}% of {benign}"
+    );
     println!("misses:\n{}", misses.join("\n"));
-    assert!(hate_cases >= 60 && benign_cases >= 60, "both halves, 120 cases at least");
-    assert!(recall >= RECALL_FLOOR, "recall {recall:.1}% < {RECALL_FLOOR}%:\n{}", misses.join("\n"));
-    assert!(pass >= PASS_FLOOR, "pass rate {pass:.1}% < {PASS_FLOOR}%:\n{}", misses.join("\n"));
+    Score {
+        hateful,
+        recall,
+        benign,
+        pass,
+        misses,
+    }
+}
+
+fn holds(file: &str, min_cases: u32, recall_floor: f64, pass_floor: f64) {
+    let s = score(file);
+    assert!(
+        s.hateful >= min_cases && s.benign >= min_cases,
+        "{file}: both halves"
+    );
+    let misses = s.misses.join("\n");
+    assert!(
+        s.recall >= recall_floor,
+        "{file}: recall {:.1}% < {recall_floor}%:\n{misses}",
+        s.recall
+    );
+    assert!(
+        s.pass >= pass_floor,
+        "{file}: pass rate {:.1}% < {pass_floor}%:\n{misses}",
+        s.pass
+    );
+}
+
+/// The first set (128 cases): scored once before any rule was fitted to it
+/// (57.8% blocked, 89.1% approved), then used to find general gaps (84.4%,
+/// 96.9% after), so its figures now are those of a development set.
+#[test]
+fn first_held_out_set_holds_its_floors() {
+    holds("hate.tsv", 60, 82.0, 95.0);
+}
+
+/// The second set (64 cases), written after those fixes and scored once, with
+/// no rule changed for it (59.4% blocked, 100% approved): the honest figure
+/// for unseen text. Keep it unseen: do not fit rules to its misses.
+#[test]
+fn fresh_held_out_set_holds_its_floors() {
+    holds("hate_fresh.tsv", 30, 56.0, 96.0);
 }

@@ -19,8 +19,7 @@ pub(super) fn opens_superlative(s: &[Read], i: usize, to: usize) -> bool {
     // you", where "no" quantifies the group.
     let universal = s[i].info.flags & UNIVERSAL != 0
         || (s[i].word == "no" && i + 1 < to && !is_group_at(s, i + 1));
-    universal
-        && (i + 2..to).any(|j| s[j].word == "than" && s[j - 1].info.flags & COMPARATIVE != 0)
+    universal && (i + 2..to).any(|j| s[j].word == "than" && s[j - 1].info.flags & COMPARATIVE != 0)
 }
 
 /// A clause that negates letting something happen ("let's not stand by",
@@ -81,7 +80,9 @@ pub(super) fn prefers_before(s: &[Read], from: usize, i: usize) -> bool {
 /// ("nothing but refuse"), a refusal (a negator) anywhere else.
 pub(super) fn sense(s: &[Read], i: usize) -> Option<Polar> {
     if s[i].word == "refuse" {
-        let noun = i.checked_sub(1).is_some_and(|p| s[p].info.flags & LINK != 0);
+        let noun = i
+            .checked_sub(1)
+            .is_some_and(|p| s[p].info.flags & LINK != 0);
         return noun.then_some(Polar::Dehumanising);
     }
     s[i].info.polar
