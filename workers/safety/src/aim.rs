@@ -84,23 +84,29 @@ const NOUN_WINDOW: usize = 3;
 
 /// Whether the expletive is aimed at a thing: its sentence has a noun phrase
 /// (a determiner of `THING_DETERMINERS`, then within three words a content
-/// word that is not the expletive) and neither it nor the sentences beside it
-/// name anyone. A bare expletive ("fսck", "f*ck off", "double shit points")
+/// word that is not the expletive) before it or right after it, and neither
+/// it nor the sentences beside it name anyone. A bare expletive ("fսck", "f*ck off", "double shit points")
 /// has no such aim and stays strong.
 pub(crate) fn at_a_thing(tokens: &[Token], hit: &Hit) -> bool {
     let sentence = tokens[hit.start].sentence;
     let in_sentence = |i: usize| tokens[i].sentence == sentence;
-    let noun_phrase = (0..tokens.len()).filter(|&i| in_sentence(i)).any(|i| {
-        THING_DETERMINERS.contains(&tokens[i].text.as_str())
-            && (i + 1..(i + 1 + NOUN_WINDOW).min(tokens.len())).any(|j| {
-                in_sentence(j)
-                    && !(hit.start..hit.end).contains(&j)
-                    && tokens[j].kind == TokenKind::Word
-                    && tokens[j].text.chars().any(|c| c.is_alphabetic())
-                    && !FUNCTION_WORDS.contains(&tokens[j].text.as_str())
-                    && !THING_DETERMINERS.contains(&tokens[j].text.as_str())
-            })
-    });
+    // The phrase stands before the expletive ("these fucking sirens", "my
+    // clothes aren't worth shit") or right after it ("fuck all brands"),
+    // never further on ("shit deals all week" aims at nothing).
+    let placed = |i: usize| i < hit.start || i == hit.end;
+    let noun_phrase = (0..tokens.len())
+        .filter(|&i| in_sentence(i) && placed(i))
+        .any(|i| {
+            THING_DETERMINERS.contains(&tokens[i].text.as_str())
+                && (i + 1..(i + 1 + NOUN_WINDOW).min(tokens.len())).any(|j| {
+                    in_sentence(j)
+                        && !(hit.start..hit.end).contains(&j)
+                        && tokens[j].kind == TokenKind::Word
+                        && tokens[j].text.chars().any(|c| c.is_alphabetic())
+                        && !FUNCTION_WORDS.contains(&tokens[j].text.as_str())
+                        && !THING_DETERMINERS.contains(&tokens[j].text.as_str())
+                })
+        });
     noun_phrase && !at_someone(tokens, hit)
 }
 
@@ -153,7 +159,7 @@ pub(crate) fn negated_tolerance(tokens: &[Token], at: usize) -> bool {
         .rposition(|t| !same(t))
         .map_or(0, |p| p + 1);
     (start..at).any(|i| {
-        NEGATORS.contains(&tokens[i].text.as_str())
+        is_negator(tokens, i)
             && (i + 1..(i + 1 + TOLERANCE_WINDOW).min(at)).any(|j| {
                 let w = tokens[j].text.as_str();
                 TOLERANCE.contains(&w)
@@ -163,4 +169,16 @@ pub(crate) fn negated_tolerance(tokens: &[Token], at: usize) -> bool {
                             .is_some_and(|n| PARTICLES.contains(&n.text.as_str())))
             })
     })
+}
+
+/// A negator at `i`, also split from its verb in the split stream
+/// ("won't" is `won` `t` there, `wont` in the joined one).
+pub(crate) fn is_negator(tokens: &[Token], i: usize) -> bool {
+    let word = tokens[i].text.as_str();
+    NEGATORS.contains(&word)
+        || (word == "t"
+            && i.checked_sub(1).is_some_and(|p| {
+                let joined = format!("{}t", tokens[p].text);
+                NEGATORS.contains(&joined.as_str())
+            }))
 }

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use crate::aim;
 use crate::error::SafetyError;
 use crate::hate::HateScorer;
-use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS, NEGATORS};
+use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS};
 use crate::lexicon::{
     ENTRIES, Effect, GROUPS, INTENT, MACROS, POSSESSIVES, TARGETS, VICTIMS, misspelt_entries,
     segment_words,
@@ -238,9 +238,8 @@ impl Classifier {
 /// not allow any X to be hurt", "let's not stand by while X are murdered").
 fn negated_before(tokens: &[Token], hit: &Hit) -> bool {
     let sentence = tokens[hit.start].sentence;
-    let near = tokens[hit.start.saturating_sub(NEGATION_WINDOW)..hit.start]
-        .iter()
-        .any(|t| t.sentence == sentence && NEGATORS.contains(&t.text.as_str()));
+    let near = (hit.start.saturating_sub(NEGATION_WINDOW)..hit.start)
+        .any(|i| tokens[i].sentence == sentence && aim::is_negator(tokens, i));
     near || aim::negated_tolerance(tokens, hit.start)
 }
 

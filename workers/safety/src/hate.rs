@@ -14,6 +14,8 @@ use std::collections::HashMap;
 
 mod rules;
 
+use rules::{is_break, is_group_at};
+
 use crate::hate_lexicon::*;
 use crate::normalize::{Token, TokenKind};
 use crate::screen::{FindingKind, HarmCategory, ScreenReport};
@@ -431,77 +433,5 @@ impl HateScorer {
     }
 }
 
-/// Where a clause ends: a clause word, but not right after a negator
-/// ("nothing but vermin"); "that" only after a word of knowing (`FACTIVE`),
-/// "so" only before a subject.
-fn is_break(s: &[Read], i: usize) -> bool {
-    if s[i].info.flags & BREAK == 0 {
-        return false;
-    }
-    let prev = i.checked_sub(1).map(|p| s[p].info.flags).unwrap_or(0);
-    if prev & NEGATOR != 0 {
-        return false;
-    }
-    let next = s.get(i + 1).map_or(0, |r| r.info.flags);
-    match s[i].word {
-        // "is it not clear to all of you that ...": the knowing word may stand a few words back.
-        "that" => s[i.saturating_sub(6)..i]
-            .iter()
-            .any(|r| r.info.flags & FACTIVE_WORD != 0),
-        "so" => next & SUBJECT != 0,
-        _ => true,
-    }
-}
-
-/// A group is named at `i`: a group noun, or a group adjective with a person
-/// noun, another group word or a dehumanising noun ("female vermin") within
-/// the next two tokens.
-fn is_group_at(s: &[Read], i: usize) -> bool {
-    let flags = s[i].info.flags;
-    if flags & GROUP_NOUN != 0 {
-        return true;
-    }
-    // "trans freaks", "gay perverts": a derogatory noun (plural) names people too.
-    flags & GROUP_ADJ != 0
-        && s[i + 1..(i + 3).min(s.len())].iter().any(|r| {
-            r.info.flags & (PERSON | GROUP_NOUN | GROUP_ADJ) != 0
-                || r.info.polar == Some(Polar::Dehumanising)
-                || (r.info.polar == Some(Polar::Derogatory) && r.word.ends_with('s'))
-        })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::normalize::{Tokenizer, visible_nfkc};
-
-    fn hate(text: &str) -> u8 {
-        let streams = Tokenizer::new().unwrap().tokenize(&visible_nfkc(text));
-        let mut report = ScreenReport::default();
-        HateScorer::new().score(&streams.joined, &mut report);
-        report.categories.hate
-    }
-
-    #[test]
-    fn polarity_multiplies_through_negation() {
-        assert!(hate("I hate Sikh people.") >= 5);
-        assert_eq!(hate("I don't hate Sikh people."), 0);
-        assert!(hate("Refugees are not human.") >= 5);
-        assert_eq!(hate("Refugees are wonderful."), 0);
-        assert!(hate("Jews have no right to be alive.") >= 5);
-        assert_eq!(hate("No asylum seeker deserves to be tortured."), 0);
-        assert!(hate("I feel nothing but contempt for lesbians.") >= 5);
-    }
-
-    #[test]
-    fn a_feeling_needs_the_group_as_its_object() {
-        assert_eq!(hate("Women hate wrinkles, so try our cream."), 0);
-        assert!(hate("Our neighbours are Roma. I despise them.") >= 5);
-    }
-
-    #[test]
-    fn misspellings_one_edit_away_are_read() {
-        assert!(hate("Hindus are disgutsing.") >= 5);
-        assert!(hate("Immigrnts are scum.") >= 6);
-    }
-}
+mod tests;

@@ -3,8 +3,8 @@
 //! negation carries into the clause it governs.
 
 use super::{
-    ADDRESSEE, COMPARATIVE, LINK, NEGATOR, OPINION, PREFER, Polar, Read, SUBJECT, TOLERANT,
-    UNIVERSAL, is_group_at,
+    ADDRESSEE, BREAK, COMPARATIVE, FACTIVE_WORD, GROUP_ADJ, GROUP_NOUN, LINK, NEGATOR, OPINION,
+    PERSON, PREFER, Polar, Read, SUBJECT, TOLERANT, UNIVERSAL,
 };
 use crate::aim::{PARTICLES, WITH_PARTICLE};
 
@@ -86,4 +86,43 @@ pub(super) fn sense(s: &[Read], i: usize) -> Option<Polar> {
         return noun.then_some(Polar::Dehumanising);
     }
     s[i].info.polar
+}
+
+/// Where a clause ends: a clause word, but not right after a negator
+/// ("nothing but vermin"); "that" only after a word of knowing (`FACTIVE`),
+/// "so" only before a subject.
+pub(super) fn is_break(s: &[Read], i: usize) -> bool {
+    if s[i].info.flags & BREAK == 0 {
+        return false;
+    }
+    let prev = i.checked_sub(1).map(|p| s[p].info.flags).unwrap_or(0);
+    if prev & NEGATOR != 0 {
+        return false;
+    }
+    let next = s.get(i + 1).map_or(0, |r| r.info.flags);
+    match s[i].word {
+        // "is it not clear to all of you that ...": the knowing word may stand a few words back.
+        "that" => s[i.saturating_sub(6)..i]
+            .iter()
+            .any(|r| r.info.flags & FACTIVE_WORD != 0),
+        "so" => next & SUBJECT != 0,
+        _ => true,
+    }
+}
+
+/// A group is named at `i`: a group noun, or a group adjective with a person
+/// noun, another group word or a dehumanising noun ("female vermin") within
+/// the next two tokens.
+pub(super) fn is_group_at(s: &[Read], i: usize) -> bool {
+    let flags = s[i].info.flags;
+    if flags & GROUP_NOUN != 0 {
+        return true;
+    }
+    // "trans freaks", "gay perverts": a derogatory noun (plural) names people too.
+    flags & GROUP_ADJ != 0
+        && s[i + 1..(i + 3).min(s.len())].iter().any(|r| {
+            r.info.flags & (PERSON | GROUP_NOUN | GROUP_ADJ) != 0
+                || r.info.polar == Some(Polar::Dehumanising)
+                || (r.info.polar == Some(Polar::Derogatory) && r.word.ends_with('s'))
+        })
 }
