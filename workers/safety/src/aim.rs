@@ -61,10 +61,8 @@ const AGENT_ENDINGS: &[&str] = &["ists", "ians", "ers", "ors", "ants", "ents"];
 /// person, the reader, a group or a merge field (a customer's name): then it
 /// is aimed at someone ("The idea was bullshit. It came from a X after all").
 fn at_someone(tokens: &[Token], hit: &Hit) -> bool {
-    let sentence = tokens[hit.start].sentence;
-    tokens
+    tokens[around(tokens, hit.start, 1)]
         .iter()
-        .filter(|t| t.sentence.abs_diff(sentence) <= 1)
         .any(|t| match t.kind {
             TokenKind::MergeField => true,
             TokenKind::Word => names_someone(&t.text),
@@ -94,8 +92,8 @@ pub(crate) fn at_a_thing(tokens: &[Token], hit: &Hit) -> bool {
     // clothes aren't worth shit") or right after it ("fuck all brands"),
     // never further on ("shit deals all week" aims at nothing).
     let placed = |i: usize| i < hit.start || i == hit.end;
-    let noun_phrase = (0..tokens.len())
-        .filter(|&i| in_sentence(i) && placed(i))
+    let noun_phrase = around(tokens, hit.start, 0)
+        .filter(|&i| placed(i))
         .any(|i| {
             THING_DETERMINERS.contains(&tokens[i].text.as_str())
                 && (i + 1..(i + 1 + NOUN_WINDOW).min(tokens.len())).any(|j| {
@@ -124,6 +122,23 @@ pub(crate) fn written_plainly(source: &str, word: &str) -> bool {
             && (i == 0 || !is_letter(i - 1))
             && !is_letter(i + word.len())
     })
+}
+
+/// The tokens of the sentences within `reach` of the one `at` is in (tokens
+/// are in sentence order), found by walking out from `at`: linear in those
+/// sentences, not in the text.
+fn around(tokens: &[Token], at: usize, reach: u32) -> std::ops::Range<usize> {
+    let sentence = tokens[at].sentence;
+    let near = |t: &Token| t.sentence.abs_diff(sentence) <= reach;
+    let start = tokens[..at]
+        .iter()
+        .rposition(|t| !near(t))
+        .map_or(0, |p| p + 1);
+    let end = tokens[at..]
+        .iter()
+        .position(|t| !near(t))
+        .map_or(tokens.len(), |n| at + n);
+    start..end
 }
 
 fn names_someone(word: &str) -> bool {
