@@ -12,14 +12,15 @@ use crate::aim::{PARTICLES, WITH_PARTICLE};
 const GOVERNED: &[&str] = &["while", "whilst", "when", "if"];
 
 /// "nothing", "nobody", "none", "no one" at `i` open a superlative when a
-/// comparative and "than" follow in the clause ("nothing I like less than
-/// X"): they do not negate it, the comparative does.
+/// comparative follows in the clause ("nothing I like less than X", "no one
+/// offers better prices"): they do not negate it, the comparative does.
 pub(super) fn opens_superlative(s: &[Read], i: usize, to: usize) -> bool {
     // "no creature I despise more than X" too; not "no X is less human than
     // you", where "no" quantifies the group.
     let universal = s[i].info.flags & UNIVERSAL != 0
         || (s[i].word == "no" && i + 1 < to && !is_group_at(s, i + 1));
-    universal && (i + 2..to).any(|j| s[j].word == "than" && s[j - 1].info.flags & COMPARATIVE != 0)
+    // "than" may stay implicit: "no one offers better prices".
+    universal && (i + 2..to).any(|j| s[j].info.flags & COMPARATIVE != 0)
 }
 
 /// A clause that negates letting something happen ("let's not stand by",
@@ -60,7 +61,13 @@ const DETACHING: &[&str] = &[
 pub(super) fn linked(s: &[Read], i: usize, window: usize) -> bool {
     let from = i.saturating_sub(window);
     (from..i).rev().try_fold((), |(), j| {
-        if s[j].info.flags & LINK != 0 {
+        // "but" links only after a negator ("nothing but vermin"); elsewhere
+        // it opens a clause ("..., but guide dogs for blind people").
+        let but_alone = s[j].word == "but"
+            && !j
+                .checked_sub(1)
+                .is_some_and(|p| s[p].info.flags & NEGATOR != 0 || s[p].word == "anything");
+        if s[j].info.flags & LINK != 0 && !but_alone {
             return Err(true);
         }
         if DETACHING.contains(&s[j].word) {

@@ -68,3 +68,17 @@ fn doubt_denies_praise_and_negated_tolerance_opposes_harm() {
     assert_eq!(hate("Never accept violence against lesbians."), 0);
     assert!(hate("Don't you agree that Kurds are vile?") >= 5);
 }
+
+#[test]
+fn marketing_copy_near_the_new_rules_stays_innocent() {
+    for text in [
+        "No one offers better prices to students and disabled customers.",
+        "We don't allow dogs in the cafe, but guide dogs for blind people are welcome.",
+        "Our Indian chefs won't serve anything frozen.",
+        "Nobody should have to eat alone at Christmas, so we host a dinner for refugees.",
+        "We never hire based on religion, and our Jewish and Muslim staff agree.",
+        "Nothing is better than a cosy jumper, says every Scandinavian.",
+    ] {
+        assert_eq!(hate(text), 0, "{text}");
+    }
+}
