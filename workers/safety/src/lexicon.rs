@@ -205,6 +205,8 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("strangle|strangles|strangled|strangling", threat(Violence, 3)),
     ("choke|chokes|choked|choking", threat(Violence, 2)),
     ("punch|punches|punched", threat(Violence, 2)),
+    ("smash|smashes|smashed|batter|battered|bash|bashed|slap|slapped", threat(Violence, 2)),
+    ("smash hit|hits|success|successes", IDIOM),
     ("hurt|hurts|burn|burns|torch|torches", threat(Violence, 2)),
     ("blow|blowing up", threat(Violence, 3)),
     ("die|dies|died|dying", threat(Violence, 2)),
