@@ -5,5 +5,6 @@ pub mod address_key;
 pub mod audit_key;
 pub mod commands;
 pub mod embedded;
+pub mod mail;
 pub mod out_dir;
 pub mod wiring;

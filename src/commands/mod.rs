@@ -4,6 +4,7 @@ pub mod dlq;
 pub mod fleet;
 pub mod forget;
 pub mod migrate;
+pub mod preview;
 pub mod record;
 pub mod run;
 pub mod status;
