@@ -59,6 +59,7 @@ impl SqliteStore {
                 StoreError::Permanent(format!("store directory {}: {e}", dir.display()))
             })?;
         }
+        let lock = super::reads::sqlite::migration_lock(options.get_filename()).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(config.pool_size)
             .acquire_timeout(config.acquire_timeout())
@@ -69,6 +70,7 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Permanent(format!("sqlite migrations: {e}")))?;
+        drop(lock);
         Ok(Self { pool })
     }
 

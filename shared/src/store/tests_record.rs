@@ -226,3 +226,25 @@ async fn forget_keeps_exclusions_counted_but_not_the_person() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sqlite_stores_opened_at_once_migrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(&dir);
+    let opens: Vec<_> = (0..6)
+        .map(|_| {
+            let config = config.clone();
+            tokio::spawn(async move { SqliteStore::connect(&config).await })
+        })
+        .collect();
+    for open in opens {
+        open.await.unwrap().expect("every concurrent open succeeds");
+    }
+    let store = SqliteStore::connect(&config).await.unwrap();
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+}

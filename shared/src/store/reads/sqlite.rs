@@ -227,3 +227,28 @@ pub(crate) async fn record_audience(
     .map_err(err("record the audience"))?;
     Ok(())
 }
+
+/// An exclusive lock on `<file>.migrate.lock`, held while one process migrates:
+/// sqlx's migrator takes no lock on SQLite, so processes opening a new file at
+/// once (runs in one directory, workers on one host) raced to create the same
+/// tables. `None` for an in-memory database.
+pub(crate) async fn migration_lock(file: &std::path::Path) -> StoreResult<Option<std::fs::File>> {
+    if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let mut name = file.as_os_str().to_owned();
+    name.push(".migrate.lock");
+    let path = std::path::PathBuf::from(name);
+    let shown = path.display().to_string();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Permanent(format!("store lock {shown}: {e}")))?;
+    tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| StoreError::Transient(format!("store lock {shown}: {e}")))?
+        .map(Some)
+        .map_err(|e| StoreError::Permanent(format!("store lock {shown}: {e}")))
+}
