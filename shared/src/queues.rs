@@ -23,7 +23,7 @@ pub const DEAD_LETTER: &str = "dead-letter";
 
 /// Queues that hold work for a stage (everything but the ledger and the dead-letter queue).
 pub const WORK_QUEUES: &[&str] = &[
-    CAMPAIGNS, SEGMENTS, BRIEFS, VARIANTS, DECISIONS, AUDIENCE, SEND,
+    CAMPAIGNS, SEGMENTS, BRIEFS, VARIANTS, DECISIONS, AUDIENCE, SEND, EVENTS,
 ];
 
 /// Queues nobody consumes during a run: collected at the end, so never bounded.

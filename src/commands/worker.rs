@@ -35,6 +35,8 @@ pub enum StageName {
     Safety,
     Experimentation,
     Delivery,
+    /// The HTTP gateway (webhooks, unsubscribes, campaign API): not a queue stage.
+    Gateway,
 }
 
 impl StageName {
@@ -46,6 +48,7 @@ impl StageName {
             StageName::Safety => "safety",
             StageName::Experimentation => "experimentation",
             StageName::Delivery => "delivery",
+            StageName::Gateway => "gateway",
         }
     }
 }
@@ -88,6 +91,9 @@ impl Default for WorkerConfig {
 }
 
 pub fn run(args: WorkerArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    if args.stage == StageName::Gateway {
+        return crate::commands::gateway::run(args.port, config);
+    }
     crate::commands::init_logging(false, true);
     let settings = Settings::load(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -171,6 +177,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         )?),
         StageName::Experimentation => launcher(wiring::experimentation(&backends)?),
         StageName::Delivery => launcher(wiring::delivery(&backends)?),
+        StageName::Gateway => anyhow::bail!("the gateway is not a queue stage"),
     };
 
     let ready = Arc::new(AtomicBool::new(false));

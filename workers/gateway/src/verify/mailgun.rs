@@ -27,8 +27,18 @@ impl MailgunVerifier {
         }
     }
 
-    /// Checks the body's `signature` object; returns the token (for the replay check).
+    /// Checks the body's `signature` object and its age; returns the token (for the replay check).
     pub fn verify(&self, body: &Value, now_s: i64) -> Result<String, VerifyError> {
+        let (timestamp, token) = self.verify_signature(body)?;
+        let at: i64 = timestamp
+            .parse()
+            .map_err(|_| VerifyError::Malformed("timestamp is not a number".into()))?;
+        fresh(at, now_s, self.max_age_s)?;
+        Ok(token)
+    }
+
+    /// The signature alone (`cpo ingest` back-fills old events): (timestamp, token).
+    pub fn verify_signature(&self, body: &Value) -> Result<(String, String), VerifyError> {
         let signature = body
             .get("signature")
             .ok_or(VerifyError::Missing("`signature` object"))?;
@@ -47,11 +57,7 @@ impl MailgunVerifier {
             .map_err(|_| VerifyError::Malformed("signature is not hex".into()))?;
         hmac::verify(&self.key, format!("{timestamp}{token}").as_bytes(), &given)
             .map_err(|_| VerifyError::BadSignature)?;
-        let at: i64 = timestamp
-            .parse()
-            .map_err(|_| VerifyError::Malformed("timestamp is not a number".into()))?;
-        fresh(at, now_s, self.max_age_s)?;
-        Ok(token)
+        Ok((timestamp, token))
     }
 }
 
