@@ -37,7 +37,10 @@ fn the_document_describes_every_route_the_gateway_serves() {
         "/healthz",
         "/readyz",
     ] {
-        assert!(document["paths"].get(route).is_some(), "{route} undocumented");
+        assert!(
+            document["paths"].get(route).is_some(),
+            "{route} undocumented"
+        );
     }
     let sendgrid = document["paths"]["/webhooks/sendgrid"]["post"]["parameters"].to_string();
     assert!(sendgrid.contains(cpo_gateway::verify::sendgrid::SIGNATURE_HEADER));
