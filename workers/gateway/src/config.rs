@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, thiserror::Error)]
 #[error("key `gateway.{key}`: {message}")]
@@ -94,7 +94,9 @@ pub struct SendgridConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SesConfig {
     /// AWS regions whose SNS endpoints are trusted: `sns.<region>.amazonaws.com`
-    /// is the only host a SigningCertURL or SubscribeURL may name.
+    /// is the only host a SigningCertURL or SubscribeURL may name. A list, or
+    /// one comma-separated string (`CPO__GATEWAY__SES__REGIONS=us-east-1,eu-west-1`).
+    #[serde(deserialize_with = "names")]
     pub regions: Vec<String>,
     /// Certificates by SigningCertURL, read from files instead of fetched
     /// (tests, or hosts without egress). The URL must still be allow-listed.
@@ -137,6 +139,25 @@ pub struct MailgunConfig {
 pub struct TokenConfig {
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
+}
+
+/// A list, or one comma-separated string (environment variables carry no lists).
+fn names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Joined(String),
+    }
+    Ok(match Names::deserialize(deserializer)? {
+        Names::List(list) => list,
+        Names::Joined(joined) => joined
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 /// A secret from its value or its file; `name` is the key for messages.
@@ -233,5 +254,61 @@ impl MailgunConfig {
         } else {
             self.replay_ttl_s
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<GatewayConfig, String> {
+        let settings = cpo_shared::config::Settings::from_yaml(yaml).map_err(|e| e.to_string())?;
+        settings
+            .section::<GatewayConfig>("gateway")
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sources_are_off_until_configured_and_unknown_keys_are_refused() {
+        let config = parse("gateway:\n  port: 8081\n").unwrap();
+        assert!(config.sources().is_empty());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("nothing enabled")
+        );
+        let typo = parse("gateway:\n  sendgrid:\n    public_kee: abc\n").unwrap_err();
+        assert!(typo.contains("public_kee"), "{typo}");
+    }
+
+    #[test]
+    fn regions_come_as_a_list_or_a_joined_string_and_are_checked() {
+        let list = parse("gateway:\n  ses:\n    regions: [us-east-1, eu-west-1]\n").unwrap();
+        let joined = parse("gateway:\n  ses:\n    regions: \"us-east-1, eu-west-1\"\n").unwrap();
+        assert_eq!(
+            list.ses.as_ref().unwrap().regions,
+            joined.ses.as_ref().unwrap().regions
+        );
+        assert!(list.validate().is_ok());
+        let bad = parse("gateway:\n  ses:\n    regions: [\"evil.example/x\"]\n").unwrap();
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("gateway.ses.regions")
+        );
+        let none = parse("gateway:\n  ses: {}\n").unwrap();
+        assert!(none.validate().is_err());
+    }
+
+    #[test]
+    fn a_missing_secret_names_its_key() {
+        let error = secret(&None, &None, "mailgun.signing_key").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "key `gateway.mailgun.signing_key`: required (or `mailgun.signing_key_file`)"
+        );
     }
 }
