@@ -94,7 +94,12 @@ fn read_log(work: &Path) -> String {
 fn a_campaign_posted_to_the_gateway_runs_through_the_fleet_and_its_status_is_served() {
     let tmp = tempfile::tempdir().unwrap();
     let mut fleet = Fleet::new(tmp.path(), "gw", &[]);
-    let port = 45_000 + (std::process::id() % 2000) as u16;
+    // A port the system has free now (the fleet's stages use their own range).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let gateway = start_gateway(&fleet, port);
     let auth = [
         ("Authorization", "Bearer crm-secret"),
