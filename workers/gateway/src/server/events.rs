@@ -166,44 +166,49 @@ impl Gateway {
         let mut claimed = Vec::new();
         let pending_ttl = Some(Duration::from_secs(self.inner.config.pending_ttl_s));
         let unavailable = |e: cpo_shared::cache::CacheError| Refusal::Unavailable(e.to_string());
-        let mut failure = None;
+        let mut events = Vec::new();
         for item in items {
-            let event = match item {
-                Item::Event(event) => event,
-                Item::Unmatched => {
-                    unmatched += 1;
-                    continue;
-                }
-                Item::Ignored => {
-                    ignored += 1;
-                    continue;
-                }
-            };
-            let key = dedupe_key(&event.event_id);
-            match self
-                .inner
-                .cache
-                .set_if_absent(&key, PENDING, pending_ttl)
-                .await
-            {
+            match item {
+                Item::Event(event) => events.push(event),
+                Item::Unmatched => unmatched += 1,
+                Item::Ignored => ignored += 1,
+            }
+        }
+        // Claimed concurrently: the Redis connection pipelines them.
+        let keys: Vec<String> = events.iter().map(|e| dedupe_key(&e.event_id)).collect();
+        let claims = futures_util::future::join_all(
+            keys.iter()
+                .map(|key| self.inner.cache.set_if_absent(key, PENDING, pending_ttl)),
+        )
+        .await;
+        let mut failure = None;
+        let mut taken = Vec::new();
+        for (event, claim) in events.into_iter().zip(claims) {
+            match claim {
                 Ok(true) => claimed.push(event),
-                Ok(false) => match self.inner.cache.get(&key).await {
-                    Ok(Some(v)) if v == DONE => duplicates += 1,
-                    Ok(_) => {
-                        failure = Some(Refusal::Unavailable(format!(
-                            "event {} is being published by another request",
-                            event.event_id
-                        )));
-                        break;
-                    }
-                    Err(e) => {
-                        failure = Some(unavailable(e));
-                        break;
-                    }
-                },
+                Ok(false) => taken.push(event),
                 Err(e) => {
-                    failure = Some(unavailable(e));
-                    break;
+                    failure.get_or_insert(unavailable(e));
+                }
+            }
+        }
+        if failure.is_none() && !taken.is_empty() {
+            let keys: Vec<String> = taken.iter().map(|e| dedupe_key(&e.event_id)).collect();
+            match self.inner.cache.get_many(&keys).await {
+                Ok(values) => {
+                    for (event, value) in taken.iter().zip(values) {
+                        if value.as_deref() == Some(DONE) {
+                            duplicates += 1;
+                        } else {
+                            failure.get_or_insert(Refusal::Unavailable(format!(
+                                "event {} is being published by another request",
+                                event.event_id
+                            )));
+                        }
+                    }
+                }
+                Err(e) => {
+                    failure.get_or_insert(unavailable(e));
                 }
             }
         }
@@ -225,16 +230,13 @@ impl Gateway {
             }
         }
         let done_ttl = Some(Duration::from_secs(self.inner.config.dedupe_ttl_s));
-        for event in &published {
-            if let Err(e) = self
-                .inner
-                .cache
-                .set(&dedupe_key(&event.event_id), DONE, done_ttl)
-                .await
-            {
-                // Published all the same: a retry after the claim expires is dropped by the store.
-                tracing::warn!(error = %e, "cannot mark a published event as done");
-            }
+        let marks: Vec<(String, Vec<u8>)> = published
+            .iter()
+            .map(|e| (dedupe_key(&e.event_id), DONE.to_vec()))
+            .collect();
+        if let Err(e) = self.inner.cache.set_many(&marks, done_ttl).await {
+            // Published all the same: a retry after the claim expires is dropped by the store.
+            tracing::warn!(error = %e, "cannot mark published events as done");
         }
         m.events
             .with_label_values(&[provider, "published"])
