@@ -225,3 +225,39 @@ fn cpo_ingest_refuses_an_sns_envelope_whose_signature_does_not_verify() {
     assert!(said.contains("2 event(s) refused"), "{said}");
     assert!(events.lines().next().is_none(), "{events}");
 }
+
+#[test]
+fn a_bad_gateway_setting_stops_the_start_naming_its_key_before_any_connection() {
+    for (key, value, named) in [
+        (
+            "CPO__GATEWAY__SENDGRID__PUBLIC_KEY",
+            "not-a-key",
+            "gateway.sendgrid.public_key",
+        ),
+        (
+            "CPO__GATEWAY__SES__REGIONS",
+            "evil.example/x",
+            "gateway.ses.regions",
+        ),
+        (
+            "CPO__GATEWAY__PORT",
+            "8081",
+            "section `gateway`: nothing enabled",
+        ),
+    ] {
+        let out = cpo(&[])
+            .args(["worker", "gateway"])
+            .env(key, value)
+            // A broker that is not there: reaching it would hang, not fail fast.
+            .env("CPO__AMQP__URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}");
+        assert!(said.contains(named), "{key}: {said}");
+        assert!(
+            !said.contains("amqp"),
+            "{key}: connected before checking: {said}"
+        );
+    }
+}

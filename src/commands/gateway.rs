@@ -133,7 +133,7 @@ pub fn run(port: Option<u16>, config: Option<&Path>) -> anyhow::Result<u8> {
 async fn serve(settings: Settings, port: Option<u16>) -> anyhow::Result<()> {
     // Every setting and key is checked before anything is connected.
     let gateway_config: GatewayConfig = settings.section("gateway")?;
-    gateway_config.validate()?;
+    Gateway::check(&gateway_config)?;
     let amqp: AmqpConfig = settings.section("amqp")?;
     let amqp = amqp.resolve()?;
     amqp.validate()?;

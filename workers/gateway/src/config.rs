@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, thiserror::Error)]
-#[error("key `gateway.{key}`: {message}")]
+#[error("{}: {message}", if key.is_empty() { "section `gateway`".to_string() } else { format!("key `gateway.{key}`") })]
 pub struct ConfigError {
     pub key: String,
     pub message: String,

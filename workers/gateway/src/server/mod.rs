@@ -60,41 +60,22 @@ pub struct Gateway {
 pub struct BuildError(pub String);
 
 impl Gateway {
+    /// Checks every setting and key without building a gateway: a process
+    /// calls it before it connects to anything, so a bad key fails first.
+    pub fn check(config: &GatewayConfig) -> Result<(), BuildError> {
+        Verifiers::new(config).map(|_| ())
+    }
+
     /// Checks every setting and key; nothing is connected yet.
     pub fn new(parts: Parts) -> Result<Self, BuildError> {
         let config = parts.config;
-        config.validate().map_err(|e| BuildError(e.to_string()))?;
-        let err = |e: crate::config::ConfigError| BuildError(e.to_string());
-        let sendgrid =
-            match &config.sendgrid {
-                Some(c) => {
-                    let key = secret(&c.public_key, &c.public_key_file, "sendgrid.public_key")
-                        .map_err(err)?;
-                    let key = String::from_utf8_lossy(&key).to_string();
-                    Some(SendgridVerifier::new(&key, c.max_age()).map_err(|e| {
-                        BuildError(format!("key `gateway.sendgrid.public_key`: {e}"))
-                    })?)
-                }
-                None => None,
-            };
-        let ses = match &config.ses {
-            Some(c) => Some(SnsVerifier::new(c.clone()).map_err(BuildError)?),
-            None => None,
-        };
-        let mailgun = match &config.mailgun {
-            Some(c) => {
-                let key = secret(&c.signing_key, &c.signing_key_file, "mailgun.signing_key")
-                    .map_err(err)?;
-                Some(MailgunVerifier::new(&key, c.max_age()))
-            }
-            None => None,
-        };
-        let token = |c: &Option<crate::config::TokenConfig>, name: &str| match c {
-            Some(c) => secret(&c.token, &c.token_file, name).map(Some).map_err(err),
-            None => Ok(None),
-        };
-        let cpo_token = token(&config.cpo, "cpo.token")?;
-        let api_token = token(&config.api, "api.token")?;
+        let Verifiers {
+            sendgrid,
+            ses,
+            mailgun,
+            cpo_token,
+            api_token,
+        } = Verifiers::new(&config)?;
         if config.unsubscribe && (parts.unsubscribe.is_none() || parts.store.is_none()) {
             return Err(BuildError(
                 "key `gateway.unsubscribe`: needs `security.unsubscribe_key` and `store.url`"
@@ -167,6 +148,57 @@ impl Gateway {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .with_state(self.clone())
+    }
+}
+
+/// The checkers of every enabled source, built from their settings.
+struct Verifiers {
+    sendgrid: Option<SendgridVerifier>,
+    ses: Option<SnsVerifier>,
+    mailgun: Option<MailgunVerifier>,
+    cpo_token: Option<Vec<u8>>,
+    api_token: Option<Vec<u8>>,
+}
+
+impl Verifiers {
+    fn new(config: &GatewayConfig) -> Result<Self, BuildError> {
+        config.validate().map_err(|e| BuildError(e.to_string()))?;
+        let err = |e: crate::config::ConfigError| BuildError(e.to_string());
+        let sendgrid =
+            match &config.sendgrid {
+                Some(c) => {
+                    let key = secret(&c.public_key, &c.public_key_file, "sendgrid.public_key")
+                        .map_err(err)?;
+                    let key = String::from_utf8_lossy(&key).to_string();
+                    Some(SendgridVerifier::new(&key, c.max_age()).map_err(|e| {
+                        BuildError(format!("key `gateway.sendgrid.public_key`: {e}"))
+                    })?)
+                }
+                None => None,
+            };
+        let ses = match &config.ses {
+            Some(c) => Some(SnsVerifier::new(c.clone()).map_err(BuildError)?),
+            None => None,
+        };
+        let mailgun = match &config.mailgun {
+            Some(c) => {
+                let key = secret(&c.signing_key, &c.signing_key_file, "mailgun.signing_key")
+                    .map_err(err)?;
+                Some(MailgunVerifier::new(&key, c.max_age()))
+            }
+            None => None,
+        };
+        let token = |c: &Option<crate::config::TokenConfig>, name: &str| match c {
+            Some(c) => secret(&c.token, &c.token_file, name).map(Some).map_err(err),
+            None => Ok(None),
+        };
+        Ok(Self {
+            sendgrid,
+            ses,
+            mailgun,
+            cpo_token: token(&config.cpo, "cpo.token")?,
+            api_token: token(&config.api, "api.token")?,
+        })
     }
 }
 
