@@ -354,3 +354,38 @@ async fn broker_or_redis_down_answers_503_and_the_retry_goes_through() {
     assert_eq!(h.drain_events(QUIET).await.len(), 2);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn an_event_claimed_by_a_request_that_died_is_taken_once_its_claim_expires() {
+    use cpo_shared::cache::Cache;
+    let key = SendgridKey::new();
+    let mut h = Harness::start(&unique("claim"), sendgrid_config(&key), Extras::default()).await;
+    // What a gateway killed -9 between its claim and its publish leaves behind.
+    h.cache
+        .set(
+            "gateway:event:sendgrid:sg-c1",
+            b"p",
+            Some(Duration::from_millis(1500)),
+        )
+        .await
+        .unwrap();
+    let body = sendgrid_batch(&["c1", "c2"]);
+    let (status, answer) = post_sendgrid(&h, &key, &body, now_s()).await;
+    assert_eq!(
+        status, 503,
+        "in flight elsewhere: the ESP must retry, {answer}"
+    );
+    assert!(
+        h.drain_events(QUIET).await.is_empty(),
+        "nothing published while refused"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (status, answer) = post_sendgrid(&h, &key, &body, now_s()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["published"],
+        2
+    );
+    assert_eq!(h.drain_events(QUIET).await.len(), 2);
+    h.stop().await;
+}
