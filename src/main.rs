@@ -32,6 +32,8 @@ enum Command {
     Collect(commands::fleet::CollectArgs),
     /// Where a campaign stands in the fleet (progress counters in Redis).
     Status(commands::status::StatusArgs),
+    /// Apply the store's migrations (`store.url`) and exit: the init step of a deployment.
+    Migrate,
     /// Delete the configured prefix's queues and Redis keys (tests and demos).
     Teardown,
     /// Generate synthetic customers with realistic distributions.
@@ -54,6 +56,15 @@ enum Command {
     Ingest(cpo_analysis::cli::IngestArgs),
     /// Simulate engagement events for a run (always labelled simulated).
     Simulate(cpo_analysis::cli::SimulateArgs),
+    /// Print one customer's email exactly as it would be sent (an .eml).
+    Preview(commands::preview::PreviewArgs),
+    /// The global suppression list in the store (`store.url`).
+    Suppress {
+        #[command(subcommand)]
+        command: commands::suppress::SuppressCommand,
+    },
+    /// Erase a person's personal data from the store, keeping a keyed-hash tombstone.
+    Forget(commands::forget::ForgetArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +75,7 @@ fn main() -> ExitCode {
         Command::Enqueue(args) => commands::fleet::enqueue(args, cli.config.as_deref()),
         Command::Collect(args) => commands::fleet::collect(args, cli.config.as_deref()),
         Command::Status(args) => commands::status::status(args, cli.config.as_deref()),
+        Command::Migrate => commands::migrate::migrate(cli.config.as_deref()),
         Command::Teardown => commands::fleet::teardown(cli.config.as_deref()),
         Command::GenData(args) => cpo_segmentation::run_gen_data(args).map(|()| 0),
         Command::Screen(args) => {
@@ -74,6 +86,9 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),
         Command::Ingest(args) => commands::gateway::ingest(args, cli.config.as_deref()),
         Command::Simulate(args) => cpo_analysis::cli::run_simulate(args).map(|()| 0),
+        Command::Preview(args) => commands::preview::preview(args, cli.config.as_deref()),
+        Command::Suppress { command } => commands::suppress::run(command, cli.config.as_deref()),
+        Command::Forget(args) => commands::forget::run(args, cli.config.as_deref()),
     };
     match result {
         Ok(code) => code.into(),

@@ -26,5 +26,12 @@ pub const WORK_QUEUES: &[&str] = &[
     CAMPAIGNS, SEGMENTS, BRIEFS, VARIANTS, DECISIONS, AUDIENCE, SEND, EVENTS,
 ];
 
+/// The work queues of a campaign's own run, from request to send: what
+/// `cpo collect` waits to drain. Events arrive for days after a campaign and
+/// belong to no run, so `EVENTS` is not one of them.
+pub const PIPELINE_QUEUES: &[&str] = &[
+    CAMPAIGNS, SEGMENTS, BRIEFS, VARIANTS, DECISIONS, AUDIENCE, SEND,
+];
+
 /// Queues nobody consumes during a run: collected at the end, so never bounded.
 pub const SINK_QUEUES: &[&str] = &[LEDGER, DEAD_LETTER];

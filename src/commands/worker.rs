@@ -35,6 +35,7 @@ pub enum StageName {
     Safety,
     Experimentation,
     Delivery,
+    Events,
     /// The HTTP gateway (webhooks, unsubscribes, campaign API): not a queue stage.
     Gateway,
 }
@@ -48,6 +49,7 @@ impl StageName {
             StageName::Safety => "safety",
             StageName::Experimentation => "experimentation",
             StageName::Delivery => "delivery",
+            StageName::Events => "events",
             StageName::Gateway => "gateway",
         }
     }
@@ -114,7 +116,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     let amqp = amqp.resolve()?;
     amqp.validate()?;
     let redis: RedisConfig = settings.section("redis")?;
-    let runtime_config: RuntimeConfig = settings.section("runtime")?;
+    let mut runtime_config: RuntimeConfig = settings.section("runtime")?;
     let (signer, pseudonymizer) = wiring::keys(&settings, false)?;
     // The send-batch key goes to the two stages that sign and verify batches only.
     let batch_signer = match args.stage {
@@ -177,6 +179,11 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         )?),
         StageName::Experimentation => launcher(wiring::experimentation(&backends)?),
         StageName::Delivery => launcher(wiring::delivery(&backends)?),
+        StageName::Events => {
+            let (stage, prefetch) = wiring::events(&settings, runtime_config.concurrency).await?;
+            runtime_config.concurrency = prefetch;
+            launcher(stage)
+        }
         StageName::Gateway => anyhow::bail!("the gateway is not a queue stage"),
     };
 

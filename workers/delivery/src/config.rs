@@ -16,6 +16,14 @@ pub struct DeliveryConfig {
     /// only. Empty (the default): the domain of the campaign's own
     /// `call_to_action_url`. `cpo enqueue` and `cpo run` check the same list.
     pub allowed_link_domains: Vec<String>,
+    /// Sender identity, footer, DKIM (`crate::mail_config`).
+    pub mail: crate::mail_config::MailConfig,
+    /// UTM parameters on body links; none when unset.
+    pub utm: Option<crate::mail_config::UtmConfig>,
+    /// The SMTP sink (`delivery.sink: smtp`).
+    pub smtp: crate::mail_config::SmtpConfig,
+    /// The ESP API sinks' settings (`delivery.esp.sendgrid|ses|mailgun`).
+    pub esp: crate::esp::EspConfig,
 }
 
 impl Default for DeliveryConfig {
@@ -24,6 +32,10 @@ impl Default for DeliveryConfig {
             max_merge_value_chars: 100,
             sent_marker_ttl_days: 30,
             allowed_link_domains: Vec::new(),
+            mail: Default::default(),
+            utm: None,
+            smtp: Default::default(),
+            esp: Default::default(),
         }
     }
 }

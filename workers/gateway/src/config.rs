@@ -42,6 +42,9 @@ pub struct GatewayConfig {
     pub api: Option<TokenConfig>,
     /// `GET/POST /u/{token}`: one-click unsubscribes (needs `security.unsubscribe_key`).
     pub unsubscribe: bool,
+    /// The gateway's public `https://` address; delivery builds the unsubscribe
+    /// links from it (`src/mail.rs`). The gateway itself only carries it.
+    pub public_url: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -58,6 +61,7 @@ impl Default for GatewayConfig {
             cpo: None,
             api: None,
             unsubscribe: false,
+            public_url: None,
         }
     }
 }
