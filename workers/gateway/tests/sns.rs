@@ -101,6 +101,15 @@ async fn sns_notifications_signed_with_the_certificate_are_accepted_and_forgerie
     ids.sort();
     assert_eq!(ids, ["ses:sns-1", "ses:sns-2"]);
     assert_eq!(events[0]["payload"]["provider"], "ses");
+    // The stored payload is the SES event (the envelope's Message), not the SNS envelope.
+    let raw: Value = serde_json::from_str(events[0]["payload"]["raw"].as_str().unwrap()).unwrap();
+    assert_eq!(raw["eventType"], "Open");
+    assert!(
+        events[0]["payload"]["provider_message_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ses-c")
+    );
 
     // A wrong signature: the signed text changed after signing.
     let mut forged = sns_notification("sns-3", "c3", &now, "2", SNS_CERT_URL);

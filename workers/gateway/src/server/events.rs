@@ -146,7 +146,15 @@ fn message(provider: &'static str, event: Event, raw: &Value) -> EventMessage {
         provider_message_id,
         event_type: event.event_type.as_str().to_string(),
         occurred_at_ms,
-        raw: raw.to_string(),
+        raw: match provider {
+            // The SES event itself, not its SNS envelope (verified already):
+            // what the events stage reads recipients from.
+            "ses" => raw
+                .get("Message")
+                .and_then(Value::as_str)
+                .map_or_else(|| raw.to_string(), str::to_string),
+            _ => raw.to_string(),
+        },
     }
 }
 
