@@ -94,12 +94,9 @@ fn read_log(work: &Path) -> String {
 fn a_campaign_posted_to_the_gateway_runs_through_the_fleet_and_its_status_is_served() {
     let tmp = tempfile::tempdir().unwrap();
     let mut fleet = Fleet::new(tmp.path(), "gw", &[]);
-    // A port the system has free now (the fleet's stages use their own range).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Above the fleets' ports (20000-63999) and the ephemeral range, so neither
+    // a stage of this fleet nor another test's client socket can take it.
+    let port = 64_000 + (std::process::id() % 1000) as u16;
     let gateway = start_gateway(&fleet, port);
     let auth = [
         ("Authorization", "Bearer crm-secret"),

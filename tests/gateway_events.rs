@@ -14,14 +14,6 @@ use common::*;
 use cpo_shared::store::{self, StoreConfig, SuppressionKey};
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn post(port: u16, path: &str, content_type: &str, body: &str) -> u16 {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
@@ -77,7 +69,10 @@ fn webhooks_and_unsubscribes_through_the_gateway_end_in_the_store() {
                 .unwrap(),
         )
     };
-    let (events_port, gateway_port) = (free_port(), free_port());
+    // Above the fleets' ports (20000-63999), the gateway process test's
+    // (64000-64999) and the ephemeral range.
+    let events_port = 65_000 + (std::process::id() % 250) as u16 * 2;
+    let gateway_port = events_port + 1;
     let _events = spawn(
         &["worker", "events", "--port", &events_port.to_string()],
         "events.log",
