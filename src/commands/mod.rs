@@ -3,6 +3,7 @@ pub mod collect;
 pub mod dlq;
 pub mod fleet;
 pub mod forget;
+pub mod gateway;
 pub mod migrate;
 pub mod preview;
 pub mod record;
