@@ -115,10 +115,37 @@ pub fn batch_signer(settings: &Settings, ephemeral_ok: bool) -> anyhow::Result<S
     }))
 }
 
+/// The keyed hash of addresses in suppressions (`security.address_key`).
+/// `ephemeral_ok` as in `keys`.
+pub fn address_hasher(
+    settings: &Settings,
+    ephemeral_ok: bool,
+) -> anyhow::Result<cpo_shared::privacy::AddressHasher> {
+    let security: SecurityConfig = settings.section("security")?;
+    let key = secret(
+        &security.address_key,
+        &security.address_key_file,
+        "address_key",
+    )?;
+    Ok(cpo_shared::privacy::AddressHasher::new(match key {
+        Some(key) => key,
+        None if ephemeral_ok => rand::random::<[u8; 32]>().to_vec(),
+        None => anyhow::bail!("security.address_key is not set (CPO__SECURITY__ADDRESS_KEY)"),
+    }))
+}
+
 /// What the stages are built with.
 pub struct Backends<'a> {
     pub settings: &'a Settings,
     pub cache: Arc<dyn Cache>,
+    /// The system of record (suppressions, campaign states).
+    pub store: Arc<dyn cpo_shared::store::Store>,
+    /// Where delivery keeps its send records: the store itself, except for
+    /// `cpo run` into the file outbox, whose records live and die with the run.
+    pub send_records: Arc<dyn cpo_shared::store::Store>,
+    pub address_hasher: cpo_shared::privacy::AddressHasher,
+    /// The shared rate limiter's Redis (fleet); `None`: in memory (`cpo run`).
+    pub redis: Option<cpo_shared::redis_cache::RedisConfig>,
     pub audit: Arc<dyn AuditSink>,
     pub signer: Signer,
     /// Signs (experimentation) and verifies (delivery) send batches; `None`
@@ -218,16 +245,48 @@ fn batch_key(b: &Backends) -> anyhow::Result<Signer> {
 }
 
 pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
+    use cpo_delivery::{MailSink, SinkKind};
+    use cpo_shared::rate_limit::{MemoryRateLimiter, RateLimiter};
     let config: cpo_delivery::DeliveryConfig = b.settings.section("delivery")?;
-    let sink = cpo_delivery::FileOutbox::open(&b.outbox)
-        .with_context(|| format!("cannot open the outbox {}", b.outbox.display()))?;
+    config.validate().map_err(anyhow::Error::msg)?;
+    // One arm per sink; the SMTP and ESP sinks fill theirs in.
+    let sink: Arc<dyn MailSink> = match config.sink {
+        SinkKind::Outbox => Arc::new(
+            cpo_delivery::FileOutbox::open(&b.outbox)
+                .with_context(|| format!("cannot open the outbox {}", b.outbox.display()))?,
+        ),
+        other @ (SinkKind::Smtp | SinkKind::Sendgrid | SinkKind::Ses | SinkKind::Mailgun) => {
+            anyhow::bail!(
+                "delivery.sink: `{}` is not built into this binary yet",
+                other.as_str()
+            )
+        }
+    };
+    let limiter: Arc<dyn RateLimiter> = match &b.redis {
+        // No limit: nothing to share, no round trip per send.
+        Some(redis) if !config.rate.is_unlimited() => Arc::new(
+            cpo_shared::redis_cache::RedisRateLimiter::new(redis, &config.rate)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        _ => Arc::new(MemoryRateLimiter::new(&config.rate)),
+    };
+    // The first cut's sender; the mail config (`delivery.mail`) replaces it.
+    let composer = cpo_delivery::compose::Composer::new(cpo_delivery::Mailbox {
+        name: Some("cpo".into()),
+        address: "news@cpo.example".into(),
+    })
+    .map_err(anyhow::Error::msg)?;
     Ok(cpo_delivery::DeliveryStage::new(
         config,
         cpo_delivery::DeliveryBackends {
             signer: b.signer.clone(),
             batch_signer: batch_key(b)?,
-            cache: b.cache.clone(),
-            sink: Arc::new(sink),
+            store: b.send_records.clone(),
+            record: b.store.clone(),
+            sink,
+            limiter,
+            composer,
+            address_hasher: b.address_hasher.clone(),
             audit: b.audit.clone(),
             pseudonymizer: b.pseudonymizer.clone(),
         },

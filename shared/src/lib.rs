@@ -28,6 +28,7 @@ pub mod phrasing;
 pub mod privacy;
 pub mod progress;
 pub mod queues;
+pub mod rate_limit;
 pub mod redis_cache;
 pub mod runtime;
 pub mod schema;

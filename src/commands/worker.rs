@@ -149,9 +149,19 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     if let Some(parent) = worker.outbox.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    // The system of record; connecting applies its migrations (under a lock).
+    let store_config: cpo_shared::store::StoreConfig = settings.section("store")?;
+    let store = cpo_shared::store::connect(&store_config)
+        .await
+        .context("cannot open the store (store.url)")?;
+    let address_hasher = wiring::address_hasher(&settings, args.stage != StageName::Delivery)?;
     let backends = Backends {
         settings: &settings,
         cache,
+        store: store.clone(),
+        send_records: store,
+        address_hasher,
+        redis: Some(redis.clone()),
         audit: audit.clone(),
         signer,
         batch_signer,

@@ -68,6 +68,15 @@ pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
             work.join("outbox.jsonl").display().to_string(),
         ),
         ("CPO__WORKER__BIND".to_string(), "127.0.0.1".to_string()),
+        // The fleet's record: a SQLite file of this test's own (shared by its workers).
+        (
+            "CPO__STORE__URL".to_string(),
+            format!("sqlite://{}", work.join("cpo.sqlite").display()),
+        ),
+        (
+            "CPO__SECURITY__ADDRESS_KEY".to_string(),
+            format!("test-address-{prefix}"),
+        ),
     ];
     if let Ok(url) = std::env::var("CPO_TEST_AMQP_URL") {
         vars.push(("CPO__AMQP__URL".into(), url));

@@ -1,30 +1,32 @@
 //! The delivery stage: the `Stage` implementation around verification,
-//! rendering, dedupe, the sink and the audit trail.
+//! rendering, the send records, the suppression re-check, the rate limit, the
+//! sink and the audit trail.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use cpo_shared::audit::AuditSink;
 use cpo_shared::batch_signing::{sign_batch, verify_batch};
-use cpo_shared::cache::Cache;
 use cpo_shared::dead_letter::DeadLetterKind;
-use cpo_shared::envelope::derive_id;
+use cpo_shared::envelope::{derive_id, now_ms};
 use cpo_shared::model::SendBatch;
-use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::privacy::{AddressHasher, Pseudonymizer};
 use cpo_shared::progress;
+use cpo_shared::rate_limit::RateLimiter;
 use cpo_shared::signing::Signer;
+use cpo_shared::store::{Claim, SendMark, Store, SuppressionKey};
 use cpo_shared::{Emitter, Envelope, Stage, StageError, StageResult, queues};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::audit::send_batch_event;
+use crate::compose::{ComposeInput, Composer};
 use crate::config::DeliveryConfig;
 use crate::metrics::delivery_metrics;
-use crate::outbox::{OutboxEntry, OutboxSink};
 use crate::prepare::{Limits, Rejected, Rendered, prepare};
-
-/// Key of the marker that says a message was sent.
-pub fn sent_key(message_id: &str) -> String {
-    format!("cpo:v1:sent:{message_id}")
-}
+use crate::sending::{HandBack, Pending, SendLoop, Settled};
+use crate::sink::{MailSink, MessageMeta};
+use crate::triage::{RELEASED_PREFIX, SKIPPED_UNCONFIRMED, Triage, triage, unconfirmed_resent_error};
 
 /// What the delivery stage sends with and records to.
 pub struct DeliveryBackends {
@@ -33,9 +35,17 @@ pub struct DeliveryBackends {
     /// Verifies experimentation's send-batch signatures (`security.batch_key`),
     /// and re-signs the one-message parts of a verified batch it dead-letters.
     pub batch_signer: Signer,
-    /// Sent-markers (dedupe across redeliveries and workers).
-    pub cache: Arc<dyn Cache>,
-    pub sink: Arc<dyn OutboxSink>,
+    /// Send records (dedupe across redeliveries and replicas): the system of
+    /// record, or, for `cpo run` into the file outbox, a store of the run's own.
+    pub store: Arc<dyn Store>,
+    /// The system of record: suppressions, campaign states.
+    pub record: Arc<dyn Store>,
+    pub sink: Arc<dyn MailSink>,
+    /// The shared rate limit (Redis in the fleet, in memory in `cpo run`).
+    pub limiter: Arc<dyn RateLimiter>,
+    pub composer: Composer,
+    /// Keys address suppressions (`security.address_key`).
+    pub address_hasher: AddressHasher,
     pub audit: Arc<dyn AuditSink>,
     /// Customer ids in the audit trail are pseudonyms.
     pub pseudonymizer: Pseudonymizer,
@@ -46,59 +56,237 @@ pub struct DeliveryStage {
     backends: DeliveryBackends,
 }
 
+fn unavailable(what: &str) -> impl FnOnce(cpo_shared::store::StoreError) -> StageError + '_ {
+    move |e| StageError::Unavailable(format!("{what}: {e}; sending paused"))
+}
+
+/// Where each message of the batch stands after this attempt.
+#[derive(Default)]
+struct Tally {
+    sent_now: Vec<usize>,
+    already_sent: Vec<usize>,
+    failed: u64,
+    suppressed: u64,
+    unconfirmed: u64,
+    held_until_ms: Option<i64>,
+}
+
 impl DeliveryStage {
     pub fn new(config: DeliveryConfig, backends: DeliveryBackends) -> Self {
+        crate::metrics::preset_sink(backends.sink.name());
         Self { config, backends }
     }
 
-    /// Messages not marked as sent yet, with their marker keys, in one cache
-    /// round trip. Without the dedupe store, sending pauses (the batch waits
-    /// for the store, `StageError::Unavailable`) rather than risking a second send.
-    async fn unsent<'r, 'a>(
+    /// Which of `candidates` are suppressed (customer id or address hash), in one lookup.
+    async fn suppressed(
         &self,
-        rendered: &'r [Rendered<'a>],
-    ) -> Result<(Vec<&'r Rendered<'a>>, Vec<String>), StageError> {
-        let keys: Vec<String> = rendered
-            .iter()
-            .map(|r| sent_key(&r.message.message_id))
-            .collect();
-        let markers =
-            self.backends.cache.get_many(&keys).await.map_err(|e| {
-                StageError::Unavailable(format!("dedupe store: {e}; sending paused"))
-            })?;
-        if markers.len() != keys.len() {
-            return Err(StageError::Unavailable(format!(
-                "dedupe store answered {} of {} keys; sending paused",
-                markers.len(),
-                keys.len()
-            )));
+        rendered: &[Rendered<'_>],
+        candidates: &[usize],
+    ) -> Result<HashSet<usize>, StageError> {
+        if candidates.is_empty() {
+            return Ok(HashSet::new());
         }
-        let mut fresh = Vec::with_capacity(rendered.len());
-        let mut fresh_keys = Vec::with_capacity(rendered.len());
-        for ((message, key), marker) in rendered.iter().zip(keys).zip(markers) {
-            if marker.is_none() {
-                fresh.push(message);
-                fresh_keys.push(key);
+        let keys: Vec<(SuppressionKey, SuppressionKey)> = candidates
+            .iter()
+            .map(|&i| {
+                let recipient = &rendered[i].message.recipient;
+                (
+                    SuppressionKey::Customer(recipient.customer_id.clone()),
+                    SuppressionKey::AddressHash(self.backends.address_hasher.hash(&recipient.email)),
+                )
+            })
+            .collect();
+        let flat: Vec<SuppressionKey> = keys
+            .iter()
+            .flat_map(|(a, b)| [a.clone(), b.clone()])
+            .collect();
+        let found = self
+            .backends
+            .record
+            .suppressed(&flat)
+            .await
+            .map_err(unavailable("suppression check"))?;
+        Ok(candidates
+            .iter()
+            .zip(&keys)
+            .filter(|(_, (a, b))| found.contains(a) || found.contains(b))
+            .map(|(&i, _)| i)
+            .collect())
+    }
+
+    /// The limiter's key: the sink, or the sink and the sending domain.
+    fn limit_key(&self, from: &str) -> String {
+        let sink = self.backends.sink.name();
+        match from.rsplit_once('@') {
+            Some((_, domain)) if self.config.rate.per_domain => {
+                format!("{sink}:{}", domain.to_ascii_lowercase())
+            }
+            _ => sink.to_string(),
+        }
+    }
+
+    /// Send every message of `rendered` that is not settled yet.
+    async fn deliver(
+        &self,
+        batch: &SendBatch,
+        rendered: &[Rendered<'_>],
+    ) -> Result<(Tally, Option<HandBack>), StageError> {
+        let store = &self.backends.store;
+        let sink = self.backends.sink.name();
+        let counters = &delivery_metrics().sends;
+        let ids: Vec<String> = rendered
+            .iter()
+            .map(|r| r.message.message_id.clone())
+            .collect();
+        let records = store
+            .sends_for(&ids)
+            .await
+            .map_err(unavailable("send records"))?;
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let mut tally = Tally::default();
+        let mut candidates = Vec::new();
+        let mut pre_marks = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match triage(records.get(id), now, self.config.on_unconfirmed) {
+                Triage::Send => candidates.push(i),
+                Triage::Resend { attempts } => {
+                    tally.unconfirmed += 1;
+                    delivery_metrics().unconfirmed.with_label_values(&["resend"]).inc();
+                    let error = unconfirmed_resent_error();
+                    pre_marks.push((id.clone(), attempts, SendMark::Failed { error }));
+                    candidates.push(i);
+                }
+                Triage::SkipUnconfirmed { attempts } => {
+                    tally.unconfirmed += 1;
+                    tally.failed += 1;
+                    delivery_metrics().unconfirmed.with_label_values(&["skip"]).inc();
+                    counters.with_label_values(&[sink, "unconfirmed_skipped"]).inc();
+                    let error = SKIPPED_UNCONFIRMED.to_string();
+                    pre_marks.push((id.clone(), attempts, SendMark::Failed { error }));
+                }
+                Triage::AlreadySent => tally.already_sent.push(i),
+                Triage::AlreadyFailed => tally.failed += 1,
+                Triage::Held { until_ms } => {
+                    tally.held_until_ms = tally.held_until_ms.max(Some(until_ms));
+                }
             }
         }
-        Ok((fresh, fresh_keys))
-    }
-}
+        if !pre_marks.is_empty() {
+            store
+                .mark_sends(&pre_marks, now)
+                .await
+                .map_err(unavailable("send records"))?;
+        }
+        // Right before the send: an unsubscribe that arrived mid-campaign wins.
+        let suppressed = self.suppressed(rendered, &candidates).await?;
+        tally.suppressed = suppressed.len() as u64;
+        counters
+            .with_label_values(&[sink, "suppressed"])
+            .inc_by(tally.suppressed);
+        candidates.retain(|i| !suppressed.contains(i));
 
-fn entry<'a>(campaign_id: &'a str, rendered: &'a Rendered<'_>) -> OutboxEntry<'a> {
-    let message = rendered.message;
-    OutboxEntry {
-        message_id: &message.message_id,
-        campaign_id,
-        customer_id: &message.recipient.customer_id,
-        segment: &message.segment,
-        arm: &message.arm,
-        variant_id: &message.variant_id,
-        to: &message.recipient.email,
-        subject: &rendered.subject,
-        body: &rendered.body,
-        citations: &rendered.template.citations,
-        fallback: message.fallback.as_deref(),
+        let claim_ids: Vec<String> = candidates.iter().map(|&i| ids[i].clone()).collect();
+        let claims = store
+            .claim_sends(&claim_ids, sink, now, self.config.lease_ms())
+            .await
+            .map_err(unavailable("claim sends"))?;
+        let mut attempts: HashMap<usize, i32> = HashMap::new();
+        let mut pending = Vec::new();
+        let mut marks = Vec::new();
+        for (&i, claim) in candidates.iter().zip(claims) {
+            match claim {
+                Claim::Claimed { attempt } => {
+                    attempts.insert(i, attempt);
+                    let r = &rendered[i];
+                    let message = r.message;
+                    let subject = r.subject.plain();
+                    let body = r.body.plain();
+                    let composed = self.backends.composer.compose(&ComposeInput {
+                        message_id: &message.message_id,
+                        campaign_id: &batch.campaign_id,
+                        customer_id: &message.recipient.customer_id,
+                        to: &message.recipient.email,
+                        first_name: &message.recipient.first_name,
+                        subject: &subject,
+                        body: &body,
+                        citations: &r.template.citations,
+                        call_to_action_url: batch.call_to_action_url.as_deref(),
+                    });
+                    match composed {
+                        Ok(email) => pending.push(Pending {
+                            index: i,
+                            email,
+                            meta: MessageMeta {
+                                segment: &message.segment,
+                                arm: &message.arm,
+                                variant_id: &message.variant_id,
+                                citations: &r.template.citations,
+                                fallback: message.fallback.as_deref(),
+                            },
+                            tries: 0,
+                            not_before: Instant::now(),
+                        }),
+                        // Cannot become sendable by waiting: failed, with the reason.
+                        Err(reason) => {
+                            tally.failed += 1;
+                            counters.with_label_values(&[sink, "failed"]).inc();
+                            let error = format!("compose: {reason}");
+                            marks.push((ids[i].clone(), attempt, SendMark::Failed { error }));
+                        }
+                    }
+                }
+                Claim::AlreadySent { .. } => tally.already_sent.push(i),
+                Claim::Held { lease_until_ms } => {
+                    tally.held_until_ms = tally.held_until_ms.max(Some(lease_until_ms));
+                }
+            }
+        }
+        let from = pending
+            .first()
+            .map(|p| p.email.from.address.clone())
+            .unwrap_or_default();
+        let report = SendLoop {
+            sink: &self.backends.sink,
+            limiter: &self.backends.limiter,
+            retry: &self.config.retry,
+            limit_key: self.limit_key(&from),
+        }
+        .run(pending)
+        .await;
+        for (i, settled) in report.settled {
+            let mark = match settled {
+                Settled::Sent {
+                    provider_message_id,
+                } => {
+                    tally.sent_now.push(i);
+                    SendMark::Sent {
+                        provider_message_id,
+                    }
+                }
+                Settled::Failed { reason } => {
+                    tally.failed += 1;
+                    SendMark::Failed { error: reason }
+                }
+            };
+            marks.push((ids[i].clone(), attempts[&i], mark));
+        }
+        // Given back unsent: released, so the next attempt claims them again.
+        for i in &report.unsent {
+            let error = format!("{RELEASED_PREFIX} {:?}", report.hand_back);
+            marks.push((ids[*i].clone(), attempts[i], SendMark::Failed { error }));
+        }
+        let marked_at = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let confirmed = store
+            .mark_sends(&marks, marked_at)
+            .await
+            // Sent but unrecorded: the claims' leases run out and
+            // `on_unconfirmed` decides, as after a crash.
+            .map_err(unavailable("record sends"))?;
+        let lost = confirmed.iter().filter(|ok| !**ok).count();
+        if lost > 0 {
+            warn!(lost, "claims lost before their outcome was recorded (a lease ran out mid-send)");
+        }
+        Ok((tally, report.hand_back))
     }
 }
 
@@ -168,38 +356,66 @@ impl Stage for DeliveryStage {
                 allowed_link_domains: &self.config.allowed_link_domains,
             },
         );
-        let (fresh, keys) = self.unsent(&prepared.rendered).await?;
+        let (tally, hand_back) = self.deliver(batch, &prepared.rendered).await?;
+        let sink = self.backends.sink.name();
+        let paused = delivery_metrics().quota_paused.with_label_values(&[sink]);
 
-        if !fresh.is_empty() {
-            let entries: Vec<OutboxEntry<'_>> =
-                fresh.iter().map(|r| entry(&batch.campaign_id, r)).collect();
-            self.backends
-                .sink
-                .write_batch(&entries)
-                .await
-                .map_err(|e| StageError::Transient(e.to_string()))?;
-            // Audited before marking: a failure here retries, and the retry
-            // audits again rather than leaving a send unaudited.
+        // Audited once recorded. A retry of this envelope audits what earlier
+        // attempts sent too, in case they stopped before their audit line.
+        let retried = message.attempt > 0 || message.paused_ms > 0;
+        let mut audited: Vec<&Rendered<'_>> =
+            tally.sent_now.iter().map(|&i| &prepared.rendered[i]).collect();
+        if retried {
+            audited.extend(tally.already_sent.iter().map(|&i| &prepared.rendered[i]));
+        }
+        if !audited.is_empty() {
             let event = send_batch_event(
                 &batch.campaign_id,
                 batch.batch_seq,
-                &fresh,
+                &audited,
                 &self.backends.pseudonymizer,
             );
             self.backends
                 .audit
                 .append_json(&event)
                 .map_err(StageError::from)?;
-            let markers: Vec<(String, Vec<u8>)> =
-                keys.into_iter().map(|key| (key, b"1".to_vec())).collect();
-            self.backends
-                .cache
-                .set_many(&markers, self.config.sent_marker_ttl())
-                .await
-                // Sent but not marked: wait for the store rather than use up
-                // attempts. The retry finds no markers and writes again; the file
-                // outbox skips ids it already holds (see design.md).
-                .map_err(|e| StageError::Unavailable(format!("dedupe store: {e}")))?;
+        }
+
+        match hand_back {
+            Some(HandBack::QuotaSpent { until_ms }) => {
+                paused.set(1);
+                let state = format!("paused until {}", utc_midnight(until_ms));
+                let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+                if let Err(e) = self
+                    .backends
+                    .record
+                    .set_campaign_state(&batch.campaign_id, &state, now)
+                    .await
+                {
+                    warn!(error = %e, "campaign state not recorded");
+                }
+                return Err(StageError::Unavailable(format!(
+                    "daily quota of delivery.rate.per_day spent; campaign {state}"
+                )));
+            }
+            Some(HandBack::Held { reason } | HandBack::LimiterDown { reason }) => {
+                return Err(StageError::Unavailable(format!(
+                    "{} of {} messages wait: {reason}",
+                    prepared.rendered.len() - tally.sent_now.len() - tally.already_sent.len(),
+                    prepared.rendered.len()
+                )));
+            }
+            None => {}
+        }
+        if !tally.sent_now.is_empty() {
+            paused.set(0);
+            self.resume(&batch.campaign_id).await;
+        }
+        if let Some(until_ms) = tally.held_until_ms {
+            // Another worker holds these claims: wait for its answer or its lease.
+            return Err(StageError::Unavailable(format!(
+                "sends held by another worker (lease until {until_ms} ms)"
+            )));
         }
 
         for rejected in &prepared.rejected {
@@ -208,13 +424,16 @@ impl Stage for DeliveryStage {
                 .await?;
         }
 
-        let sent = fresh.len() as u64;
-        let duplicates = (prepared.rendered.len() - fresh.len()) as u64;
+        let sent = tally.sent_now.len() as u64;
+        let duplicates = tally.already_sent.len() as u64;
         let rejected = prepared.rejected.len() as u64;
-        // Duplicates are in the outbox too (an earlier attempt sent them), and
-        // the runtime records this once per batch.
+        // Duplicates were sent by an earlier attempt, and the runtime records
+        // these counts once per batch.
         emit.count(progress::MESSAGES_DELIVERED, sent + duplicates);
         emit.count(progress::MESSAGES_REFUSED, rejected);
+        emit.count(progress::MESSAGES_FAILED, tally.failed);
+        emit.count(progress::MESSAGES_SUPPRESSED, tally.suppressed);
+        emit.count(progress::MESSAGES_UNCONFIRMED, tally.unconfirmed);
         let counters = &delivery_metrics().messages;
         counters.with_label_values(&["sent"]).inc_by(sent);
         counters
@@ -223,8 +442,52 @@ impl Stage for DeliveryStage {
         counters.with_label_values(&["rejected"]).inc_by(rejected);
         debug!(
             batch_seq = batch.batch_seq,
-            sent, duplicates, rejected, "delivered batch"
+            sent,
+            duplicates,
+            rejected,
+            failed = tally.failed,
+            suppressed = tally.suppressed,
+            "delivered batch"
         );
         Ok(Vec::new())
+    }
+}
+
+impl DeliveryStage {
+    /// A campaign paused on the daily quota is running again once it sends.
+    async fn resume(&self, campaign_id: &str) {
+        let store = &self.backends.record;
+        if let Ok(Some(campaign)) = store.campaign(campaign_id).await
+            && campaign.state.starts_with("paused until")
+        {
+            let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+            let _ = store.set_campaign_state(campaign_id, "running", now).await;
+        }
+    }
+}
+
+/// `until_ms` (a UTC midnight) as `YYYY-MM-DDT00:00:00Z`.
+fn utc_midnight(until_ms: u64) -> String {
+    // Howard Hinnant's days-to-civil.
+    let z = (until_ms / 86_400_000) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T00:00:00Z")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pause_ends_are_written_as_utc_dates() {
+        assert_eq!(super::utc_midnight(0), "1970-01-01T00:00:00Z");
+        // 2026-12-07
+        assert_eq!(super::utc_midnight(20_429 * 86_400_000), "2026-12-07T00:00:00Z");
+        assert_eq!(super::utc_midnight(11_016 * 86_400_000), "2000-02-29T00:00:00Z");
     }
 }
