@@ -77,7 +77,7 @@ impl SendLoop<'_> {
         let mut report = Report::default();
         'outer: while !queue.is_empty() {
             let now = Instant::now();
-            let mut chunk = Vec::with_capacity(chunk_size);
+            let mut chunk = Vec::with_capacity(chunk_size.min(queue.len()));
             let mut rest = VecDeque::with_capacity(queue.len());
             for p in queue.drain(..) {
                 if chunk.len() < chunk_size && p.not_before <= now {

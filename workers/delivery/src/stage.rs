@@ -487,7 +487,7 @@ mod tests {
     fn pause_ends_are_written_as_utc_dates() {
         assert_eq!(super::utc_midnight(0), "1970-01-01T00:00:00Z");
         // 2026-12-07
-        assert_eq!(super::utc_midnight(20_429 * 86_400_000), "2026-12-07T00:00:00Z");
+        assert_eq!(super::utc_midnight(20_794 * 86_400_000), "2026-12-07T00:00:00Z");
         assert_eq!(super::utc_midnight(11_016 * 86_400_000), "2000-02-29T00:00:00Z");
     }
 }
