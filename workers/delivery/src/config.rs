@@ -48,7 +48,7 @@ pub enum OnUnconfirmed {
 pub struct RetryConfig {
     /// First wait when the provider gave no Retry-After.
     pub initial_ms: u64,
-    /// Longest single wait (a longer Retry-After is cut to it).
+    /// Longest backoff between tries (a provider's Retry-After is honoured as given).
     pub max_ms: u64,
     /// How long one batch may wait in the worker (throttled, or retrying);
     /// past it the rest of the batch goes back to the queue, delayed, and the

@@ -170,9 +170,9 @@ impl SendLoop<'_> {
                     SendOutcome::Retry { after, reason } => {
                         m.sends.with_label_values(&[sink_name, "retry"]).inc();
                         p.tries += 1;
-                        let wait = after
-                            .unwrap_or_else(|| backoff(self.retry, p.tries))
-                            .min(Duration::from_millis(self.retry.max_ms));
+                        // Retry-After is honoured as given; past the hold the
+                        // message is handed back and waits in the queue instead.
+                        let wait = after.unwrap_or_else(|| backoff(self.retry, p.tries));
                         tracing::debug!(sink = sink_name, tries = p.tries, wait_ms = wait.as_millis() as u64, reason = %cpo_shared::log_field::bounded(&reason), "send will be retried");
                         p.not_before = Instant::now() + wait;
                         queue.push_back(p);

@@ -1,0 +1,363 @@
+//! Send records, retries, failures, unconfirmed claims, the suppression
+//! re-check and the daily quota, at the stage, on real SQLite and PostgreSQL
+//! stores (a database of its own per test).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use cpo_delivery::{OnUnconfirmed, SendOutcome};
+use cpo_shared::envelope::message_id;
+use cpo_shared::privacy::AddressHasher;
+use cpo_shared::rate_limit::{MemoryRateLimiter, RateConfig};
+use cpo_shared::store::{
+    CampaignRecord, SendState, Store, StoreConfig, Suppression, SuppressionKey,
+};
+use cpo_shared::{StageError, progress};
+use sqlx::Connection;
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const PG_HINT: &str = "PostgreSQL must run on 127.0.0.1:5432 (user postgres, trust auth)";
+
+/// A fresh PostgreSQL database for one test.
+struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create(tag: &str) -> Self {
+        let name = format!("cpo_delivery_{tag}_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(PG_ADMIN)
+            .await
+            .unwrap_or_else(|e| panic!("{PG_HINT}: {e}"));
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::query(&sql).execute(&mut admin).await.unwrap();
+        }
+        Self { name }
+    }
+
+    async fn store(&self) -> Arc<dyn Store> {
+        cpo_shared::store::connect(&StoreConfig {
+            url: format!("postgres://postgres@127.0.0.1:5432/{}", self.name),
+            pool_size: 4,
+            acquire_timeout_ms: 2_000,
+            ..StoreConfig::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn drop_it(&self) {
+        let mut admin = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+fn unlimited() -> Arc<MemoryRateLimiter> {
+    Arc::new(MemoryRateLimiter::new(&RateConfig::default()))
+}
+
+fn harness_on(store: Arc<dyn Store>, config: cpo_delivery::DeliveryConfig) -> Harness {
+    Harness::on(tempfile::tempdir().unwrap(), store, config, unlimited())
+}
+
+fn id(customer: usize) -> String {
+    message_id("camp-1", &format!("C{customer:05}"))
+}
+
+fn address(customer: usize) -> String {
+    format!("person{customer}@example.com")
+}
+
+/// Retry answers wait (Retry-After honoured) and are sent; a permanent
+/// refusal is recorded with the reason and settles the customer.
+async fn retries_and_failures(h: Harness) {
+    h.sink.answer(
+        &address(1),
+        vec![
+            SendOutcome::Retry {
+                after: Some(Duration::from_millis(60)),
+                reason: "454 try later".into(),
+            },
+            SendOutcome::Retry {
+                after: None,
+                reason: "451 local error".into(),
+            },
+        ],
+    );
+    h.sink.answer(
+        &address(2),
+        vec![SendOutcome::Failed {
+            reason: "550 5.1.1 no such user".into(),
+        }],
+    );
+    let mut input = batch(0, 0..5);
+    sign(&mut input);
+    let counts = deliver_with(&h.stage, &h.transport, input).await.unwrap();
+    assert_eq!(counts[progress::MESSAGES_DELIVERED], 4, "{counts:?}");
+    assert_eq!(counts[progress::MESSAGES_FAILED], 1, "{counts:?}");
+    let handed = h.sink.handed();
+    assert_eq!(handed[&id(1)], 3, "two retries, then sent");
+    assert_eq!(handed[&id(2)], 1, "a 5xx is not retried");
+    assert_eq!(handed[&id(0)], 1);
+    // the second try of customer 1 came no sooner than its Retry-After
+    let calls = h.sink.calls.lock().unwrap().clone();
+    let times: Vec<Instant> = calls
+        .iter()
+        .filter(|(_, ids)| ids.contains(&id(1)))
+        .map(|(at, _)| *at)
+        .collect();
+    assert!(times[1] - times[0] >= Duration::from_millis(60));
+    let sent = h.store.send(&id(1)).await.unwrap().unwrap();
+    assert_eq!(sent.state, SendState::Sent);
+    let failed = h.store.send(&id(2)).await.unwrap().unwrap();
+    assert_eq!(failed.state, SendState::Failed);
+    assert_eq!(failed.last_error.as_deref(), Some("550 5.1.1 no such user"));
+    // only what was sent reached the outbox and the audit trail
+    assert_eq!(h.records().len(), 4);
+    assert_eq!(h.audited_sends().len(), 4);
+
+    // Redelivered: nothing is sent again, and every customer is still accounted for.
+    let mut again = batch(0, 0..5);
+    sign(&mut again);
+    let counts = deliver_with(&h.stage, &h.transport, again).await.unwrap();
+    assert_eq!(counts[progress::MESSAGES_DELIVERED], 4);
+    assert_eq!(counts[progress::MESSAGES_FAILED], 1);
+    assert_eq!(h.sink.handed()[&id(0)], 1);
+    assert_eq!(h.sink.handed()[&id(2)], 1);
+}
+
+#[tokio::test]
+async fn sqlite_retries_wait_failures_are_recorded_and_nothing_is_resent() {
+    retries_and_failures(Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn postgres_retries_wait_failures_are_recorded_and_nothing_is_resent() {
+    let db = PgDatabase::create("retries").await;
+    retries_and_failures(harness_on(db.store().await, test_config())).await;
+    db.drop_it().await;
+}
+
+/// A worker claimed customer 0 and died before it recorded an answer.
+async fn dead_claim(store: &Arc<dyn Store>) {
+    let now = cpo_shared::envelope::now_ms() as i64;
+    // A lease that is already over when the next worker looks.
+    store.claim_send(&id(0), "smtp", now - 1_000, 1).await.unwrap();
+}
+
+async fn unconfirmed_policies(store: Arc<dyn Store>, other: Arc<dyn Store>) {
+    // resend: the customer gets the message, the record says it was resent
+    dead_claim(&store).await;
+    let h = harness_on(store.clone(), test_config());
+    let mut input = batch(0, 0..3);
+    sign(&mut input);
+    let counts = deliver_with(&h.stage, &h.transport, input).await.unwrap();
+    assert_eq!(counts[progress::MESSAGES_UNCONFIRMED], 1);
+    assert_eq!(counts[progress::MESSAGES_DELIVERED], 3);
+    assert_eq!(h.sink.handed()[&id(0)], 1);
+    let record = store.send(&id(0)).await.unwrap().unwrap();
+    assert_eq!(record.state, SendState::Sent);
+    assert_eq!(record.attempts, 2);
+    let listed = store.unconfirmed_sends(10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].message_id, id(0));
+    assert!(listed[0].last_error.as_deref().unwrap().contains("resent"));
+
+    // skip: not sent, recorded as failed with the policy, listed, and settled
+    dead_claim(&other).await;
+    let mut config = test_config();
+    config.on_unconfirmed = OnUnconfirmed::Skip;
+    let h = harness_on(other.clone(), config);
+    let mut input = batch(0, 0..3);
+    sign(&mut input);
+    let counts = deliver_with(&h.stage, &h.transport, input).await.unwrap();
+    assert_eq!(counts[progress::MESSAGES_UNCONFIRMED], 1);
+    assert_eq!(counts[progress::MESSAGES_FAILED], 1);
+    assert_eq!(counts[progress::MESSAGES_DELIVERED], 2);
+    assert!(!h.sink.handed().contains_key(&id(0)));
+    let record = other.send(&id(0)).await.unwrap().unwrap();
+    assert_eq!(record.state, SendState::Failed);
+    assert!(record.last_error.unwrap().contains("skipped"));
+    assert_eq!(other.unconfirmed_sends(10).await.unwrap().len(), 1);
+
+    // a live claim of another worker is waited for, not sent
+    let now = cpo_shared::envelope::now_ms() as i64;
+    other.claim_send(&id(7), "smtp", now, 60_000).await.unwrap();
+    let mut input = batch(1, 6..8);
+    sign(&mut input);
+    let err = deliver_with(&h.stage, &h.transport, input).await.unwrap_err();
+    assert!(matches!(&err, StageError::Unavailable(m) if m.contains("held")), "{err}");
+    assert!(!h.sink.handed().contains_key(&id(7)));
+    assert_eq!(h.sink.handed()[&id(6)], 1);
+}
+
+#[tokio::test]
+async fn sqlite_unconfirmed_claims_are_resolved_by_the_policy_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let resend = sqlite_store(dir.path(), "resend.sqlite").await;
+    let skip = sqlite_store(dir.path(), "skip.sqlite").await;
+    unconfirmed_policies(resend, skip).await;
+}
+
+#[tokio::test]
+async fn postgres_unconfirmed_claims_are_resolved_by_the_policy_and_listed() {
+    let (a, b) = (
+        PgDatabase::create("resend").await,
+        PgDatabase::create("skip").await,
+    );
+    unconfirmed_policies(a.store().await, b.store().await).await;
+    a.drop_it().await;
+    b.drop_it().await;
+}
+
+async fn suppression_recheck(h: Harness) {
+    let hasher = AddressHasher::new(ADDRESS_KEY);
+    let suppress = |key, reason: &str| Suppression {
+        key,
+        reason: reason.into(),
+        source: "test".into(),
+        created_at_ms: 1,
+    };
+    h.store
+        .suppress(&[
+            suppress(SuppressionKey::Customer("C00001".into()), "unsubscribed"),
+            // by address, as the gateway records a bounce (case does not matter)
+            suppress(
+                SuppressionKey::AddressHash(hasher.hash(" Person2@Example.com")),
+                "bounced",
+            ),
+        ])
+        .await
+        .unwrap();
+    let mut input = batch(0, 0..4);
+    sign(&mut input);
+    let counts = deliver_with(&h.stage, &h.transport, input).await.unwrap();
+    assert_eq!(counts[progress::MESSAGES_SUPPRESSED], 2, "{counts:?}");
+    assert_eq!(counts[progress::MESSAGES_DELIVERED], 2);
+    let handed = h.sink.handed();
+    assert!(!handed.contains_key(&id(1)) && !handed.contains_key(&id(2)));
+    assert_eq!(handed.len(), 2);
+    assert!(h.store.send(&id(1)).await.unwrap().is_none(), "never claimed");
+    // an unsubscribe that arrives mid-campaign stops the later batches
+    h.store
+        .suppress(&[suppress(
+            SuppressionKey::Customer("C00005".into()),
+            "unsubscribed",
+        )])
+        .await
+        .unwrap();
+    let mut later = batch(1, 4..7);
+    sign(&mut later);
+    let counts = deliver_with(&h.stage, &h.transport, later).await.unwrap();
+    assert_eq!(counts[progress::MESSAGES_SUPPRESSED], 1);
+    assert!(!h.sink.handed().contains_key(&id(5)));
+}
+
+#[tokio::test]
+async fn sqlite_suppressed_recipients_are_not_sent() {
+    suppression_recheck(Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn postgres_suppressed_recipients_are_not_sent() {
+    let db = PgDatabase::create("suppress").await;
+    suppression_recheck(harness_on(db.store().await, test_config())).await;
+    db.drop_it().await;
+}
+
+#[tokio::test]
+async fn a_store_outage_pauses_sending_and_sends_nothing() {
+    let db = PgDatabase::create("outage").await;
+    let h = harness_on(db.store().await, test_config());
+    db.drop_it().await;
+    let mut input = batch(0, 0..3);
+    sign(&mut input);
+    let err = deliver_with(&h.stage, &h.transport, input).await.unwrap_err();
+    assert!(
+        matches!(&err, StageError::Unavailable(m) if m.contains("sending paused")),
+        "{err}"
+    );
+    assert!(h.sink.handed().is_empty());
+}
+
+#[tokio::test]
+async fn a_spent_daily_quota_pauses_the_campaign_until_the_next_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path(), "cpo.sqlite").await;
+    store
+        .put_campaign(&CampaignRecord {
+            campaign_id: "camp-1".into(),
+            request: "{}".into(),
+            state: "running".into(),
+            updated_at_ms: 0,
+        })
+        .await
+        .unwrap();
+    let rate = RateConfig {
+        per_day: Some(3),
+        ..RateConfig::default()
+    };
+    let limiter = Arc::new(MemoryRateLimiter::new(&rate));
+    let h = Harness::on(dir, store.clone(), test_config(), limiter);
+    let mut input = batch(0, 0..5);
+    sign(&mut input);
+    let err = deliver_with(&h.stage, &h.transport, input).await.unwrap_err();
+    assert!(
+        matches!(&err, StageError::Unavailable(m) if m.contains("daily quota")),
+        "{err}"
+    );
+    assert_eq!(h.sink.handed().len(), 3, "the quota, not one more");
+    let state = store.campaign("camp-1").await.unwrap().unwrap().state;
+    assert!(state.starts_with("paused until 20"), "{state}");
+    assert!(state.ends_with("T00:00:00Z"), "{state}");
+    // the two left are released, not failed: they go out in the next window
+    let waiting = store.send(&id(4)).await.unwrap().unwrap();
+    assert!(waiting.last_error.unwrap().starts_with("not sent:"));
+    // redelivered the same day: the three sent are not sent again, the rest still waits
+    let mut again = batch(0, 0..5);
+    sign(&mut again);
+    assert!(deliver_with(&h.stage, &h.transport, again).await.is_err());
+    assert_eq!(h.sink.handed().values().sum::<usize>(), 3);
+}
+
+#[tokio::test]
+async fn the_stage_takes_the_rate_limit_right_before_each_send() {
+    let rate = RateConfig {
+        per_second: Some(50),
+        ..RateConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path(), "cpo.sqlite").await;
+    let mut config = test_config();
+    config.retry.hold_ms = 10_000;
+    let h = Harness::on(dir, store, config, Arc::new(MemoryRateLimiter::new(&rate)));
+    let started = Instant::now();
+    let mut input = batch(0, 0..80);
+    sign(&mut input);
+    deliver_with(&h.stage, &h.transport, input).await.unwrap();
+    let elapsed = started.elapsed();
+    // 80 at 50/s with a burst of 2: at least 1.5 s
+    assert!(elapsed >= Duration::from_millis(1_500), "{elapsed:?}");
+    let calls = h.sink.calls.lock().unwrap().clone();
+    let times: Vec<Instant> = calls
+        .iter()
+        .flat_map(|(at, ids)| ids.iter().map(move |_| *at))
+        .collect();
+    assert_eq!(times.len(), 80);
+    for (i, start) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .take_while(|t| **t - *start < Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 52, "{in_window} sends in one second");
+    }
+}
