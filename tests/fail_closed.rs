@@ -199,10 +199,12 @@ fn backends(settings: &Settings) -> wiring::Backends<'_> {
     );
     let store = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(cpo_shared::store::connect(&cpo_shared::store::StoreConfig {
-            url,
-            ..Default::default()
-        }))
+        .block_on(cpo_shared::store::connect(
+            &cpo_shared::store::StoreConfig {
+                url,
+                ..Default::default()
+            },
+        ))
         .unwrap();
     wiring::Backends {
         settings,

@@ -56,10 +56,13 @@ impl RateConfig {
 
     /// The GCRA limits as (emission interval, tolerance) in microseconds.
     pub fn gcra_limits(&self) -> Vec<GcraLimit> {
-        [(self.per_second, 1_000_000u64), (self.per_minute, 60_000_000)]
-            .into_iter()
-            .filter_map(|(rate, period_us)| rate.map(|r| GcraLimit::new(r, period_us)))
-            .collect()
+        [
+            (self.per_second, 1_000_000u64),
+            (self.per_minute, 60_000_000),
+        ]
+        .into_iter()
+        .filter_map(|(rate, period_us)| rate.map(|r| GcraLimit::new(r, period_us)))
+        .collect()
     }
 
     /// Most sends one `acquire` may ask for: the smallest burst of the limits.
@@ -274,7 +277,10 @@ mod tests {
         let mut state = KeyState::default();
         let day = 20_000 * DAY_US;
         for i in 0..3 {
-            assert_eq!(decide(&mut state, &[], Some(3), day + i, 1), Permit::Granted);
+            assert_eq!(
+                decide(&mut state, &[], Some(3), day + i, 1),
+                Permit::Granted
+            );
         }
         assert_eq!(
             decide(&mut state, &[], Some(3), day + 10, 1),

@@ -68,8 +68,7 @@ impl RedisRateLimiter {
     /// sends pause until it is back).
     pub fn new(config: &RedisConfig, rate: &RateConfig) -> Result<Self, LimitError> {
         rate.validate().map_err(LimitError::Invalid)?;
-        let cache =
-            RedisCache::new(config).map_err(|e| LimitError::Unavailable(e.to_string()))?;
+        let cache = RedisCache::new(config).map_err(|e| LimitError::Unavailable(e.to_string()))?;
         Ok(Self {
             connection: cache.connection.clone(),
             key_prefix: config.key_prefix.clone(),

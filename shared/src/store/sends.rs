@@ -199,10 +199,7 @@ pub(crate) async fn sqlite_mark_sends(
             .bind(error)
             .bind(now_ms),
         };
-        let result = query
-            .execute(&mut *tx)
-            .await
-            .map_err(err("mark send"))?;
+        let result = query.execute(&mut *tx).await.map_err(err("mark send"))?;
         done.push(result.rows_affected() == 1);
     }
     tx.commit().await.map_err(err("commit marks"))?;

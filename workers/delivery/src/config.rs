@@ -117,7 +117,6 @@ impl DeliveryConfig {
     pub fn lease_ms(&self) -> i64 {
         i64::try_from(self.lease_seconds.saturating_mul(1_000)).unwrap_or(i64::MAX)
     }
-
 }
 
 #[cfg(test)]
@@ -154,7 +153,12 @@ mod tests {
         assert!(err.to_string().contains("sink"), "{err}");
         let zero = Settings::from_yaml("delivery:\n  rate: {per_minute: 0}\n").unwrap();
         let config: DeliveryConfig = zero.section("delivery").unwrap();
-        assert!(config.validate().unwrap_err().contains("delivery.rate.per_minute"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("delivery.rate.per_minute")
+        );
         let typo = Settings::from_yaml("delivery:\n  rate: {per_sec: 5}\n").unwrap();
         let err = typo.section::<DeliveryConfig>("delivery").unwrap_err();
         assert!(err.to_string().contains("per_sec"), "{err}");

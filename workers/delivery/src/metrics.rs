@@ -25,7 +25,13 @@ pub struct DeliveryMetrics {
 /// Every `outcome` of `delivery_messages_total`.
 pub const OUTCOMES: [&str; 3] = ["sent", "duplicate", "rejected"];
 /// Every `outcome` of `delivery_sends_total`.
-pub const SEND_OUTCOMES: [&str; 5] = ["sent", "retry", "failed", "suppressed", "unconfirmed_skipped"];
+pub const SEND_OUTCOMES: [&str; 5] = [
+    "sent",
+    "retry",
+    "failed",
+    "suppressed",
+    "unconfirmed_skipped",
+];
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(metric: T) -> T {
     // Registration only fails on a duplicate name, which the OnceLock rules out.

@@ -103,7 +103,11 @@ impl SendLoop<'_> {
             }
             // The limit is taken here, right before the call, never at enqueue.
             loop {
-                match self.limiter.acquire(&self.limit_key, chunk.len() as u32).await {
+                match self
+                    .limiter
+                    .acquire(&self.limit_key, chunk.len() as u32)
+                    .await
+                {
                     Ok(Permit::Granted) => break,
                     Ok(Permit::Wait(wait)) => {
                         m.limiter_waits
@@ -112,8 +116,9 @@ impl SendLoop<'_> {
                         if Instant::now() + wait > deadline {
                             queue.extend(chunk);
                             report.hand_back = Some(HandBack::Held {
-                                reason: "throttled by delivery.rate longer than delivery.retry.hold_ms"
-                                    .into(),
+                                reason:
+                                    "throttled by delivery.rate longer than delivery.retry.hold_ms"
+                                        .into(),
                             });
                             break 'outer;
                         }

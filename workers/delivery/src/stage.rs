@@ -26,7 +26,9 @@ use crate::metrics::delivery_metrics;
 use crate::prepare::{Limits, Rejected, Rendered, prepare};
 use crate::sending::{HandBack, Pending, SendLoop, Settled};
 use crate::sink::{MailSink, MessageMeta};
-use crate::triage::{RELEASED_PREFIX, SKIPPED_UNCONFIRMED, Triage, triage, unconfirmed_resent_error};
+use crate::triage::{
+    RELEASED_PREFIX, SKIPPED_UNCONFIRMED, Triage, triage, unconfirmed_resent_error,
+};
 
 /// What the delivery stage sends with and records to.
 pub struct DeliveryBackends {
@@ -92,7 +94,9 @@ impl DeliveryStage {
                 let recipient = &rendered[i].message.recipient;
                 (
                     SuppressionKey::Customer(recipient.customer_id.clone()),
-                    SuppressionKey::AddressHash(self.backends.address_hasher.hash(&recipient.email)),
+                    SuppressionKey::AddressHash(
+                        self.backends.address_hasher.hash(&recipient.email),
+                    ),
                 )
             })
             .collect();
@@ -151,7 +155,10 @@ impl DeliveryStage {
                 Triage::Send => candidates.push(i),
                 Triage::Resend { attempts } => {
                     tally.unconfirmed += 1;
-                    delivery_metrics().unconfirmed.with_label_values(&["resend"]).inc();
+                    delivery_metrics()
+                        .unconfirmed
+                        .with_label_values(&["resend"])
+                        .inc();
                     let error = unconfirmed_resent_error();
                     pre_marks.push((id.clone(), attempts, SendMark::Failed { error }));
                     candidates.push(i);
@@ -159,8 +166,13 @@ impl DeliveryStage {
                 Triage::SkipUnconfirmed { attempts } => {
                     tally.unconfirmed += 1;
                     tally.failed += 1;
-                    delivery_metrics().unconfirmed.with_label_values(&["skip"]).inc();
-                    counters.with_label_values(&[sink, "unconfirmed_skipped"]).inc();
+                    delivery_metrics()
+                        .unconfirmed
+                        .with_label_values(&["skip"])
+                        .inc();
+                    counters
+                        .with_label_values(&[sink, "unconfirmed_skipped"])
+                        .inc();
                     let error = SKIPPED_UNCONFIRMED.to_string();
                     pre_marks.push((id.clone(), attempts, SendMark::Failed { error }));
                 }
@@ -284,7 +296,10 @@ impl DeliveryStage {
             .map_err(unavailable("record sends"))?;
         let lost = confirmed.iter().filter(|ok| !**ok).count();
         if lost > 0 {
-            warn!(lost, "claims lost before their outcome was recorded (a lease ran out mid-send)");
+            warn!(
+                lost,
+                "claims lost before their outcome was recorded (a lease ran out mid-send)"
+            );
         }
         Ok((tally, report.hand_back))
     }
@@ -363,8 +378,11 @@ impl Stage for DeliveryStage {
         // Audited once recorded. A retry of this envelope audits what earlier
         // attempts sent too, in case they stopped before their audit line.
         let retried = message.attempt > 0 || message.paused_ms > 0;
-        let mut audited: Vec<&Rendered<'_>> =
-            tally.sent_now.iter().map(|&i| &prepared.rendered[i]).collect();
+        let mut audited: Vec<&Rendered<'_>> = tally
+            .sent_now
+            .iter()
+            .map(|&i| &prepared.rendered[i])
+            .collect();
         if retried {
             audited.extend(tally.already_sent.iter().map(|&i| &prepared.rendered[i]));
         }
@@ -487,7 +505,13 @@ mod tests {
     fn pause_ends_are_written_as_utc_dates() {
         assert_eq!(super::utc_midnight(0), "1970-01-01T00:00:00Z");
         // 2026-12-07
-        assert_eq!(super::utc_midnight(20_794 * 86_400_000), "2026-12-07T00:00:00Z");
-        assert_eq!(super::utc_midnight(11_016 * 86_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            super::utc_midnight(20_794 * 86_400_000),
+            "2026-12-07T00:00:00Z"
+        );
+        assert_eq!(
+            super::utc_midnight(11_016 * 86_400_000),
+            "2000-02-29T00:00:00Z"
+        );
     }
 }

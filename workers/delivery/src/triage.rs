@@ -21,18 +21,26 @@ pub enum Triage {
     Send,
     /// Claimed by a worker that stopped (lease over, no answer recorded);
     /// the policy says send again: mark it, then claim and send.
-    Resend { attempts: i32 },
+    Resend {
+        attempts: i32,
+    },
     /// The same, and the policy says skip: record it as failed.
-    SkipUnconfirmed { attempts: i32 },
+    SkipUnconfirmed {
+        attempts: i32,
+    },
     AlreadySent,
     /// Refused for good earlier (or skipped as unconfirmed): settled, not retried.
     AlreadyFailed,
     /// Another worker holds a live claim.
-    Held { until_ms: i64 },
+    Held {
+        until_ms: i64,
+    },
 }
 
 pub fn unconfirmed_resent_error() -> String {
-    format!("{UNCONFIRMED_PREFIX}: the worker stopped between claim and confirmation; {RESENT_SUFFIX}")
+    format!(
+        "{UNCONFIRMED_PREFIX}: the worker stopped between claim and confirmation; {RESENT_SUFFIX}"
+    )
 }
 
 pub fn triage(record: Option<&SendRecord>, now_ms: i64, policy: OnUnconfirmed) -> Triage {

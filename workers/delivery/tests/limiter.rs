@@ -17,7 +17,8 @@ fn redis_config(tag: &str) -> RedisConfig {
         .unwrap()
         .as_nanos();
     RedisConfig {
-        url: std::env::var("CPO_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into()),
+        url: std::env::var("CPO_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into()),
         key_prefix: format!("cpo-test:limiter:{tag}:{}:{nanos}:", std::process::id()),
         ..RedisConfig::default()
     }
@@ -103,11 +104,17 @@ async fn the_daily_quota_is_shared_and_says_when_it_renews() {
     };
     let a = RedisRateLimiter::new(&config, &rate).unwrap();
     let b = RedisRateLimiter::new(&config, &rate).unwrap();
-    assert_eq!(a.acquire("ses", 3).await.expect(REDIS_HINT), Permit::Granted);
+    assert_eq!(
+        a.acquire("ses", 3).await.expect(REDIS_HINT),
+        Permit::Granted
+    );
     assert_eq!(b.acquire("ses", 2).await.unwrap(), Permit::Granted);
     let spent = b.acquire("ses", 1).await.unwrap();
     // another key (another sink or domain) has a budget of its own
-    assert_eq!(a.acquire("ses:other.example", 1).await.unwrap(), Permit::Granted);
+    assert_eq!(
+        a.acquire("ses:other.example", 1).await.unwrap(),
+        Permit::Granted
+    );
     cleanup(&config).await;
     let Permit::QuotaSpent { until_ms } = spent else {
         panic!("{spent:?}")

@@ -54,10 +54,13 @@ impl PgDatabase {
 
     async fn drop_it(&self) {
         let mut admin = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     }
 }
 
@@ -151,7 +154,10 @@ async fn postgres_retries_wait_failures_are_recorded_and_nothing_is_resent() {
 async fn dead_claim(store: &Arc<dyn Store>) {
     let now = cpo_shared::envelope::now_ms() as i64;
     // A lease that is already over when the next worker looks.
-    store.claim_send(&id(0), "smtp", now - 1_000, 1).await.unwrap();
+    store
+        .claim_send(&id(0), "smtp", now - 1_000, 1)
+        .await
+        .unwrap();
 }
 
 async fn unconfirmed_policies(store: Arc<dyn Store>, other: Arc<dyn Store>) {
@@ -194,8 +200,13 @@ async fn unconfirmed_policies(store: Arc<dyn Store>, other: Arc<dyn Store>) {
     other.claim_send(&id(7), "smtp", now, 60_000).await.unwrap();
     let mut input = batch(1, 6..8);
     sign(&mut input);
-    let err = deliver_with(&h.stage, &h.transport, input).await.unwrap_err();
-    assert!(matches!(&err, StageError::Unavailable(m) if m.contains("held")), "{err}");
+    let err = deliver_with(&h.stage, &h.transport, input)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StageError::Unavailable(m) if m.contains("held")),
+        "{err}"
+    );
     assert!(!h.sink.handed().contains_key(&id(7)));
     assert_eq!(h.sink.handed()[&id(6)], 1);
 }
@@ -246,7 +257,10 @@ async fn suppression_recheck(h: Harness) {
     let handed = h.sink.handed();
     assert!(!handed.contains_key(&id(1)) && !handed.contains_key(&id(2)));
     assert_eq!(handed.len(), 2);
-    assert!(h.store.send(&id(1)).await.unwrap().is_none(), "never claimed");
+    assert!(
+        h.store.send(&id(1)).await.unwrap().is_none(),
+        "never claimed"
+    );
     // an unsubscribe that arrives mid-campaign stops the later batches
     h.store
         .suppress(&[suppress(
@@ -281,7 +295,9 @@ async fn a_store_outage_pauses_sending_and_sends_nothing() {
     db.drop_it().await;
     let mut input = batch(0, 0..3);
     sign(&mut input);
-    let err = deliver_with(&h.stage, &h.transport, input).await.unwrap_err();
+    let err = deliver_with(&h.stage, &h.transport, input)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StageError::Unavailable(m) if m.contains("sending paused")),
         "{err}"
@@ -310,7 +326,9 @@ async fn a_spent_daily_quota_pauses_the_campaign_until_the_next_day() {
     let h = Harness::on(dir, store.clone(), test_config(), limiter);
     let mut input = batch(0, 0..5);
     sign(&mut input);
-    let err = deliver_with(&h.stage, &h.transport, input).await.unwrap_err();
+    let err = deliver_with(&h.stage, &h.transport, input)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StageError::Unavailable(m) if m.contains("daily quota")),
         "{err}"

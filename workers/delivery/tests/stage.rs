@@ -9,13 +9,13 @@ use std::sync::atomic::Ordering;
 use common::*;
 use cpo_delivery::canonicalize_outbox;
 use cpo_shared::batch_signing::verify_batch;
-use cpo_shared::store::SendState;
 use cpo_shared::dead_letter::DeadLetterKind;
 use cpo_shared::envelope::message_id;
 use cpo_shared::model::SendBatch;
 use cpo_shared::privacy::Pseudonymizer;
 use cpo_shared::rate_limit::MemoryRateLimiter;
 use cpo_shared::signing::{Signer, content_hash};
+use cpo_shared::store::SendState;
 use cpo_shared::{Envelope, StageError, queues};
 
 #[tokio::test]

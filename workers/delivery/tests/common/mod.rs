@@ -14,17 +14,17 @@ use cpo_delivery::{
     DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, MailSink, Mailbox, MessageMeta,
     OutgoingEmail, SendOutcome,
 };
-use cpo_shared::privacy::AddressHasher;
-use cpo_shared::rate_limit::{MemoryRateLimiter, RateLimiter};
-use cpo_shared::store::{Store, StoreConfig};
 use cpo_shared::audit::{AuditError, AuditSink, MemoryAuditLog};
 use cpo_shared::dead_letter::DeadLetter;
 use cpo_shared::envelope::message_id;
 use cpo_shared::model::{
     Approval, ApprovedTemplate, OutboundMessage, OutboxRecord, Recipient, SendBatch,
 };
+use cpo_shared::privacy::AddressHasher;
 use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::rate_limit::{MemoryRateLimiter, RateLimiter};
 use cpo_shared::signing::{Signer, content_hash};
+use cpo_shared::store::{Store, StoreConfig};
 use cpo_shared::transport::MemoryTransport;
 use cpo_shared::{Emitter, Envelope, Stage, StageError, queues};
 
@@ -269,7 +269,12 @@ impl Harness {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(dir.path(), "cpo.sqlite").await;
-        Self::on(dir, store, test_config(), Arc::new(MemoryRateLimiter::new(&Default::default())))
+        Self::on(
+            dir,
+            store,
+            test_config(),
+            Arc::new(MemoryRateLimiter::new(&Default::default())),
+        )
     }
 
     pub fn on(
@@ -302,7 +307,9 @@ impl Harness {
 
     /// Deliver `batch` with whatever signature it carries (none, stale, forged).
     pub async fn deliver_as_is(&self, batch: Envelope<SendBatch>) -> Result<(), StageError> {
-        deliver_with(&self.stage, &self.transport, batch).await.map(|_| ())
+        deliver_with(&self.stage, &self.transport, batch)
+            .await
+            .map(|_| ())
     }
 
     pub fn records(&self) -> Vec<OutboxRecord> {
