@@ -18,8 +18,9 @@ pub struct DeliveryMetrics {
     pub limiter_waits: IntCounterVec,
     /// Claims found unconfirmed (their worker stopped), by the policy applied.
     pub unconfirmed: IntCounterVec,
-    /// 1 while the daily quota of the sink is spent and its campaigns are paused.
-    pub quota_paused: IntGaugeVec,
+    /// Until when (Unix seconds) the sink's daily quota is spent and its
+    /// campaigns paused; in the past (or 0) while sending.
+    pub paused_until: IntGaugeVec,
 }
 
 /// Every `outcome` of `delivery_messages_total`.
@@ -82,15 +83,15 @@ pub fn delivery_metrics() -> &'static DeliveryMetrics {
             "Claims found unconfirmed after their worker stopped, by policy",
             &["policy"],
         );
-        let quota_paused = register(
+        let paused_until = register(
             IntGaugeVec::new(
                 Opts::new(
-                    "delivery_quota_paused",
-                    "1 while the sink's daily quota is spent and sending is paused",
+                    "delivery_paused_until_seconds",
+                    "Until when (Unix seconds) the sink's daily quota is spent and sending paused",
                 ),
                 &["sink"],
             )
-            .unwrap_or_else(|e| panic!("metric delivery_quota_paused: {e}")),
+            .unwrap_or_else(|e| panic!("metric delivery_paused_until_seconds: {e}")),
         );
         // At 0 from the start, so a first burst is a rise (see cpo_shared::metrics).
         for outcome in OUTCOMES {
@@ -105,7 +106,7 @@ pub fn delivery_metrics() -> &'static DeliveryMetrics {
             send_seconds,
             limiter_waits,
             unconfirmed,
-            quota_paused,
+            paused_until,
         }
     })
 }
@@ -120,5 +121,5 @@ pub fn preset_sink(sink: &str) {
         m.limiter_waits.with_label_values(&[sink, reason]);
     }
     m.send_seconds.with_label_values(&[sink]);
-    m.quota_paused.with_label_values(&[sink]).set(0);
+    m.paused_until.with_label_values(&[sink]);
 }

@@ -373,7 +373,7 @@ impl Stage for DeliveryStage {
         );
         let (tally, hand_back) = self.deliver(batch, &prepared.rendered).await?;
         let sink = self.backends.sink.name();
-        let paused = delivery_metrics().quota_paused.with_label_values(&[sink]);
+        let paused = delivery_metrics().paused_until.with_label_values(&[sink]);
 
         // Audited once recorded. A retry of this envelope audits what earlier
         // attempts sent too, in case they stopped before their audit line.
@@ -401,7 +401,7 @@ impl Stage for DeliveryStage {
 
         match hand_back {
             Some(HandBack::QuotaSpent { until_ms }) => {
-                paused.set(1);
+                paused.set(i64::try_from(until_ms / 1_000).unwrap_or(i64::MAX));
                 let state = format!("paused until {}", utc_midnight(until_ms));
                 let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
                 if let Err(e) = self
@@ -426,7 +426,6 @@ impl Stage for DeliveryStage {
             None => {}
         }
         if !tally.sent_now.is_empty() {
-            paused.set(0);
             self.resume(&batch.campaign_id).await;
         }
         if let Some(until_ms) = tally.held_until_ms {
