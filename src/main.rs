@@ -32,6 +32,8 @@ enum Command {
     Collect(commands::fleet::CollectArgs),
     /// Where a campaign stands in the fleet (progress counters in Redis).
     Status(commands::status::StatusArgs),
+    /// Apply the store's migrations (`store.url`) and exit: the init step of a deployment.
+    Migrate,
     /// Delete the configured prefix's queues and Redis keys (tests and demos).
     Teardown,
     /// Generate synthetic customers with realistic distributions.
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Enqueue(args) => commands::fleet::enqueue(args, cli.config.as_deref()),
         Command::Collect(args) => commands::fleet::collect(args, cli.config.as_deref()),
         Command::Status(args) => commands::status::status(args, cli.config.as_deref()),
+        Command::Migrate => commands::migrate::migrate(cli.config.as_deref()),
         Command::Teardown => commands::fleet::teardown(cli.config.as_deref()),
         Command::GenData(args) => cpo_segmentation::run_gen_data(args).map(|()| 0),
         Command::Screen(args) => {

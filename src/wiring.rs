@@ -255,12 +255,12 @@ pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
             cpo_delivery::FileOutbox::open(&b.outbox)
                 .with_context(|| format!("cannot open the outbox {}", b.outbox.display()))?,
         ),
-        other @ (SinkKind::Smtp | SinkKind::Sendgrid | SinkKind::Ses | SinkKind::Mailgun) => {
-            anyhow::bail!(
-                "delivery.sink: `{}` is not built into this binary yet",
-                other.as_str()
-            )
+        kind @ (SinkKind::Sendgrid | SinkKind::Ses | SinkKind::Mailgun) => {
+            cpo_delivery::esp::build_sink(kind.as_str(), &config.esp)
+                .map_err(anyhow::Error::msg)?
+                .context("an ESP sink")?
         }
+        SinkKind::Smtp => anyhow::bail!("delivery.sink: `smtp` is not built into this binary yet"),
     };
     let limiter: Arc<dyn RateLimiter> = match &b.redis {
         // No limit: nothing to share, no round trip per send.

@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod dlq;
 pub mod fleet;
+pub mod migrate;
 pub mod run;
 pub mod status;
 pub mod worker;

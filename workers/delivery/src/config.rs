@@ -85,6 +85,8 @@ pub struct DeliveryConfig {
     /// One limit for every replica (`per_second`, `per_minute`, `per_day`, `per_domain`).
     pub rate: RateConfig,
     pub retry: RetryConfig,
+    /// The ESP API sinks' settings (`delivery.esp.sendgrid|ses|mailgun`).
+    pub esp: crate::esp::EspConfig,
 }
 
 impl Default for DeliveryConfig {
@@ -97,6 +99,7 @@ impl Default for DeliveryConfig {
             lease_seconds: 600,
             rate: RateConfig::default(),
             retry: RetryConfig::default(),
+            esp: Default::default(),
         }
     }
 }

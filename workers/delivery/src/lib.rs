@@ -20,6 +20,7 @@ pub mod audit;
 pub mod canonical;
 pub mod compose;
 pub mod config;
+pub mod esp;
 pub mod json_text;
 mod metrics;
 pub mod outbox;
