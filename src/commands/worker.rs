@@ -151,9 +151,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     }
     // The system of record; connecting applies its migrations (under a lock).
     let store_config: cpo_shared::store::StoreConfig = settings.section("store")?;
-    let store = cpo_shared::store::connect(&store_config)
-        .await
-        .context("cannot open the store (store.url)")?;
+    let store = connect_store(&store_config).await?;
     let address_hasher = wiring::address_hasher(&settings, args.stage != StageName::Delivery)?;
     let backends = Backends {
         settings: &settings,
@@ -270,3 +268,25 @@ async fn readyz(State(ready): State<Arc<AtomicBool>>) -> (StatusCode, &'static s
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
     }
 }
+
+/// Open the store. Workers starting together on one SQLite file (tests, a
+/// single host) can race on its first migration, and the loser's migration
+/// fails on a table the winner just made; by the next try it is applied.
+/// PostgreSQL serializes migrations under an advisory lock.
+async fn connect_store(
+    config: &cpo_shared::store::StoreConfig,
+) -> anyhow::Result<Arc<dyn cpo_shared::store::Store>> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match cpo_shared::store::connect(config).await {
+            Ok(store) => return Ok(store),
+            Err(e) if tries < 5 && e.to_string().contains("migrations") => {
+                warn!(error = %e, "store migration raced another worker; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+            }
+            Err(e) => return Err(e).context("cannot open the store (store.url)"),
+        }
+    }
+}
+
