@@ -289,4 +289,3 @@ async fn connect_store(
         }
     }
 }
-

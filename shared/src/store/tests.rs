@@ -388,3 +388,5 @@ async fn unreachable_postgres_is_transient_and_bad_urls_are_refused() {
     };
     assert!(matches!(connect(&bad).await, Err(StoreError::Permanent(_))));
 }
+
+mod sends;
