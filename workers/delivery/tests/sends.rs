@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -378,4 +379,111 @@ async fn the_stage_takes_the_rate_limit_right_before_each_send() {
             .count();
         assert!(in_window <= 52, "{in_window} sends in one second");
     }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_send_leaves_claims_the_next_one_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path(), "cpo.sqlite").await;
+    let mut config = test_config();
+    config.lease_seconds = 1;
+    let first = Arc::new(Harness::on(dir, store.clone(), config.clone(), unlimited()));
+    first
+        .sink
+        .hang
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let worker = first.clone();
+    let killed = tokio::spawn(async move {
+        let mut input = batch(0, 0..4);
+        sign(&mut input);
+        deliver_with(&worker.stage, &worker.transport, input).await
+    });
+    // Killed once the provider has the emails and before it answered.
+    while first.sink.calls.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    killed.abort();
+    assert!(killed.await.unwrap_err().is_cancelled());
+    let claimed = store.send(&id(0)).await.unwrap().unwrap();
+    assert_eq!(claimed.state, SendState::Claimed);
+
+    // The redelivery, to another worker: held while the lease runs...
+    let second = harness_on(store.clone(), config);
+    let mut input = batch(0, 0..4);
+    sign(&mut input);
+    let err = deliver_with(&second.stage, &second.transport, input)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StageError::Unavailable(m) if m.contains("held")),
+        "{err}"
+    );
+    assert!(second.sink.handed().is_empty());
+    // ...then resolved by the policy (resend): every customer gets the message once more.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let mut input = batch(0, 0..4);
+    sign(&mut input);
+    let counts = deliver_with(&second.stage, &second.transport, input)
+        .await
+        .unwrap();
+    assert_eq!(counts[progress::MESSAGES_UNCONFIRMED], 4);
+    assert_eq!(counts[progress::MESSAGES_DELIVERED], 4);
+    assert!((0..4).all(|c| second.sink.handed()[&id(c)] == 1));
+    assert_eq!(store.unconfirmed_sends(10).await.unwrap().len(), 4);
+}
+
+static FAKE_NOW_US: AtomicU64 = AtomicU64::new(0);
+
+fn fake_now() -> u64 {
+    FAKE_NOW_US.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_campaign_paused_on_the_quota_resumes_the_next_day() {
+    const DAY_US: u64 = 86_400_000_000;
+    FAKE_NOW_US.store(20_000 * DAY_US + 1, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path(), "cpo.sqlite").await;
+    store
+        .put_campaign(&CampaignRecord {
+            campaign_id: "camp-1".into(),
+            request: "{}".into(),
+            state: "running".into(),
+            updated_at_ms: 0,
+        })
+        .await
+        .unwrap();
+    let rate = RateConfig {
+        per_day: Some(2),
+        ..RateConfig::default()
+    };
+    let limiter = Arc::new(MemoryRateLimiter::with_clock(&rate, fake_now));
+    let h = Harness::on(dir, store.clone(), test_config(), limiter);
+    let mut input = batch(0, 0..3);
+    sign(&mut input);
+    assert!(deliver_with(&h.stage, &h.transport, input).await.is_err());
+    let state = store.campaign("camp-1").await.unwrap().unwrap().state;
+    assert_eq!(state, "paused until 2024-10-05T00:00:00Z");
+    // (Other tests of this binary pause the same sink's gauge at the real next midnight.)
+    let metrics = cpo_shared::metrics::metrics().render();
+    let until: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cpo_delivery_paused_until_seconds{sink=\"smtp\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the pause gauge");
+    assert!(until >= 1_728_086_400, "{until}");
+    // The next UTC day: the one left goes out and the campaign runs again.
+    FAKE_NOW_US.store(20_001 * DAY_US + 1, Ordering::SeqCst);
+    let mut input = batch(0, 0..3);
+    input.paused_ms = 1_000;
+    sign(&mut input);
+    let counts = deliver_with(&h.stage, &h.transport, input).await.unwrap();
+    assert_eq!(counts[progress::MESSAGES_DELIVERED], 3);
+    assert_eq!(h.sink.handed().len(), 3);
+    assert_eq!(
+        store.campaign("camp-1").await.unwrap().unwrap().state,
+        "running"
+    );
+    // per sink and outcome, no ids
+    assert!(metrics.contains("cpo_delivery_sends_total{outcome=\"sent\",sink=\"smtp\"}"));
 }

@@ -134,6 +134,8 @@ impl AuditSink for FlakyAudit {
 pub struct TestSink {
     pub inner: FileOutbox,
     pub down: AtomicBool,
+    /// Never answer (a worker killed mid-send): the call hangs.
+    pub hang: AtomicBool,
     pub script: Mutex<HashMap<String, VecDeque<SendOutcome>>>,
     /// Message ids of each call, and when it was made.
     pub calls: Mutex<Vec<(Instant, Vec<String>)>>,
@@ -145,6 +147,7 @@ impl TestSink {
         Self {
             inner: FileOutbox::create(outbox).unwrap(),
             down: AtomicBool::new(false),
+            hang: AtomicBool::new(false),
             script: Mutex::default(),
             calls: Mutex::default(),
             max_batch: usize::MAX,
@@ -194,6 +197,9 @@ impl MailSink for TestSink {
             Instant::now(),
             emails.iter().map(|e| e.message_id.clone()).collect(),
         ));
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.down.load(Ordering::SeqCst) {
             return emails
                 .iter()
