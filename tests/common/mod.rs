@@ -176,6 +176,11 @@ impl Fleet {
         cpo(&self.vars)
     }
 
+    /// The metrics port of `stage`'s worker.
+    pub fn port_of(&self, stage: &str) -> u16 {
+        self.port(stage)
+    }
+
     fn port(&self, stage: &str) -> u16 {
         self.base_port + STAGES.iter().position(|s| *s == stage).unwrap() as u16
     }

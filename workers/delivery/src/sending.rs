@@ -9,7 +9,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cpo_shared::envelope::now_ms;
 use cpo_shared::rate_limit::{LimitError, Permit, RateLimiter};
+use cpo_shared::store::{SendMark, Store};
 
 use crate::config::RetryConfig;
 use crate::metrics::delivery_metrics;
@@ -18,6 +20,8 @@ use crate::sink::{MailSink, MessageMeta, OutgoingEmail, SendOutcome};
 /// One claimed email waiting to be sent. `index` points back into the batch.
 pub struct Pending<'a> {
     pub index: usize,
+    /// The claim's attempt number, which fences its outcome.
+    pub attempt: i32,
     pub email: OutgoingEmail,
     pub meta: MessageMeta<'a>,
     pub tries: u32,
@@ -40,11 +44,18 @@ pub enum HandBack {
     QuotaSpent { until_ms: u64 },
     /// The shared limiter could not be asked.
     LimiterDown { reason: String },
+    /// The store did not take the outcomes: sent but unrecorded, those
+    /// claims run out and `on_unconfirmed` decides, as after a crash.
+    RecordFailed { reason: String },
 }
 
 #[derive(Default)]
 pub struct Report {
+    /// Recorded in the store as they came, one write per provider call, so a
+    /// crash leaves unconfirmed only the emails of the call in flight.
     pub settled: Vec<(usize, Settled)>,
+    /// Claims that were lost before their outcome was recorded.
+    pub lost: usize,
     /// Indices not sent; `hand_back` says why.
     pub unsent: Vec<usize>,
     pub hand_back: Option<HandBack>,
@@ -52,6 +63,7 @@ pub struct Report {
 
 pub struct SendLoop<'s> {
     pub sink: &'s Arc<dyn MailSink>,
+    pub store: &'s Arc<dyn Store>,
     pub limiter: &'s Arc<dyn RateLimiter>,
     pub retry: &'s RetryConfig,
     /// The limiter's key (the sink, or the sink and the sending domain).
@@ -155,13 +167,22 @@ impl SendLoop<'_> {
                     reason: format!("the sink answered {answered} of {} emails", chunk.len()),
                 },
             );
+            let mut marks = Vec::with_capacity(chunk.len());
+            let mut settled = Vec::with_capacity(chunk.len());
             for (mut p, outcome) in chunk.into_iter().zip(outcomes) {
                 match outcome {
                     SendOutcome::Sent {
                         provider_message_id,
                     } => {
                         m.sends.with_label_values(&[sink_name, "sent"]).inc();
-                        report.settled.push((
+                        marks.push((
+                            p.email.message_id.clone(),
+                            p.attempt,
+                            SendMark::Sent {
+                                provider_message_id: provider_message_id.clone(),
+                            },
+                        ));
+                        settled.push((
                             p.index,
                             Settled::Sent {
                                 provider_message_id,
@@ -170,7 +191,14 @@ impl SendLoop<'_> {
                     }
                     SendOutcome::Failed { reason } => {
                         m.sends.with_label_values(&[sink_name, "failed"]).inc();
-                        report.settled.push((p.index, Settled::Failed { reason }));
+                        marks.push((
+                            p.email.message_id.clone(),
+                            p.attempt,
+                            SendMark::Failed {
+                                error: reason.clone(),
+                            },
+                        ));
+                        settled.push((p.index, Settled::Failed { reason }));
                     }
                     SendOutcome::Retry { after, reason } => {
                         m.sends.with_label_values(&[sink_name, "retry"]).inc();
@@ -184,6 +212,19 @@ impl SendLoop<'_> {
                     }
                 }
             }
+            if !marks.is_empty() {
+                let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+                match self.store.mark_sends(&marks, now).await {
+                    Ok(done) => report.lost += done.iter().filter(|ok| !**ok).count(),
+                    Err(e) => {
+                        report.hand_back = Some(HandBack::RecordFailed {
+                            reason: format!("record sends: {e}"),
+                        });
+                        break;
+                    }
+                }
+            }
+            report.settled.extend(settled);
         }
         report.unsent = queue.iter().map(|p| p.index).collect();
         report

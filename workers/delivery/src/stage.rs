@@ -227,6 +227,7 @@ impl DeliveryStage {
                     match composed {
                         Ok(email) => pending.push(Pending {
                             index: i,
+                            attempt,
                             email,
                             meta: MessageMeta {
                                 segment: &message.segment,
@@ -257,8 +258,17 @@ impl DeliveryStage {
             .first()
             .map(|p| p.email.from.address.clone())
             .unwrap_or_default();
+        // Compose failures are recorded before anything is sent.
+        if !marks.is_empty() {
+            store
+                .mark_sends(&marks, now)
+                .await
+                .map_err(unavailable("record sends"))?;
+            marks.clear();
+        }
         let report = SendLoop {
             sink: &self.backends.sink,
+            store,
             limiter: &self.backends.limiter,
             retry: &self.config.retry,
             limit_key: self.limit_key(&from),
@@ -266,38 +276,27 @@ impl DeliveryStage {
         .run(pending)
         .await;
         for (i, settled) in report.settled {
-            let mark = match settled {
-                Settled::Sent {
-                    provider_message_id,
-                } => {
-                    tally.sent_now.push(i);
-                    SendMark::Sent {
-                        provider_message_id,
-                    }
-                }
-                Settled::Failed { reason } => {
-                    tally.failed += 1;
-                    SendMark::Failed { error: reason }
-                }
-            };
-            marks.push((ids[i].clone(), attempts[&i], mark));
+            match settled {
+                Settled::Sent { .. } => tally.sent_now.push(i),
+                Settled::Failed { .. } => tally.failed += 1,
+            }
         }
         // Given back unsent: released, so the next attempt claims them again.
         for i in &report.unsent {
             let error = format!("{RELEASED_PREFIX} {:?}", report.hand_back);
             marks.push((ids[*i].clone(), attempts[i], SendMark::Failed { error }));
         }
-        let marked_at = i64::try_from(now_ms()).unwrap_or(i64::MAX);
-        let confirmed = store
-            .mark_sends(&marks, marked_at)
-            .await
-            // Sent but unrecorded: the claims' leases run out and
-            // `on_unconfirmed` decides, as after a crash.
-            .map_err(unavailable("record sends"))?;
-        let lost = confirmed.iter().filter(|ok| !**ok).count();
-        if lost > 0 {
+        if !marks.is_empty() {
+            let marked_at = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+            store
+                .mark_sends(&marks, marked_at)
+                .await
+                // Unreleased, these claims run out and are sent then.
+                .map_err(unavailable("release sends"))?;
+        }
+        if report.lost > 0 {
             warn!(
-                lost,
+                lost = report.lost,
                 "claims lost before their outcome was recorded (a lease ran out mid-send)"
             );
         }
@@ -416,7 +415,11 @@ impl Stage for DeliveryStage {
                     "daily quota of delivery.rate.per_day spent; campaign {state}"
                 )));
             }
-            Some(HandBack::Held { reason } | HandBack::LimiterDown { reason }) => {
+            Some(
+                HandBack::Held { reason }
+                | HandBack::LimiterDown { reason }
+                | HandBack::RecordFailed { reason },
+            ) => {
                 return Err(StageError::Unavailable(format!(
                     "{} of {} messages wait: {reason}",
                     prepared.rendered.len() - tally.sent_now.len() - tally.already_sent.len(),
