@@ -157,8 +157,8 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     let backends = wiring::Backends {
         settings: &options.settings,
         cache: cache.clone(),
-        store,
-        send_records,
+        store: Some(store),
+        send_records: Some(send_records),
         address_hasher: wiring::address_hasher(&options.settings, true)?,
         redis: None,
         audit: audit.clone(),

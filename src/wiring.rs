@@ -138,11 +138,12 @@ pub fn address_hasher(
 pub struct Backends<'a> {
     pub settings: &'a Settings,
     pub cache: Arc<dyn Cache>,
-    /// The system of record (suppressions, campaign states).
-    pub store: Arc<dyn cpo_shared::store::Store>,
+    /// The system of record (suppressions, campaign states); opened only
+    /// for the stages that use it (`None` in the others' workers).
+    pub store: Option<Arc<dyn cpo_shared::store::Store>>,
     /// Where delivery keeps its send records: the store itself, except for
     /// `cpo run` into the file outbox, whose records live and die with the run.
-    pub send_records: Arc<dyn cpo_shared::store::Store>,
+    pub send_records: Option<Arc<dyn cpo_shared::store::Store>>,
     pub address_hasher: cpo_shared::privacy::AddressHasher,
     /// The shared rate limiter's Redis (fleet); `None`: in memory (`cpo run`).
     pub redis: Option<cpo_shared::redis_cache::RedisConfig>,
@@ -281,8 +282,14 @@ pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
         cpo_delivery::DeliveryBackends {
             signer: b.signer.clone(),
             batch_signer: batch_key(b)?,
-            store: b.send_records.clone(),
-            record: b.store.clone(),
+            store: b
+                .send_records
+                .clone()
+                .context("delivery needs the store (store.url)")?,
+            record: b
+                .store
+                .clone()
+                .context("delivery needs the store (store.url)")?,
             sink,
             limiter,
             composer,

@@ -149,9 +149,15 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     if let Some(parent) = worker.outbox.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    // The system of record; connecting applies its migrations (under a lock).
+    // The system of record, for the stages that use it; connecting applies
+    // its migrations (under a lock).
     let store_config: cpo_shared::store::StoreConfig = settings.section("store")?;
-    let store = connect_store(&store_config).await?;
+    let store = match args.stage {
+        StageName::Delivery | StageName::Experimentation => {
+            Some(connect_store(&store_config).await?)
+        }
+        _ => None,
+    };
     let address_hasher = wiring::address_hasher(&settings, args.stage != StageName::Delivery)?;
     let backends = Backends {
         settings: &settings,

@@ -111,6 +111,14 @@ impl DeliveryConfig {
         if self.lease_seconds == 0 {
             return Err("delivery.lease_seconds: must be at least 1".into());
         }
+        if self.lease_ms() <= i64::try_from(self.retry.hold_ms).unwrap_or(i64::MAX) {
+            // A claim must outlive the batch's send loop, or a live worker's
+            // sends would look unconfirmed to the next one.
+            return Err(format!(
+                "delivery.lease_seconds: {} s must be longer than delivery.retry.hold_ms ({} ms)",
+                self.lease_seconds, self.retry.hold_ms
+            ));
+        }
         if self.retry.initial_ms == 0 || self.retry.max_ms < self.retry.initial_ms {
             return Err("delivery.retry: initial_ms must be at least 1 and at most max_ms".into());
         }
@@ -162,6 +170,9 @@ mod tests {
                 .unwrap_err()
                 .contains("delivery.rate.per_minute")
         );
+        let short = Settings::from_yaml("delivery:\n  lease_seconds: 30\n").unwrap();
+        let config: DeliveryConfig = short.section("delivery").unwrap();
+        assert!(config.validate().unwrap_err().contains("delivery.lease_seconds"));
         let typo = Settings::from_yaml("delivery:\n  rate: {per_sec: 5}\n").unwrap();
         let err = typo.section::<DeliveryConfig>("delivery").unwrap_err();
         assert!(err.to_string().contains("per_sec"), "{err}");
