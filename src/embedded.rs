@@ -159,7 +159,7 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
         cache: cache.clone(),
         store: Some(store),
         send_records: Some(send_records),
-        address_hasher: wiring::address_hasher(&options.settings, true)?,
+        address_hasher: wiring::address_hasher_or_random(&options.settings)?,
         redis: None,
         audit: audit.clone(),
         signer,

@@ -56,6 +56,13 @@ enum Command {
     Ingest(cpo_analysis::cli::IngestArgs),
     /// Simulate engagement events for a run (always labelled simulated).
     Simulate(cpo_analysis::cli::SimulateArgs),
+    /// The global suppression list in the store (`store.url`).
+    Suppress {
+        #[command(subcommand)]
+        command: commands::suppress::SuppressCommand,
+    },
+    /// Erase a person's personal data from the store, keeping a keyed-hash tombstone.
+    Forget(commands::forget::ForgetArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +84,8 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),
         Command::Ingest(args) => cpo_analysis::cli::run_ingest(args).map(|()| 0),
         Command::Simulate(args) => cpo_analysis::cli::run_simulate(args).map(|()| 0),
+        Command::Suppress { command } => commands::suppress::run(command, cli.config.as_deref()),
+        Command::Forget(args) => commands::forget::run(args, cli.config.as_deref()),
     };
     match result {
         Ok(code) => code.into(),

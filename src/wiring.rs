@@ -115,23 +115,13 @@ pub fn batch_signer(settings: &Settings, ephemeral_ok: bool) -> anyhow::Result<S
     }))
 }
 
-/// The keyed hash of addresses in suppressions (`security.address_key`).
-/// `ephemeral_ok` as in `keys`.
-pub fn address_hasher(
+/// The address hasher, or (`cpo run`, workers that do not need it) one with
+/// a random key when `security.address_key` is not set.
+pub fn address_hasher_or_random(
     settings: &Settings,
-    ephemeral_ok: bool,
 ) -> anyhow::Result<cpo_shared::privacy::AddressHasher> {
-    let security: SecurityConfig = settings.section("security")?;
-    let key = secret(
-        &security.address_key,
-        &security.address_key_file,
-        "address_key",
-    )?;
-    Ok(cpo_shared::privacy::AddressHasher::new(match key {
-        Some(key) => key,
-        None if ephemeral_ok => rand::random::<[u8; 32]>().to_vec(),
-        None => anyhow::bail!("security.address_key is not set (CPO__SECURITY__ADDRESS_KEY)"),
-    }))
+    Ok(address_hasher(settings)?
+        .unwrap_or_else(|| cpo_shared::privacy::AddressHasher::new(rand::random::<[u8; 32]>())))
 }
 
 /// What the stages are built with.
@@ -343,4 +333,46 @@ pub fn finish_outbox(path: &Path) -> anyhow::Result<u64> {
     }
     cpo_delivery::canonicalize_outbox(path)
         .with_context(|| format!("cannot sort {}", path.display()))
+}
+
+/// The address hasher (`security.address_key`), if the key is set.
+pub fn address_hasher(
+    settings: &Settings,
+) -> anyhow::Result<Option<cpo_shared::privacy::AddressHasher>> {
+    let security: SecurityConfig = settings.section("security")?;
+    let key = secret(
+        &security.address_key,
+        &security.address_key_file,
+        "address_key",
+    )?;
+    Ok(key.map(cpo_shared::privacy::AddressHasher::new))
+}
+
+/// Open the store named by `store.url` (migrations applied).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn cpo_shared::store::Store>> {
+    let config: cpo_shared::store::StoreConfig = settings.section("store")?;
+    let redacted = cpo_shared::privacy::redact_url(&config.url);
+    cpo_shared::store::connect(&config)
+        .await
+        .with_context(|| format!("cannot open the store (store.url {redacted})"))
+}
+
+/// The events stage on the configured store, and the prefetch it needs
+/// (at least two batches: one written while the next fills).
+pub async fn events(
+    settings: &Settings,
+    concurrency: u16,
+) -> anyhow::Result<(cpo_events::EventsStage, u16)> {
+    let config: cpo_events::EventsConfig = settings.section("events")?;
+    config.validate().map_err(anyhow::Error::msg)?;
+    // Required, like every worker key: without it a bounce of a message the
+    // store does not know would suppress nobody.
+    let hasher = address_hasher(settings)?.context(
+        "security.address_key is not set (CPO__SECURITY__ADDRESS_KEY): the events worker \
+         suppresses addresses by their keyed hash",
+    )?;
+    let store = open_store(settings).await?;
+    let stage =
+        cpo_events::EventsStage::new(&config, store, Some(hasher)).map_err(anyhow::Error::msg)?;
+    Ok((stage, config.prefetch(concurrency)))
 }

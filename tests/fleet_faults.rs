@@ -78,7 +78,7 @@ fn wait_idle(fleet: &Fleet, within: Duration) {
             let depths = transport.queue_depths().await.unwrap();
             let busy = depths
                 .iter()
-                .any(|d| queues::WORK_QUEUES.contains(&d.queue.as_str()) && d.ready > 0);
+                .any(|d| queues::PIPELINE_QUEUES.contains(&d.queue.as_str()) && d.ready > 0);
             quiet = if busy { 0 } else { quiet + 1 };
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -201,7 +201,7 @@ fn poison_messages_on_every_work_queue_are_dead_lettered_and_the_workers_go_on()
     );
     fleet.start_all();
 
-    let bad: Vec<_> = queues::WORK_QUEUES
+    let bad: Vec<_> = queues::PIPELINE_QUEUES
         .iter()
         .flat_map(|q| poison(q, limit))
         .collect();

@@ -15,6 +15,7 @@ pub const SECTIONS: &[&str] = &[
     "amqp",
     "delivery",
     "embedded",
+    "events",
     "experimentation",
     "gateway",
     "generation",

@@ -23,6 +23,13 @@ pub const DEAD_LETTER: &str = "dead-letter";
 
 /// Queues that hold work for a stage (everything but the ledger and the dead-letter queue).
 pub const WORK_QUEUES: &[&str] = &[
+    CAMPAIGNS, SEGMENTS, BRIEFS, VARIANTS, DECISIONS, AUDIENCE, SEND, EVENTS,
+];
+
+/// The work queues of a campaign's own run, from request to send: what
+/// `cpo collect` waits to drain. Events arrive for days after a campaign and
+/// belong to no run, so `EVENTS` is not one of them.
+pub const PIPELINE_QUEUES: &[&str] = &[
     CAMPAIGNS, SEGMENTS, BRIEFS, VARIANTS, DECISIONS, AUDIENCE, SEND,
 ];
 

@@ -219,7 +219,7 @@ async fn follow(
             };
             let busy = depths
                 .iter()
-                .any(|d| queues::WORK_QUEUES.contains(&d.queue.as_str()) && d.ready > 0);
+                .any(|d| queues::PIPELINE_QUEUES.contains(&d.queue.as_str()) && d.ready > 0);
             if sent >= progress.assigned && !busy {
                 let dead_lettered = depths
                     .iter()

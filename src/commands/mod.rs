@@ -1,9 +1,11 @@
 pub mod audit;
 pub mod dlq;
 pub mod fleet;
+pub mod forget;
 pub mod migrate;
 pub mod run;
 pub mod status;
+pub mod suppress;
 pub mod worker;
 
 /// Logs go to stderr: text for people, JSON for the fleet's log collectors.

@@ -35,6 +35,7 @@ pub enum StageName {
     Safety,
     Experimentation,
     Delivery,
+    Events,
 }
 
 impl StageName {
@@ -46,6 +47,7 @@ impl StageName {
             StageName::Safety => "safety",
             StageName::Experimentation => "experimentation",
             StageName::Delivery => "delivery",
+            StageName::Events => "events",
         }
     }
 }
@@ -108,7 +110,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     let amqp = amqp.resolve()?;
     amqp.validate()?;
     let redis: RedisConfig = settings.section("redis")?;
-    let runtime_config: RuntimeConfig = settings.section("runtime")?;
+    let mut runtime_config: RuntimeConfig = settings.section("runtime")?;
     let (signer, pseudonymizer) = wiring::keys(&settings, false)?;
     // The send-batch key goes to the two stages that sign and verify batches only.
     let batch_signer = match args.stage {
@@ -158,7 +160,14 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let address_hasher = wiring::address_hasher(&settings, args.stage != StageName::Delivery)?;
+    // Delivery re-checks address suppressions before each send: it needs the real key.
+    let address_hasher = match args.stage {
+        StageName::Delivery => wiring::address_hasher(&settings)?.context(
+            "security.address_key is not set (CPO__SECURITY__ADDRESS_KEY): delivery checks \
+             address suppressions by their keyed hash",
+        )?,
+        _ => wiring::address_hasher_or_random(&settings)?,
+    };
     let backends = Backends {
         settings: &settings,
         cache,
@@ -185,6 +194,11 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         )?),
         StageName::Experimentation => launcher(wiring::experimentation(&backends)?),
         StageName::Delivery => launcher(wiring::delivery(&backends)?),
+        StageName::Events => {
+            let (stage, prefetch) = wiring::events(&settings, runtime_config.concurrency).await?;
+            runtime_config.concurrency = prefetch;
+            launcher(stage)
+        }
     };
 
     let ready = Arc::new(AtomicBool::new(false));

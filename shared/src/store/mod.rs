@@ -4,9 +4,13 @@
 //! See `design.md` beside this file for the schema and the idempotency rules.
 
 mod config;
+mod engagement;
+pub mod metrics;
 mod postgres;
+mod postgres_engagement;
 mod sends;
 mod sqlite;
+mod sqlite_engagement;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use config::StoreConfig;
+pub use engagement::{ERASED_CUSTOMER, ERASED_RAW, Erasure, ErasureReport, reasons};
 pub use postgres::PostgresStore;
 pub use sends::{SendMark, UNCONFIRMED_PREFIX};
 pub use sqlite::SqliteStore;
@@ -42,9 +47,12 @@ impl StoreError {
             E::Database(db) => match db.code().as_deref() {
                 // PostgreSQL: serialization failure, deadlock, too many connections,
                 // admin shutdown; SQLite: busy, locked.
-                Some("40001" | "40P01" | "53300" | "57P01" | "5" | "6") => {
-                    StoreError::Transient(format!("{context}: {error}"))
-                }
+                // Also: the server starting up or shutting down (57P03, 57P02),
+                // and the connection-exception class (08...).
+                Some(
+                    "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "08000" | "08003"
+                    | "08006" | "08001" | "08004" | "5" | "6",
+                ) => StoreError::Transient(format!("{context}: {error}")),
                 _ => StoreError::Permanent(format!("{context}: {error}")),
             },
             _ => StoreError::Permanent(format!("{context}: {error}")),
@@ -300,7 +308,14 @@ pub trait Store: Send + Sync {
     /// Sends whose worker stopped between claim and confirmation, resolved by
     /// delivery's `on_unconfirmed` policy (`last_error` starts with
     /// `UNCONFIRMED_PREFIX`), most recent first.
-    async fn unconfirmed_sends(&self, limit: u32) -> StoreResult<Vec<SendRecord>>;
+    /// (Both backends implement it; the default serves test doubles of the trait.)
+    async fn unconfirmed_sends(&self, limit: u32) -> StoreResult<Vec<SendRecord>> {
+        let _ = limit;
+        Err(StoreError::Permanent(format!(
+            "{} store does not list unconfirmed sends",
+            self.backend()
+        )))
+    }
 
     /// Store an event unless its (provider, provider event id) is known; true if new.
     async fn record_event(&self, event: &EventRecord) -> StoreResult<bool>;
@@ -320,6 +335,30 @@ pub trait Store: Send + Sync {
         customers: &[String],
         since_ms: i64,
     ) -> StoreResult<HashMap<String, u64>>;
+
+    // The engagement side (events stage, `cpo suppress`, `cpo forget`).
+
+    /// Store events in one multi-row insert per batch; a (provider, provider
+    /// event id) already stored, or repeated in `events`, is ignored. Returns,
+    /// per input row, whether it was new.
+    async fn record_events(&self, events: &[EventRecord]) -> StoreResult<Vec<bool>>;
+    /// The assignments of those message ids that have one, in one query per batch.
+    async fn assignments_for_messages(
+        &self,
+        message_ids: &[String],
+    ) -> StoreResult<HashMap<String, Assignment>>;
+    /// Our message id for each provider message id a send recorded.
+    async fn messages_for_provider_ids(
+        &self,
+        provider_message_ids: &[String],
+    ) -> StoreResult<HashMap<String, String>>;
+    /// Every suppression, oldest first.
+    async fn list_suppressions(&self) -> StoreResult<Vec<Suppression>>;
+    /// The suppression of one key, with its reason, if there is one.
+    async fn suppression_of(&self, key: &SuppressionKey) -> StoreResult<Option<Suppression>>;
+    /// Erase one person (see `design.md`, "Erasure"), in one transaction,
+    /// leaving the address tombstone (reason `erased`).
+    async fn forget(&self, erasure: &Erasure) -> StoreResult<ErasureReport>;
 }
 
 /// Open the store named by `config.url` (postgres:// or sqlite://) and apply its migrations.
@@ -371,3 +410,5 @@ pub(crate) fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::mig
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_engagement;

@@ -12,13 +12,21 @@ use super::{
     Assignment, BULK_ROWS, BulkOutcome, CampaignRecord, Claim, Contact, EventRecord, SendRecord,
     SendState, Store, StoreConfig, StoreError, StoreResult, Suppression, SuppressionKey,
 };
+use super::{Erasure, ErasureReport, postgres_engagement as engagement};
 use crate::privacy::redact_url;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "records",
-    include_str!("migrations/postgres/0001_records.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "records",
+        include_str!("migrations/postgres/0001_records.sql"),
+    ),
+    (
+        2,
+        "engagement_lookups",
+        include_str!("migrations/postgres/0002_engagement_lookups.sql"),
+    ),
+];
 
 fn err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
     move |e| StoreError::from_sqlx(context, e)
@@ -400,5 +408,35 @@ impl Store for PostgresStore {
             }
         }
         Ok(counts)
+    }
+
+    async fn record_events(&self, events: &[EventRecord]) -> StoreResult<Vec<bool>> {
+        engagement::record_events(&self.pool, events).await
+    }
+
+    async fn assignments_for_messages(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, Assignment>> {
+        engagement::assignments_for_messages(&self.pool, ids).await
+    }
+
+    async fn messages_for_provider_ids(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, String>> {
+        engagement::messages_for_provider_ids(&self.pool, ids).await
+    }
+
+    async fn list_suppressions(&self) -> StoreResult<Vec<Suppression>> {
+        engagement::list_suppressions(&self.pool).await
+    }
+
+    async fn suppression_of(&self, key: &SuppressionKey) -> StoreResult<Option<Suppression>> {
+        engagement::suppression_of(&self.pool, key).await
+    }
+
+    async fn forget(&self, erasure: &Erasure) -> StoreResult<ErasureReport> {
+        engagement::forget(&self.pool, erasure).await
     }
 }

@@ -12,12 +12,12 @@ const PG_HINT: &str = "PostgreSQL must run on 127.0.0.1:5432 (user postgres, tru
      start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`";
 
 /// A fresh database, dropped when the test is done with it.
-struct PgDatabase {
+pub(super) struct PgDatabase {
     name: String,
 }
 
 impl PgDatabase {
-    async fn create() -> Self {
+    pub(super) async fn create() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "cpo_store_test_{}_{}",
@@ -38,7 +38,7 @@ impl PgDatabase {
         Self { name }
     }
 
-    fn config(&self) -> StoreConfig {
+    pub(super) fn config(&self) -> StoreConfig {
         StoreConfig {
             url: format!("postgres://postgres@127.0.0.1:5432/{}", self.name),
             pool_size: 4,
@@ -46,7 +46,7 @@ impl PgDatabase {
         }
     }
 
-    async fn drop_it(self) {
+    pub(super) async fn drop_it(self) {
         let mut admin = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap();
         sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
             .execute(&mut admin)
@@ -55,7 +55,7 @@ impl PgDatabase {
     }
 }
 
-fn sqlite_config(dir: &tempfile::TempDir) -> StoreConfig {
+pub(super) fn sqlite_config(dir: &tempfile::TempDir) -> StoreConfig {
     StoreConfig {
         url: format!("sqlite://{}/nested/cpo.sqlite", dir.path().display()),
         ..StoreConfig::default()
@@ -63,7 +63,7 @@ fn sqlite_config(dir: &tempfile::TempDir) -> StoreConfig {
 }
 
 /// Run `suite` on PostgreSQL and on SQLite.
-async fn on_both<F>(suite: F)
+pub(super) async fn on_both<F>(suite: F)
 where
     F: for<'a> Fn(&'a dyn Store) -> std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>,
 {
@@ -80,7 +80,7 @@ where
     suite(lite.as_ref()).await;
 }
 
-fn assignment(i: usize) -> Assignment {
+pub(super) fn assignment(i: usize) -> Assignment {
     Assignment {
         message_id: format!("m-{i}"),
         campaign_id: "c1".into(),
@@ -113,7 +113,7 @@ async fn migrations_twice_are_a_no_op_and_concurrent_connects_migrate_once() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true)]);
     drop(store);
     db.drop_it().await;
 
@@ -146,7 +146,7 @@ async fn migrations_twice_are_a_no_op_and_concurrent_connects_migrate_once() {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true)]);
+        assert_eq!(applied, vec![(1, true), (2, true)]);
     }
 }
 

@@ -172,7 +172,12 @@ mod tests {
         );
         let short = Settings::from_yaml("delivery:\n  lease_seconds: 30\n").unwrap();
         let config: DeliveryConfig = short.section("delivery").unwrap();
-        assert!(config.validate().unwrap_err().contains("delivery.lease_seconds"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("delivery.lease_seconds")
+        );
         let typo = Settings::from_yaml("delivery:\n  rate: {per_sec: 5}\n").unwrap();
         let err = typo.section::<DeliveryConfig>("delivery").unwrap_err();
         assert!(err.to_string().contains("per_sec"), "{err}");
