@@ -18,7 +18,7 @@ use super::{RedisCache, RedisConfig};
 
 /// ARGV: n, per_day (0: none), then interval and tolerance (µs) per KEYS entry.
 /// KEYS: one GCRA key per limit, then the day key's base.
-/// Returns {1, 0} granted, {0, wait_us} throttled, {2, until_ms} quota spent.
+/// Returns {1, now_us} granted, {0, wait_us} throttled, {2, until_ms} quota spent.
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -49,7 +49,7 @@ end
 for i = 1, limits do
   redis.call('SET', KEYS[i], string.format('%d', tats[i]), 'PX', math.floor((tats[i] - now) / 1000) + 1000)
 end
-return {1, 0}
+return {1, now}
 "#;
 
 /// The shared limiter. Cheap to clone; clones share the connection.
@@ -80,9 +80,14 @@ impl RedisRateLimiter {
     }
 }
 
-#[async_trait]
-impl RateLimiter for RedisRateLimiter {
-    async fn acquire(&self, key: &str, n: u32) -> Result<Permit, LimitError> {
+impl RedisRateLimiter {
+    /// `acquire`, with the Redis time (µs since the epoch) of a grant: the
+    /// instant the budget was spent, whatever the client's clock or delays.
+    pub async fn acquire_timed(
+        &self,
+        key: &str,
+        n: u32,
+    ) -> Result<(Permit, Option<u64>), LimitError> {
         if n == 0 || n > self.max_take {
             return Err(LimitError::Invalid(format!(
                 "asked for {n} sends at once; 1 to {} allowed",
@@ -106,10 +111,17 @@ impl RateLimiter for RedisRateLimiter {
             .map_err(|e| LimitError::Unavailable(format!("redis: {e}")))?;
         let value = u64::try_from(value).unwrap_or(0);
         Ok(match code {
-            1 => Permit::Granted,
-            0 => Permit::Wait(std::time::Duration::from_micros(value)),
-            _ => Permit::QuotaSpent { until_ms: value },
+            1 => (Permit::Granted, Some(value)),
+            0 => (Permit::Wait(std::time::Duration::from_micros(value)), None),
+            _ => (Permit::QuotaSpent { until_ms: value }, None),
         })
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn acquire(&self, key: &str, n: u32) -> Result<Permit, LimitError> {
+        Ok(self.acquire_timed(key, n).await?.0)
     }
 
     fn max_take(&self) -> u32 {
