@@ -1,6 +1,8 @@
 //! Builders and test doubles shared by the crate-level tests.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
