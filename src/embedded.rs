@@ -139,14 +139,14 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     let (signer, pseudonymizer) = wiring::keys(&options.settings, true)?;
     let batch_signer = wiring::batch_signer(&options.settings, true)?;
     let store_config: cpo_shared::store::StoreConfig = options.settings.section("store")?;
-    let store = cpo_shared::store::connect(&store_config).await?;
+    let store = wiring::connect_store(&store_config).await?;
     let delivery: cpo_delivery::DeliveryConfig = options.settings.section("delivery")?;
     // Into the file outbox nothing reaches a mailbox: the run's send records
     // are its own (removed with its other files), so a re-run writes its outbox again.
     let send_records = match delivery.sink {
         cpo_delivery::SinkKind::Outbox => {
             let url = format!("sqlite://{}", out.join("sends.sqlite").display());
-            cpo_shared::store::connect(&cpo_shared::store::StoreConfig {
+            wiring::connect_store(&cpo_shared::store::StoreConfig {
                 url,
                 ..store_config.clone()
             })

@@ -376,3 +376,25 @@ pub async fn events(
         cpo_events::EventsStage::new(&config, store, Some(hasher)).map_err(anyhow::Error::msg)?;
     Ok((stage, config.prefetch(concurrency)))
 }
+
+/// Open the store. Processes starting together on one SQLite file (tests,
+/// `cpo run`s in one directory, workers on a single host) can race on a
+/// migration, and the loser's fails on a table or index the winner just
+/// made; by the next try it is applied. PostgreSQL serializes migrations
+/// under an advisory lock.
+pub async fn connect_store(
+    config: &cpo_shared::store::StoreConfig,
+) -> anyhow::Result<Arc<dyn cpo_shared::store::Store>> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match cpo_shared::store::connect(config).await {
+            Ok(store) => return Ok(store),
+            Err(e) if tries < 5 && e.to_string().contains("migrations") => {
+                tracing::warn!(error = %e, "store migration raced another process; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+            }
+            Err(e) => return Err(e).context("cannot open the store (store.url)"),
+        }
+    }
+}

@@ -156,7 +156,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     let store_config: cpo_shared::store::StoreConfig = settings.section("store")?;
     let store = match args.stage {
         StageName::Delivery | StageName::Experimentation => {
-            Some(connect_store(&store_config).await?)
+            Some(wiring::connect_store(&store_config).await?)
         }
         _ => None,
     };
@@ -286,26 +286,5 @@ async fn readyz(State(ready): State<Arc<AtomicBool>>) -> (StatusCode, &'static s
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
-}
-
-/// Open the store. Workers starting together on one SQLite file (tests, a
-/// single host) can race on its first migration, and the loser's migration
-/// fails on a table the winner just made; by the next try it is applied.
-/// PostgreSQL serializes migrations under an advisory lock.
-async fn connect_store(
-    config: &cpo_shared::store::StoreConfig,
-) -> anyhow::Result<Arc<dyn cpo_shared::store::Store>> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match cpo_shared::store::connect(config).await {
-            Ok(store) => return Ok(store),
-            Err(e) if tries < 5 && e.to_string().contains("migrations") => {
-                warn!(error = %e, "store migration raced another worker; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
-            }
-            Err(e) => return Err(e).context("cannot open the store (store.url)"),
-        }
     }
 }
