@@ -4,5 +4,6 @@
 pub mod audit_key;
 pub mod commands;
 pub mod embedded;
+pub mod mail;
 pub mod out_dir;
 pub mod wiring;

@@ -56,6 +56,8 @@ enum Command {
     Ingest(cpo_analysis::cli::IngestArgs),
     /// Simulate engagement events for a run (always labelled simulated).
     Simulate(cpo_analysis::cli::SimulateArgs),
+    /// Print one customer's email exactly as it would be sent (an .eml).
+    Preview(commands::preview::PreviewArgs),
     /// The global suppression list in the store (`store.url`).
     Suppress {
         #[command(subcommand)]
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),
         Command::Ingest(args) => cpo_analysis::cli::run_ingest(args).map(|()| 0),
         Command::Simulate(args) => cpo_analysis::cli::run_simulate(args).map(|()| 0),
+        Command::Preview(args) => commands::preview::preview(args, cli.config.as_deref()),
         Command::Suppress { command } => commands::suppress::run(command, cli.config.as_deref()),
         Command::Forget(args) => commands::forget::run(args, cli.config.as_deref()),
     };

@@ -240,18 +240,20 @@ pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
     use cpo_shared::rate_limit::{MemoryRateLimiter, RateLimiter};
     let config: cpo_delivery::DeliveryConfig = b.settings.section("delivery")?;
     config.validate().map_err(anyhow::Error::msg)?;
-    // One arm per sink; the SMTP and ESP sinks fill theirs in.
+    // The composer (and DKIM key) from `delivery.mail`; the embedded mode
+    // (no shared Redis) may make up an unsubscribe key, a worker may not.
+    let mail = crate::mail::mail(b.settings, b.content_dir, b.redis.is_none())?;
     let sink: Arc<dyn MailSink> = match config.sink {
         SinkKind::Outbox => Arc::new(
             cpo_delivery::FileOutbox::open(&b.outbox)
                 .with_context(|| format!("cannot open the outbox {}", b.outbox.display()))?,
         ),
+        SinkKind::Smtp => Arc::new(crate::mail::smtp_sink(b.settings, &mail)?),
         kind @ (SinkKind::Sendgrid | SinkKind::Ses | SinkKind::Mailgun) => {
             cpo_delivery::esp::build_sink(kind.as_str(), &config.esp)
                 .map_err(anyhow::Error::msg)?
                 .context("an ESP sink")?
         }
-        SinkKind::Smtp => anyhow::bail!("delivery.sink: `smtp` is not built into this binary yet"),
     };
     let limiter: Arc<dyn RateLimiter> = match &b.redis {
         // No limit: nothing to share, no round trip per send.
@@ -261,12 +263,7 @@ pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
         ),
         _ => Arc::new(MemoryRateLimiter::new(&config.rate)),
     };
-    // The first cut's sender; the mail config (`delivery.mail`) replaces it.
-    let composer = cpo_delivery::compose::Composer::new(cpo_delivery::Mailbox {
-        name: Some("cpo".into()),
-        address: "news@cpo.example".into(),
-    })
-    .map_err(anyhow::Error::msg)?;
+    let composer = mail.composer;
     Ok(cpo_delivery::DeliveryStage::new(
         config,
         cpo_delivery::DeliveryBackends {

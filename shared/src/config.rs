@@ -129,6 +129,25 @@ impl Settings {
         Ok(Self { raw })
     }
 
+    /// Whether `key` (`section.key`) is set at all.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.raw.get::<serde_json::Value>(key).is_ok()
+    }
+
+    /// These settings with `key` replaced by the string `value` (`cpo preview` keeps its
+    /// pipeline off the configured store and sink this way).
+    pub fn with_override(&self, key: &str, value: &str) -> Result<Self, ConfigError> {
+        let raw = config::Config::builder()
+            .add_source(self.raw.clone())
+            .set_override(key, value)
+            .and_then(|b| b.build())
+            .map_err(|e| ConfigError::Section {
+                section: key.split('.').next().unwrap_or(key).to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Self { raw })
+    }
+
     /// One section, with the type's defaults for everything not set.
     pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, ConfigError> {
         let value = match self.raw.get::<serde_json::Value>(name) {
@@ -233,6 +252,25 @@ mod tests {
             err.contains("redis.url_file") && err.contains("empty"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_override_replaces_one_key_and_keeps_the_rest() {
+        use crate::store::StoreConfig;
+        let settings =
+            Settings::from_yaml("store:\n  url: postgres://db/prod\n  pool_size: 3\n").unwrap();
+        assert!(settings.is_set("store.url"));
+        assert!(!settings.is_set("delivery.sink"));
+        let changed = settings
+            .with_override("store.url", "sqlite:///tmp/x.sqlite")
+            .unwrap();
+        let store: StoreConfig = changed.section("store").unwrap();
+        assert_eq!(
+            (store.url.as_str(), store.pool_size),
+            ("sqlite:///tmp/x.sqlite", 3)
+        );
+        let before: StoreConfig = settings.section("store").unwrap();
+        assert_eq!(before.url, "postgres://db/prod");
     }
 
     #[test]

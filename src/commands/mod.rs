@@ -3,6 +3,7 @@ pub mod dlq;
 pub mod fleet;
 pub mod forget;
 pub mod migrate;
+pub mod preview;
 pub mod run;
 pub mod status;
 pub mod suppress;

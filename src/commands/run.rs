@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// it, such a directory is refused).
     #[arg(long)]
     pub force: bool,
+    /// Also write every message as DIR/<message_id>.eml (RFC 5322, as an SMTP
+    /// server would receive it; needs `delivery.mail` and `gateway.public_url`).
+    #[arg(long, value_name = "DIR")]
+    pub eml: Option<PathBuf>,
 }
 
 /// Exit codes of `cpo run`. When several apply, the lowest but 0 wins.
@@ -75,7 +79,7 @@ pub const EXIT_CODES_HELP: &str = "Exit codes (the lowest that applies):
   7  nothing was delivered";
 
 const DEFAULT_CUSTOMERS: &str = "data/customers.csv";
-const DEMO_CONFIG: &str = "data/cpo.yaml";
+pub const DEMO_CONFIG: &str = "data/cpo.yaml";
 
 pub fn load_campaign(path: &Path, customers: Option<&Path>) -> anyhow::Result<CampaignRequest> {
     let text = std::fs::read_to_string(path)
@@ -116,6 +120,12 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         eprintln!("error: input rejected: {error:#}");
         return Ok(exit::INPUT_REJECTED);
     }
+    // Checked before the output directory is touched: a bad mail setting
+    // fails at once, naming its key.
+    let eml_mail = match &args.eml {
+        Some(_) => Some(crate::mail::mail(&settings, args.content.as_deref(), true)?),
+        None => None,
+    };
     let out_dir = args
         .out
         .clone()
@@ -127,6 +137,7 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let call_to_action_url = campaign.call_to_action_url.clone();
     let options = embedded::Options {
         settings,
         content_dir: args.content.clone(),
@@ -140,6 +151,14 @@ pub fn run(args: RunArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     let (code, why) = outcome(&report, &out_dir);
     let mut out = Stdout::new();
     print_summary(&mut out, &report, &out_dir, elapsed.as_secs_f64())?;
+    if let (Some(dir), Some(mail)) = (&args.eml, &eml_mail) {
+        let outbox = out_dir.join("outbox.jsonl");
+        let written = super::preview::write_eml(&outbox, mail, call_to_action_url.as_deref(), dir)?;
+        out.line(format_args!(
+            "  eml: {written} messages in {}",
+            dir.display()
+        ))?;
+    }
     out.line(format_args!("  result: {why} (exit {code})"))?;
     if args.simulate && code == exit::OK {
         let paths = cpo_analysis::simulate_and_report(&out_dir, args.seed)?;

@@ -77,6 +77,10 @@ pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
             "CPO__SECURITY__ADDRESS_KEY".to_string(),
             format!("test-address-{prefix}"),
         ),
+        (
+            "CPO__SECURITY__UNSUBSCRIBE_KEY".to_string(),
+            format!("test-unsubscribe-{prefix}"),
+        ),
     ];
     if let Ok(url) = std::env::var("CPO_TEST_AMQP_URL") {
         vars.push(("CPO__AMQP__URL".into(), url));

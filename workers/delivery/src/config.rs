@@ -85,6 +85,12 @@ pub struct DeliveryConfig {
     /// One limit for every replica (`per_second`, `per_minute`, `per_day`, `per_domain`).
     pub rate: RateConfig,
     pub retry: RetryConfig,
+    /// Sender identity, footer, DKIM (`crate::mail_config`).
+    pub mail: crate::mail_config::MailConfig,
+    /// UTM parameters on body links; none when unset.
+    pub utm: Option<crate::mail_config::UtmConfig>,
+    /// The SMTP sink (`delivery.sink: smtp`).
+    pub smtp: crate::mail_config::SmtpConfig,
     /// The ESP API sinks' settings (`delivery.esp.sendgrid|ses|mailgun`).
     pub esp: crate::esp::EspConfig,
 }
@@ -99,6 +105,9 @@ impl Default for DeliveryConfig {
             lease_seconds: 600,
             rate: RateConfig::default(),
             retry: RetryConfig::default(),
+            mail: Default::default(),
+            utm: None,
+            smtp: Default::default(),
             esp: Default::default(),
         }
     }

@@ -15,20 +15,31 @@
 //! and appends one audit record per batch listing every send (customer ids
 //! pseudonymized). `canonicalize_outbox` sorts a finished outbox so runs
 //! compare byte for byte.
+//!
+//! Mail: `compose::Composer` turns a rendered message into an `OutgoingEmail`
+//! (headers, unsubscribe headers, the text part and the HTML layout of
+//! `data/templates/`, citations as footnotes); `smtp::SmtpSink` sends it with
+//! lettre; `dkim` signs it; `eml` writes it as an .eml file.
 
 pub mod audit;
 pub mod canonical;
 pub mod compose;
 pub mod config;
+pub mod dkim;
+pub mod eml;
 pub mod esp;
 pub mod json_text;
+pub mod mail_config;
 mod metrics;
 pub mod outbox;
 pub mod prepare;
 pub mod render;
 mod sending;
 pub mod sink;
+pub mod smtp;
 pub mod stage;
+#[cfg(feature = "test-util")]
+pub mod test_smtp;
 pub mod triage;
 pub mod verify;
 

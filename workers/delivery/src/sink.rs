@@ -53,6 +53,11 @@ impl OutgoingEmail {
     /// and text/html, headers RFC 2047-encoded where needed. For SMTP and
     /// provider APIs that take raw MIME (SES v2 `Content.Raw`).
     pub fn to_mime(&self, date: SystemTime) -> Result<Vec<u8>, String> {
+        Ok(self.to_message(date)?.formatted())
+    }
+
+    /// The message before serialization (what DKIM signs: `crate::dkim`).
+    pub fn to_message(&self, date: SystemTime) -> Result<lettre::Message, String> {
         let mut builder = lettre::Message::builder()
             .from(self.from.to_lettre("From")?)
             .to(self.to.to_lettre("To")?)
@@ -73,7 +78,7 @@ impl OutgoingEmail {
                 self.html.clone(),
             ))
             .map_err(|e| format!("build message: {e}"))?;
-        Ok(message.formatted())
+        Ok(message)
     }
 }
 
@@ -130,7 +135,7 @@ pub trait MailSink: Send + Sync {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn email() -> OutgoingEmail {

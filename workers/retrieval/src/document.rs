@@ -69,6 +69,10 @@ pub struct Document {
     pub expires_at: Option<Date>,
     /// The approved copy, whitespace folded to single spaces.
     pub body: String,
+    /// Where a customer reads more (`https://` only): citations of this
+    /// document become footnote links in the email instead of being removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 fn date_text<S: Serializer>(date: &Date, s: S) -> Result<S::Ok, S::Error> {
@@ -110,6 +114,7 @@ struct FrontMatter {
     keywords: Option<OneOrMany>,
     approved_at: Option<String>,
     expires_at: Option<String>,
+    url: Option<String>,
 }
 
 impl Document {
@@ -227,6 +232,18 @@ impl Document {
                 "must not contain merge fields (`{{ }}`)".into(),
             ));
         }
+        let url = match front.url.map(|u| u.trim().to_string()) {
+            None => None,
+            Some(u) if is_https_link(&u) => Some(u),
+            Some(u) => {
+                return Err(field_error(
+                    "url",
+                    format!(
+                        "`{u}` must be one https:// link without spaces (at most 2000 characters)"
+                    ),
+                ));
+            }
+        };
         Ok(Document {
             id,
             title,
@@ -236,8 +253,19 @@ impl Document {
             approved_at,
             expires_at,
             body,
+            url,
         })
     }
+}
+
+/// A document link must be plain `https://host...` text a mail client keeps whole.
+fn is_https_link(url: &str) -> bool {
+    url.len() <= 2000
+        && url
+            .strip_prefix("https://")
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && url.chars().all(|c| c.is_ascii_graphic())
+        && !url.contains(['<', '>', '"', '\\'])
 }
 
 fn labels(
@@ -322,6 +350,21 @@ mod tests {
         assert_eq!(doc.audience, ["all", "high-value"]);
         assert_eq!(doc.body, "The X Jacket is warm. The X Jacket is $10.");
         assert_eq!(doc.expires_at, Some(Date::parse("2026-03-01").unwrap()));
+    }
+
+    #[test]
+    fn a_document_url_must_be_https() {
+        assert_eq!(parse(GOOD).unwrap().url, None);
+        let with = |url: &str| GOOD.replace("keywords:", &format!("url: {url}\nkeywords:"));
+        let doc = parse(&with("https://www.example.com/x-jacket")).unwrap();
+        assert_eq!(doc.url.as_deref(), Some("https://www.example.com/x-jacket"));
+        for bad in [
+            "http://www.example.com/x",
+            "javascript:alert(1)",
+            "'https://a b'",
+        ] {
+            assert_eq!(field_of(parse(&with(bad)).unwrap_err()), "url", "{bad}");
+        }
     }
 
     #[test]

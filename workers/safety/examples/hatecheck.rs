@@ -30,15 +30,13 @@ const MUST_APPROVE: &[&str] = &[
     "slur_homonym_nh",
 ];
 
-/// Floors the CI gate holds, in percent: (what, floor). Set slightly below the
-/// figures measured when they were last raised (docs/SAFETY.md).
-/// The targets are 90 / 95 / 97; two are not reached yet (implicit derogation,
-/// and profanity or negated threats in innocent sentences), so their floors
-/// hold the measured level instead.
+/// Floors the CI gate holds, in percent: (what, floor). Set just below the
+/// figures measured when they were last raised (docs/SAFETY.md), and never
+/// below the targets (90 / 95 / 97), which are all met.
 const GATES: &[(&str, f64)] = &[
-    ("every hateful functionality blocked", 80.0),
-    ("all hateful blocked", 96.5),
-    ("each must-approve functionality approved", 91.0),
+    ("every hateful functionality blocked", 90.0),
+    ("all hateful blocked", 98.0),
+    ("each must-approve functionality approved", 98.0),
 ];
 
 struct Case {

@@ -8,9 +8,10 @@
 
 use std::collections::HashSet;
 
+use crate::aim;
 use crate::error::SafetyError;
 use crate::hate::HateScorer;
-use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS, NEGATORS};
+use crate::hate_lexicon::{FUNCTION_WORDS, HOMONYMS};
 use crate::lexicon::{
     ENTRIES, Effect, GROUPS, INTENT, MACROS, POSSESSIVES, TARGETS, VICTIMS, misspelt_entries,
     segment_words,
@@ -77,18 +78,20 @@ impl Classifier {
         })
     }
 
-    pub fn classify(&self, streams: &TokenStreams, report: &mut ScreenReport) {
-        self.classify_stream(&streams.split, report);
-        self.classify_stream(&streams.joined, report);
+    /// `source` is the text as written (before decoding): an expletive
+    /// counts as mild only when it is written there plainly.
+    pub fn classify(&self, streams: &TokenStreams, source: &str, report: &mut ScreenReport) {
+        self.classify_stream(&streams.split, source, report);
+        self.classify_stream(&streams.joined, source, report);
         self.hate.score(&streams.joined, report);
         // Deleted spaces: "ihatewomen", "illkillyou" cut into words and judged again.
         if let Some(cut) = self.segmenter.segment(&streams.joined) {
-            self.classify_stream(&cut, report);
+            self.classify_stream(&cut, source, report);
             self.hate.score(&cut, report);
         }
     }
 
-    fn classify_stream(&self, tokens: &[Token], report: &mut ScreenReport) {
+    fn classify_stream(&self, tokens: &[Token], source: &str, report: &mut ScreenReport) {
         let hits = self.matcher.find(tokens);
         let mut in_idiom = vec![false; tokens.len()];
         for hit in &hits {
@@ -115,6 +118,22 @@ impl Classifier {
                             FindingKind::Profanity
                         };
                         report.find(kind, format!("'{label}'"));
+                    }
+                }
+                // An expletive aimed at a thing ("these fucking sirens", "my
+                // clothes aren't worth shit") is mild: it blocks with
+                // `block_mild_profanity`. Bare, aimed at anyone or disguised
+                // (`f*cking`, `f u c k`, look-alikes, entities), it is strong.
+                Effect::Expletive => {
+                    if !covered(hit) {
+                        if aim::at_a_thing(tokens, hit) && aim::written_plainly(source, label) {
+                            report.find(
+                                FindingKind::MildProfanity,
+                                format!("'{label}' (aimed at a thing)"),
+                            );
+                        } else {
+                            report.find(FindingKind::Profanity, format!("'{label}'"));
+                        }
                     }
                 }
                 Effect::Claim { citable } => {
@@ -214,12 +233,14 @@ impl Classifier {
     }
 }
 
-/// A negator shortly before the hit in its sentence ("never share your password").
+/// A negator shortly before the hit in its sentence ("never share your
+/// password"), or a negated letting-happen earlier in its clause ("we should
+/// not allow any X to be hurt", "let's not stand by while X are murdered").
 fn negated_before(tokens: &[Token], hit: &Hit) -> bool {
     let sentence = tokens[hit.start].sentence;
-    tokens[hit.start.saturating_sub(NEGATION_WINDOW)..hit.start]
-        .iter()
-        .any(|t| t.sentence == sentence && NEGATORS.contains(&t.text.as_str()))
+    let near = (hit.start.saturating_sub(NEGATION_WINDOW)..hit.start)
+        .any(|i| tokens[i].sentence == sentence && aim::is_negator(tokens, i));
+    near || aim::negated_tolerance(tokens, hit.start)
 }
 
 /// A slur that is also an ordinary word, in a sentence with a word of its
@@ -259,7 +280,9 @@ mod tests {
     fn report(text: &str) -> ScreenReport {
         let streams = Tokenizer::new().unwrap().tokenize(&visible_nfkc(text));
         let mut report = ScreenReport::default();
-        Classifier::new().unwrap().classify(&streams, &mut report);
+        Classifier::new()
+            .unwrap()
+            .classify(&streams, text, &mut report);
         report
     }
 

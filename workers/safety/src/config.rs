@@ -139,7 +139,9 @@ pub struct SafetyConfig {
     /// Longest one screen call may take for one variant (each Azure request
     /// as well) before it counts as a screen error.
     pub timeout_ms: u64,
-    /// Also block mild profanity ("damn", "crap", "hell"); strong profanity always blocks.
+    /// Also block mild profanity ("damn", "crap", "hell", and an expletive
+    /// written plainly and aimed at a thing: "these fucking sirens"); strong
+    /// profanity (bare, disguised or aimed at anyone) always blocks.
     pub block_mild_profanity: bool,
     /// The brand's own contact addresses and numbers, which copy may contain.
     /// Compared case-insensitively for emails and digit-by-digit for phone numbers.

@@ -12,6 +12,10 @@
 
 use std::collections::HashMap;
 
+mod rules;
+
+use rules::{is_break, is_group_at};
+
 use crate::hate_lexicon::*;
 use crate::normalize::{Token, TokenKind};
 use crate::screen::{FindingKind, HarmCategory, ScreenReport};
@@ -31,6 +35,15 @@ const INSULT_ADJ: u32 = 1 << 10;
 const ADDRESSEE: u32 = 1 << 11;
 const FACTIVE_WORD: u32 = 1 << 12;
 const SUBJECT: u32 = 1 << 13;
+const DOUBT: u32 = 1 << 14;
+const CONTRAST: u32 = 1 << 15;
+const COMPARATIVE: u32 = 1 << 16;
+const UNIVERSAL: u32 = 1 << 17;
+const TOLERANT: u32 = 1 << 18;
+const HARM_NOUN: u32 = 1 << 19;
+const LIKE: u32 = 1 << 20;
+const OPINION: u32 = 1 << 21;
+const PREFER: u32 = 1 << 22;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Word {
@@ -48,6 +61,17 @@ pub struct HateScorer {
     /// One-edit misspellings of lexicon words, to the word they spell.
     fuzzy: HashMap<String, &'static str>,
     phrases: Vec<(Vec<&'static str>, Polar)>,
+}
+
+/// A stretch of a sentence scored on its own, and what it inherits.
+#[derive(Clone, Copy)]
+struct Clause {
+    from: usize,
+    to: usize,
+    /// It names or refers to the group.
+    about: bool,
+    /// Negated by the clause before ("let's not stand by while ...").
+    negated: bool,
 }
 
 /// One token read against the lexicon.
@@ -81,7 +105,17 @@ impl HateScorer {
         flag(ADDRESSEES, ADDRESSEE);
         flag(FACTIVE, FACTIVE_WORD);
         flag(SUBJECTS, SUBJECT);
+        flag(INCOMPREHENSION, DOUBT);
+        flag(CONTRASTS, CONTRAST);
+        flag(COMPARATIVES, COMPARATIVE);
+        flag(UNIVERSALS, UNIVERSAL);
+        flag(TOLERANCE, TOLERANT);
+        flag(HARM_NOUNS, HARM_NOUN);
+        flag(LIKENESS, LIKE);
+        flag(OPINION_VERBS, OPINION);
+        flag(PREFERENCE, PREFER);
         for (list, polar) in [
+            (CONTACT, Polar::Contact),
             (POSITIVE, Polar::Positive),
             (DEROGATORY, Polar::Derogatory),
             (AVERSION, Polar::Aversion),
@@ -223,10 +257,14 @@ impl HateScorer {
 
     fn score_sentence(&self, s: &[Read], mentions: &[usize], report: &mut ScreenReport) {
         let mut clause_start = 0;
+        // A negated "let"/"stand by" governs the clause after its "while".
+        let mut carried = false;
         for i in 0..=s.len() {
             // A comma starts a clause at its token; a clause word is left out of both.
             let comma = i > clause_start && i < s.len() && s[i].clause != s[i - 1].clause;
-            if i < s.len() && !comma && !is_break(s, i) {
+            // "I'd sooner starve than eat with X": what follows "than" is refused.
+            let preferred = i < s.len() && rules::prefers_before(s, clause_start, i);
+            if i < s.len() && !comma && !preferred && !is_break(s, i) {
                 continue;
             }
             // Praise denied in a clause that does not name or refer to the
@@ -236,24 +274,32 @@ impl HateScorer {
                     || s[j].info.flags & PRONOUN != 0
                     || (!mentions.is_empty() && s[j].info.flags & ADDRESSEE != 0)
             });
-            self.score_clause(s, clause_start, i, mentions, about, report);
+            let clause = Clause {
+                from: clause_start,
+                to: i,
+                about,
+                negated: carried,
+            };
+            self.score_clause(s, clause, mentions, report);
+            carried = preferred || (!comma && rules::carries_negation(s, clause_start, i));
             clause_start = if comma { i } else { i + 1 };
         }
     }
 
-    fn score_clause(
-        &self,
-        s: &[Read],
-        from: usize,
-        to: usize,
-        mentions: &[usize],
-        about: bool,
-        report: &mut ScreenReport,
-    ) {
+    fn score_clause(&self, s: &[Read], c: Clause, mentions: &[usize], report: &mut ScreenReport) {
+        let Clause {
+            from,
+            to,
+            about,
+            negated: carried,
+        } = c;
         // Negators flip the clause; negative predicates make it negative once
         // however many there are ("worthless dirt"), so "never tolerate the
         // murder of X" (negated praise of a negative) is positive.
-        let mut negated = false;
+        let mut negated = carried;
+        // Incomprehension ("it baffles me why anyone values X") denies praise only.
+        let mut doubted = false;
+        let mut harm_noun = false;
         let mut any_negative = false;
         let mut polar_seen = false;
         let mut strongest: Option<(u8, &str, Polar)> = None;
@@ -261,13 +307,23 @@ impl HateScorer {
         while i < to {
             let (polar, len) = match self.phrase_at(s, i, to) {
                 Some(found) => found,
-                None => (s[i].info.polar, 1),
+                None => (rules::sense(s, i), 1),
             };
             let flags = s[i].info.flags;
+            if flags & DOUBT != 0 {
+                doubted = !doubted;
+            }
+            harm_noun |= flags & HARM_NOUN != 0;
+            // "there is a difference between X and rats" denies the likeness.
+            if flags & CONTRAST != 0 && s.get(i + 1).is_some_and(|r| r.word == "between") {
+                negated = !negated;
+            }
             if flags & NEGATOR != 0 && polar.is_none_or(|p| p == Polar::Positive) {
                 let cancelled = s[i + 1..to.min(i + 3)]
                     .iter()
-                    .any(|r| r.info.flags & CANCELLER != 0);
+                    .any(|r| r.info.flags & CANCELLER != 0)
+                    || rules::opens_superlative(s, i, to)
+                    || rules::asks_agreement(s, i);
                 if !cancelled {
                     negated = !negated;
                 }
@@ -278,7 +334,7 @@ impl HateScorer {
             }
             if let Some(p) = polar.filter(|p| self.counts(s, i, len, *p, mentions)) {
                 polar_seen = true;
-                if p != Polar::Positive {
+                if p.is_negative() {
                     any_negative = true;
                     let severity = match p {
                         Polar::Dehumanising | Polar::Violent => 6,
@@ -291,7 +347,12 @@ impl HateScorer {
             }
             i += len;
         }
-        let negative = negated != any_negative;
+        let negative = if any_negative {
+            !negated
+        } else {
+            // "never accept violence against X": the praise denied is the harm's.
+            negated != doubted && !harm_noun
+        };
         if !(polar_seen && negative) || (!any_negative && !about) {
             return;
         }
@@ -312,18 +373,18 @@ impl HateScorer {
     fn counts(&self, s: &[Read], i: usize, len: usize, polar: Polar, mentions: &[usize]) -> bool {
         let next = s.get(i + len).map(|r| r.word);
         match polar {
-            Polar::Aversion => {
+            Polar::Aversion | Polar::Contact => {
                 mentions.iter().any(|&m| m > i)
                     || s[i + len..].iter().any(|r| r.info.flags & PRONOUN != 0)
             }
             Polar::Dehumanising => {
                 s[i].info.flags & ANIMAL_PLACE != 0
                     || len > 1
+                    // "Muslim vermin": the group word itself names what is dehumanised
+                    || i.checked_sub(1).is_some_and(|p| is_group_at(s, p))
                     // a comparison: "my dog is smarter than any X", "rather have cancer than"
-                    || s.iter().any(|r| matches!(r.word, "than" | "before" | "instead"))
-                    || s[i.saturating_sub(LINK_WINDOW)..i]
-                        .iter()
-                        .any(|r| r.info.flags & LINK != 0)
+                    || s.iter().any(|r| r.info.flags & LIKE != 0)
+                    || rules::linked(s, i, LINK_WINDOW)
             }
             Polar::Violent => {
                 let object = VIOLENT_OBJECTS.iter().find(|(w, _)| *w == s[i].word);
@@ -332,7 +393,12 @@ impl HateScorer {
                         .iter()
                         .any(|r| objects.contains(&r.word))
                 });
-                has_object && !matches!(next, Some("from" | "with"))
+                // "suffer from", "bullet points": no violence done.
+                has_object
+                    && !matches!(
+                        next,
+                        Some("from" | "with" | "point" | "points" | "proof" | "train" | "journal")
+                    )
             }
             Polar::Derogatory | Polar::Positive => true,
         }
@@ -367,75 +433,5 @@ impl HateScorer {
     }
 }
 
-/// Where a clause ends: a clause word, but not right after a negator
-/// ("nothing but vermin"); "that" only after a word of knowing (`FACTIVE`),
-/// "so" only before a subject.
-fn is_break(s: &[Read], i: usize) -> bool {
-    if s[i].info.flags & BREAK == 0 {
-        return false;
-    }
-    let prev = i.checked_sub(1).map(|p| s[p].info.flags).unwrap_or(0);
-    if prev & NEGATOR != 0 {
-        return false;
-    }
-    let next = s.get(i + 1).map_or(0, |r| r.info.flags);
-    match s[i].word {
-        // "is it not clear to all of you that ...": the knowing word may stand a few words back.
-        "that" => s[i.saturating_sub(6)..i]
-            .iter()
-            .any(|r| r.info.flags & FACTIVE_WORD != 0),
-        "so" => next & SUBJECT != 0,
-        _ => true,
-    }
-}
-
-/// A group is named at `i`: a group noun, or a group adjective with a person
-/// noun, another group word or a dehumanising noun ("female vermin") within
-/// the next two tokens.
-fn is_group_at(s: &[Read], i: usize) -> bool {
-    let flags = s[i].info.flags;
-    if flags & GROUP_NOUN != 0 {
-        return true;
-    }
-    flags & GROUP_ADJ != 0
-        && s[i + 1..(i + 3).min(s.len())].iter().any(|r| {
-            r.info.flags & (PERSON | GROUP_NOUN | GROUP_ADJ) != 0
-                || r.info.polar == Some(Polar::Dehumanising)
-        })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::normalize::{Tokenizer, visible_nfkc};
-
-    fn hate(text: &str) -> u8 {
-        let streams = Tokenizer::new().unwrap().tokenize(&visible_nfkc(text));
-        let mut report = ScreenReport::default();
-        HateScorer::new().score(&streams.joined, &mut report);
-        report.categories.hate
-    }
-
-    #[test]
-    fn polarity_multiplies_through_negation() {
-        assert!(hate("I hate Sikh people.") >= 5);
-        assert_eq!(hate("I don't hate Sikh people."), 0);
-        assert!(hate("Refugees are not human.") >= 5);
-        assert_eq!(hate("Refugees are wonderful."), 0);
-        assert!(hate("Jews have no right to be alive.") >= 5);
-        assert_eq!(hate("No asylum seeker deserves to be tortured."), 0);
-        assert!(hate("I feel nothing but contempt for lesbians.") >= 5);
-    }
-
-    #[test]
-    fn a_feeling_needs_the_group_as_its_object() {
-        assert_eq!(hate("Women hate wrinkles, so try our cream."), 0);
-        assert!(hate("Our neighbours are Roma. I despise them.") >= 5);
-    }
-
-    #[test]
-    fn misspellings_one_edit_away_are_read() {
-        assert!(hate("Hindus are disgutsing.") >= 5);
-        assert!(hate("Immigrnts are scum.") >= 6);
-    }
-}
+mod tests;

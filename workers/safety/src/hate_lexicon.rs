@@ -3,6 +3,9 @@
 //! phrasing of a known idea ("X are a plague", "I feel contempt for X") is
 //! scored without listing the sentence.
 
+mod structure;
+pub use structure::*;
+
 /// Nouns that name an identity group (protected characteristics), plural and singular.
 pub const GROUP_NOUNS: &[&str] = &[
     // religion
@@ -15,7 +18,9 @@ pub const GROUP_NOUNS: &[&str] = &[
     "chinese", "indians", "indian", "pakistanis", "pakistani", "somalis", "somali", "nigerians",
     "roma", "romani", "gypsies", "gypsy", "travellers", "aboriginals", "aborigines",
     "natives", "palestinians", "israelis", "iranians", "iraqis", "syrians", "afghans",
-    "turks", "kurds", "poles", "romanians", "albanians", "ukrainians", "russians", "koreans",
+    "turks", "turk", "kurds", "kurd", "poles", "romanians", "romanian", "albanians", "albanian",
+    "ukrainians", "ukrainian", "russians", "russian", "koreans", "korean", "afghan", "syrian",
+    "iraqi", "iranian", "palestinian", "israeli", "jamaican", "haitian", "nigerian",
     "japanese", "vietnamese", "filipinos", "filipino", "jamaicans", "haitians",
     "immigrants", "immigrant", "migrants", "migrant", "refugees", "refugee", "foreigners",
     "foreigner", "asylum", "aliens",
@@ -26,6 +31,9 @@ pub const GROUP_NOUNS: &[&str] = &[
     // disability
     "disabled", "handicapped", "autists", "autistics", "amputees", "paraplegics",
     "wheelchair",
+    // their places of worship ("torch the mosque")
+    "mosque", "mosques", "synagogue", "synagogues", "gurdwara", "gurdwaras", "temple",
+    "temples",
 ];
 
 /// Adjectives that make a group with a following person noun ("gay people",
@@ -45,6 +53,8 @@ pub const PERSON_NOUNS: &[&str] = &[
     "lives", "life", "kids", "children", "guys", "girls", "boys", "individuals", "community",
     "communities", "population", "immigrants", "immigrant", "refugees", "ones", "citizens",
     "workers", "families", "neighbours", "neighbors", "colleagues", "youth", "humans",
+    "couples", "couple", "parents", "students", "teenagers", "adults", "doctors", "teachers",
+    "bankers", "owners", "voters", "dealer", "dealers", "family", "boss", "neighbour",
     // body parts in threats ("their trans throats", "that black neck of yours")
     "throats", "throat", "necks", "neck", "bodies", "skulls", "faces",
 ];
@@ -77,6 +87,9 @@ pub const NEGATORS: &[&str] = &[
     // condemnations negate what they condemn ("killing X is wrong")
     "illegal", "wrong", "crime", "unacceptable", "forbidden", "outlawed", "condemn",
     "condemned", "oppose", "opposed",
+    // refusals negate what is refused ("I refuse to sit next to X")
+    "refuse", "refuses", "refused", "refusing", "reject", "rejects", "rejected", "decline",
+    "declines", "declined",
 ];
 
 /// A negator followed by one of these compares rather than negates
@@ -114,7 +127,10 @@ pub const DEROGATORY: &[&str] = &[
     "failures", "losers", "freaks", "freak", "abnormal", "perverts", "perverted",
     "degenerate", "degenerates", "unnatural", "mistake", "shame", "disgrace", "embarrassment",
     "prick", "pricks", "jerks", "scumbags", "retarded", "deceitful", "untrustworthy",
-    "greedy", "arrogant", "cowards", "cowardly", "hysterical", "irrational", "weak",
+    "greedy", "arrogant", "cowards", "cowardly", "defective", "damaged", "sneaky",
+    "terrorists", "rapists", "paedophiles", "pedophiles", "thugs", "crooks", "scroungers",
+    "spongers", "freeloaders", "extremists", "fanatics", "barbarians", "inbred", "diseased",
+    "uneducated", "illiterate", "hysterical", "irrational", "weak",
     "mistrust", "distrust", "danger", "worse", "uncivilised", "uncivilized", "cruel",
     "brutal", "sinful", "angry", "anger", "rage", "furious", "livid", "enraged", "seethe",
     "boil", "hostile", "ruin", "ruins", "ruined", "ruining", "swarm", "swarms", "swarming",
@@ -158,11 +174,13 @@ pub const VIOLENT: &[&str] = &[
     "culled", "bomb", "bombed", "assault", "end", "ending", "execution", "executions",
     "genocide", "lynching", "gassing", "attacking", "attacks",
     "beating", "hurting", "torturing", "raping", "shooting", "stabbing", "snap", "slit",
+    "torch", "torched", "firebomb", "firebombed", "sink", "sunk", "bullet", "bullets", "noose",
 ];
 
 /// Violent words that need an object to be violent ("end ... life", not "end of season").
 pub const VIOLENT_OBJECTS: &[(&str, &[&str])] = &[
     ("end", &["life", "lives", "existence", "bloodline"]),
+    ("sink", &["them", "it", "boat", "boats", "ship", "ships"]),
     ("ending", &["life", "lives", "existence", "bloodline"]),
 ];
 
@@ -180,6 +198,15 @@ pub const PHRASES: &[(&str, Polar)] = &[
     ("locked up", Polar::Violent),
     ("wipe out", Polar::Violent),
     ("wiped out", Polar::Violent),
+    ("drive out", Polar::Violent),
+    ("driven out", Polar::Violent),
+    ("drove out", Polar::Violent),
+    ("kick out", Polar::Violent),
+    ("kicked out", Polar::Violent),
+    ("throw out", Polar::Violent),
+    ("thrown out", Polar::Violent),
+    ("send back", Polar::Violent),
+    ("sent back", Polar::Violent),
     ("piss off", Polar::Derogatory),
     ("pisses me off", Polar::Derogatory),
     ("waste of", Polar::Dehumanising),
@@ -206,7 +233,9 @@ pub const POSITIVE: &[&str] = &[
     "belong", "belongs", "protect", "protecting", "protected", "save", "saving", "help",
     "live", "living", "alive", "exist", "accept", "accepted", "tolerate", "deserving",
     "member", "members", "safe", "freedom", "dignity", "nice", "decent",
-    "important", "useful", "contribute", "better",
+    "important", "useful", "contribute", "better", "cares", "cared", "caring", "offer",
+    "offers", "allow", "allowed", "permit", "permitted", "entitled", "values", "respects",
+    "admires", "trusts", "welcomes", "protects",
 ];
 
 /// How a predicate counts towards a clause's polarity.
@@ -218,6 +247,15 @@ pub enum Polar {
     Dehumanising,
     Violent,
     Positive,
+    /// Contact or association (`CONTACT`): positive, with the group as its object.
+    Contact,
+}
+
+impl Polar {
+    /// Whether the predicate is negative on its own (not praise or contact).
+    pub fn is_negative(self) -> bool {
+        !matches!(self, Polar::Positive | Polar::Contact)
+    }
 }
 
 /// Insults aimed at a person: blocked as brand policy, whoever they are aimed at.
@@ -319,5 +357,5 @@ pub const COMMON_WORDS: &[&str] = &[
     "ward", "wood", "woods", "word", "words", "form", "forms", "from", "fro", "bead", "bred",
     "brad", "lice", "vie", "vile", "veil", "evil", "live", "lives", "cancel", "cancels",
     "care", "cares", "nature", "mature", "murderer", "ended", "sand", "sane", "stay", "niger",
-    "cnut", "sith", "bread", "breads", "brand", "bred",
+    "cnut", "sith", "bread", "breads", "brand", "bred", "run", "runs", "running",
 ];

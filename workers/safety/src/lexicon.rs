@@ -20,6 +20,10 @@ pub enum Effect {
     Profanity {
         mild: bool,
     },
+    /// Profanity as an intensifier or exclamation ("fucking", "shit"): strong
+    /// when the sentence names a person, the reader or a group, mild when it
+    /// is aimed at things ("these fucking sirens").
+    Expletive,
     /// `citable` claims pass when a citation is in the same sentence.
     Claim {
         citable: bool,
@@ -183,6 +187,7 @@ const fn threat(category: HarmCategory, base: u8) -> Effect {
 
 const STRONG: Effect = Effect::Profanity { mild: false };
 const MILD: Effect = Effect::Profanity { mild: true };
+const EXPLETIVE: Effect = Effect::Expletive;
 const CLAIM: Effect = Effect::Claim { citable: false };
 const CITABLE: Effect = Effect::Claim { citable: true };
 const INJECTION: Effect = Effect::Injection;
@@ -200,6 +205,8 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("strangle|strangles|strangled|strangling", threat(Violence, 3)),
     ("choke|chokes|choked|choking", threat(Violence, 2)),
     ("punch|punches|punched", threat(Violence, 2)),
+    ("smash|smashes|smashed|batter|battered|bash|bashed|slap|slapped", threat(Violence, 2)),
+    ("smash hit|hits|success|successes", IDIOM),
     ("hurt|hurts|burn|burns|torch|torches", threat(Violence, 2)),
     ("blow|blowing up", threat(Violence, 3)),
     ("die|dies|died|dying", threat(Violence, 2)),
@@ -293,9 +300,12 @@ pub const ENTRIES: &[(&str, Effect)] = &[
     ("1488", harm(Hate, 6)),
     ("death to $group|infidels", harm(Hate, 6)),
     // --- profanity
-    ("fvck|fvcking|fvcked|fvk|phuq|fcuking|fukc|cvnt|cvnts|sh1t|biatch|beeyotch", STRONG),
-    ("fuck|fucks|fucked|fucker|fuckers|fucking|fuckin|fuckn|fuckface|fuckhead|fck|fcking|fcuk|fuk|fuking|fukin|fuq|phuck|phuk|motherfucker|motherfuckers|motherfucking|mofo|wtf|stfu|gtfo|fubar", STRONG),
-    ("shit|shits|shitty|shite|shitting|shithead|shitheads|bullshit|horseshit|dipshit|batshit|shitstorm", STRONG),
+    ("fvck|fvcking|fvcked|fvk|phuq|fcuking|fukc|sh1t", EXPLETIVE),
+    ("cvnt|cvnts|biatch|beeyotch", STRONG),
+    ("fuck|fucks|fucked|fucking|fuckin|fuckn|fck|fcking|fcuk|fuk|fuking|fukin|fuq|phuck|phuk|wtf|fubar", EXPLETIVE),
+    ("fucker|fuckers|fuckface|fuckhead|motherfucker|motherfuckers|motherfucking|mofo|stfu|gtfo", STRONG),
+    ("shit|shits|shitty|shite|shitting|bullshit|horseshit|batshit|shitstorm", EXPLETIVE),
+    ("shithead|shitheads|dipshit", STRONG),
     ("bitch|bitches|bitching|bitchy|sonofabitch|cunt|cunts|asshole|assholes|arsehole|arseholes|asshat|dumbass|jackass|bastard|bastards", STRONG),
     ("hoe|hoes", STRONG),
     ("twat|twats|wanker|wankers|wank|tosser|slut|sluts|slutty|whore|whores|cocksucker|cocksuckers|dickhead|dickheads|douchebag|douchebags", STRONG),
@@ -394,7 +404,9 @@ fn single_word_slurs_and_profanity() -> impl Iterator<Item = &'static (&'static 
         !spec.contains(' ')
             && matches!(
                 effect,
-                Effect::Harm { category: Hate, .. } | Effect::Profanity { mild: false }
+                Effect::Harm { category: Hate, .. }
+                    | Effect::Profanity { mild: false }
+                    | Effect::Expletive
             )
     })
 }

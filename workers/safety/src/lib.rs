@@ -25,6 +25,7 @@
 //! `cli::screen_jsonl` backs `cpo screen`. `MergeValueScreen` applies the
 //! embedded screen to the merge values of each customer (experimentation).
 
+mod aim;
 pub mod audit;
 pub mod azure;
 mod citations;

@@ -237,17 +237,18 @@ impl EmbeddedScreen {
         let text = visible_nfkc(&format!("{}\n{}", request.subject, request.body));
         let decoded = decode(&text);
         let streams = self.tokenizer.tokenize(&decoded);
-        self.classifier.classify(&streams, &mut report);
+        self.classifier.classify(&streams, &text, &mut report);
         // A phrase or a word split between subject and body is read whole too.
         for bridge in bridges(request.subject, request.body) {
             let bridge = visible_nfkc(&bridge);
             let streams = self.tokenizer.tokenize(&decode(&bridge));
-            self.classifier.classify(&streams, &mut report);
+            self.classifier.classify(&streams, &bridge, &mut report);
         }
         if looks_reversed(&streams.joined) {
             let reversed: String = decoded.chars().rev().collect();
             let streams = self.tokenizer.tokenize(&reversed);
-            self.classifier.classify(&streams, &mut report);
+            // Written backwards is disguised: nothing in it is plain.
+            self.classifier.classify(&streams, "", &mut report);
         }
         self.markers.scan(&text, &mut report);
         for kind in self.pii.scan(&text) {
