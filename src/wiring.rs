@@ -242,7 +242,11 @@ pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
     config.validate().map_err(anyhow::Error::msg)?;
     // The composer (and DKIM key) from `delivery.mail`; the embedded mode
     // (no shared Redis) may make up an unsubscribe key, a worker may not.
-    let mail = crate::mail::mail(b.settings, b.content_dir, b.redis.is_none())?;
+    let mail = crate::mail::mail(
+        &outbox_defaults(b.settings, &config)?,
+        b.content_dir,
+        b.redis.is_none(),
+    )?;
     let sink: Arc<dyn MailSink> = match config.sink {
         SinkKind::Outbox => Arc::new(
             cpo_delivery::FileOutbox::open(&b.outbox)
@@ -285,6 +289,34 @@ pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
             pseudonymizer: b.pseudonymizer.clone(),
         },
     ))
+}
+
+/// Into the file outbox nothing is mailed: without `delivery.mail.from_address`
+/// it writes as a demo sender, and without `security.unsubscribe_key` its
+/// links use a fixed demo key, so two runs write identical outboxes. (A
+/// gateway never holds that key; any real sink needs both settings.)
+fn outbox_defaults(
+    settings: &Settings,
+    config: &cpo_delivery::DeliveryConfig,
+) -> anyhow::Result<Settings> {
+    if config.sink != cpo_delivery::SinkKind::Outbox {
+        return Ok(settings.clone());
+    }
+    let mut settings = settings.clone();
+    if config.mail.from_address.trim().is_empty() {
+        settings = settings.with_override("delivery.mail.from_address", "news@cpo.example")?;
+    }
+    let security: SecurityConfig = settings.section("security")?;
+    if secret(
+        &security.unsubscribe_key,
+        &security.unsubscribe_key_file,
+        "unsubscribe_key",
+    )?
+    .is_none()
+    {
+        settings = settings.with_override("security.unsubscribe_key", "cpo-outbox-demo-links")?;
+    }
+    Ok(settings)
 }
 
 /// Build all six stages (so configuration errors surface before anything runs),
