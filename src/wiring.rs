@@ -291,10 +291,11 @@ pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
     ))
 }
 
-/// Into the file outbox nothing is mailed: without `delivery.mail.from_address`
-/// it writes as a demo sender, and without `security.unsubscribe_key` its
-/// links use a fixed demo key, so two runs write identical outboxes. (A
-/// gateway never holds that key; any real sink needs both settings.)
+/// Into the file outbox nothing is mailed: without `delivery.mail.from_address`,
+/// `.postal_address` or `gateway.public_url` it writes as a demo sender, and
+/// without `security.unsubscribe_key` its links use a fixed demo key, so two
+/// runs write identical outboxes. (A gateway never holds that key; any real
+/// sink needs every one of these settings.)
 fn outbox_defaults(
     settings: &Settings,
     config: &cpo_delivery::DeliveryConfig,
@@ -302,9 +303,25 @@ fn outbox_defaults(
     if config.sink != cpo_delivery::SinkKind::Outbox {
         return Ok(settings.clone());
     }
+    #[derive(Default, Deserialize)]
+    #[serde(default)]
+    struct PublicUrl {
+        public_url: Option<String>,
+    }
     let mut settings = settings.clone();
     if config.mail.from_address.trim().is_empty() {
         settings = settings.with_override("delivery.mail.from_address", "news@cpo.example")?;
+    }
+    if config.mail.postal_address.trim().is_empty() {
+        settings = settings.with_override(
+            "delivery.mail.postal_address",
+            "cpo demo, nowhere (the file outbox mails no one)",
+        )?;
+    }
+    let gateway: PublicUrl = settings.section("gateway")?;
+    if gateway.public_url.is_none_or(|u| u.trim().is_empty()) {
+        settings =
+            settings.with_override("gateway.public_url", "https://unsubscribe.cpo.example")?;
     }
     let security: SecurityConfig = settings.section("security")?;
     if secret(
