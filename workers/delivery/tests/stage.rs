@@ -37,10 +37,13 @@ async fn renders_and_writes_every_valid_message() {
     assert_eq!(first.message_id, message_id("camp-1", "C00000"));
     assert_eq!(first.to, "person0@example.com");
     assert_eq!(first.subject, "Name0: last days");
+    // The customer's text part: the citation markers left it (the record
+    // keeps the citations), the sender's signature closes it.
     assert_eq!(
         first.body,
-        "Hi Name0,\nour gold offer for Lyon ends soon [doc-1][doc-2].\nhttps://example.com/go"
+        "Hi Name0,\nour gold offer for Lyon ends soon.\nhttps://example.com/go\n\n--\nNorthwind\n"
     );
+    assert!(first.html.contains("Name0") && !first.html.contains("[doc-"));
     assert_eq!(first.citations, ["doc-1", "doc-2"]);
     assert_eq!(
         (first.arm.as_str(), first.segment.as_str()),
@@ -158,8 +161,10 @@ async fn merge_values_cannot_inject_syntax_or_headers() {
     assert!(!record.body.contains("{{") && !record.body.contains("{%"));
     assert!(record.body.contains("(% for x in range(9) %)x(% endfor %)"));
     assert!(record.body.contains("our gold  X-Injected: 1 offer"));
-    // the body's own line breaks (from the approved template) are kept: three lines
-    assert_eq!(record.body.lines().count(), 3);
+    // the body's own line breaks (from the approved template) are kept: three
+    // lines, then the signature (a blank line, `--`, the sender)
+    assert_eq!(record.body.lines().count(), 6);
+    assert!(record.body.ends_with("\n\n--\nNorthwind\n"));
     assert!(
         !record.body.contains("https://example.com/go\nhttps"),
         "cta_url not rendered twice"
