@@ -31,6 +31,7 @@ fmt:
 
 schemas: ## Regenerate schemas/ from the Rust types
 	UPDATE_SCHEMAS=1 $(CARGO) test -p cpo-shared --test schemas
+	UPDATE_SCHEMAS=1 $(CARGO) test -p cpo-gateway --test openapi
 
 bench-data: ## Generate $(N) synthetic customers into target/bench/customers.csv
 	mkdir -p target/bench

@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         Command::Audit { command } => commands::audit::run(command, cli.config.as_deref()),
         Command::Dlq { command } => commands::dlq::run(command, cli.config.as_deref()),
         Command::Analyze(args) => cpo_analysis::cli::run_analyze(args).map(|()| 0),
-        Command::Ingest(args) => cpo_analysis::cli::run_ingest(args).map(|()| 0),
+        Command::Ingest(args) => commands::gateway::ingest(args, cli.config.as_deref()),
         Command::Simulate(args) => cpo_analysis::cli::run_simulate(args).map(|()| 0),
         Command::Preview(args) => commands::preview::preview(args, cli.config.as_deref()),
         Command::Suppress { command } => commands::suppress::run(command, cli.config.as_deref()),

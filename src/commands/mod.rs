@@ -2,6 +2,7 @@ pub mod audit;
 pub mod dlq;
 pub mod fleet;
 pub mod forget;
+pub mod gateway;
 pub mod migrate;
 pub mod preview;
 pub mod run;

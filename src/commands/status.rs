@@ -105,8 +105,9 @@ fn report(args: &StatusArgs, progress: Option<&CampaignProgress>, timed_out: boo
     if timed_out { TIMED_OUT } else { 0 }
 }
 
+/// The `cpo status --json` document (also the gateway's `GET /v1/campaigns/{id}`).
 #[derive(Serialize)]
-struct StatusJson<'a> {
+pub(crate) struct StatusJson<'a> {
     campaign_id: &'a str,
     state: CampaignState,
     outstanding: Option<i64>,

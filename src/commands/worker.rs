@@ -36,6 +36,8 @@ pub enum StageName {
     Experimentation,
     Delivery,
     Events,
+    /// The HTTP gateway (webhooks, unsubscribes, campaign API): not a queue stage.
+    Gateway,
 }
 
 impl StageName {
@@ -48,6 +50,7 @@ impl StageName {
             StageName::Experimentation => "experimentation",
             StageName::Delivery => "delivery",
             StageName::Events => "events",
+            StageName::Gateway => "gateway",
         }
     }
 }
@@ -90,6 +93,9 @@ impl Default for WorkerConfig {
 }
 
 pub fn run(args: WorkerArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    if args.stage == StageName::Gateway {
+        return crate::commands::gateway::run(args.port, config);
+    }
     crate::commands::init_logging(false, true);
     let settings = Settings::load(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -199,6 +205,7 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
             runtime_config.concurrency = prefetch;
             launcher(stage)
         }
+        StageName::Gateway => anyhow::bail!("the gateway is not a queue stage"),
     };
 
     let ready = Arc::new(AtomicBool::new(false));

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::compare::AnalysisOptions;
 use crate::events::InputFormat;
-use crate::events::ingest::ingest;
+use crate::events::ingest::ingest_checked;
 use crate::metric::Metric;
 use crate::report::write_reports;
 use crate::run::outbox::Outbox;
@@ -187,12 +187,20 @@ pub fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
 
 /// Runs `cpo ingest`. Malformed and unmatched events are reported, not fatal.
 pub fn run_ingest(args: IngestArgs) -> anyhow::Result<()> {
+    run_ingest_checked(args, &crate::events::RefuseSigned)
+}
+
+/// [`run_ingest`] with the signatures events carry checked by `check`.
+pub fn run_ingest_checked(
+    args: IngestArgs,
+    check: &dyn crate::events::SignatureCheck,
+) -> anyhow::Result<()> {
     let outbox = Outbox::load(&args.run.join("outbox.jsonl"))?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| args.run.join("events.jsonl"));
-    let report = ingest(&args.inputs, args.format, &outbox, &out)?;
+    let report = ingest_checked(&args.inputs, args.format, &outbox, &out, check)?;
     println!(
         "read {} events: wrote {} new to {}, {} duplicates, {} ignored, {} malformed, {} not in the outbox",
         report.events_read,
@@ -206,6 +214,18 @@ pub fn run_ingest(args: IngestArgs) -> anyhow::Result<()> {
     for problem in report.malformed.iter().take(20) {
         println!(
             "malformed: {} {}: {}",
+            problem.file, problem.location, problem.reason
+        );
+    }
+    if report.rejected_count > 0 {
+        println!(
+            "{} event(s) refused: their signature did not verify",
+            report.rejected_count
+        );
+    }
+    for problem in report.rejected.iter().take(20) {
+        println!(
+            "rejected: {} {}: {}",
             problem.file, problem.location, problem.reason
         );
     }

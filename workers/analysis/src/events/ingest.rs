@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Event, InputFormat, Parsed, parse_document};
+use super::{Event, InputFormat, Parsed, RefuseSigned, SignatureCheck, parse_document};
 use crate::error::{AnalysisError, Result};
 use crate::run::outbox::Outbox;
 
@@ -38,6 +38,9 @@ pub struct IngestReport {
     pub malformed: Vec<Problem>,
     pub unmatched_count: usize,
     pub unmatched: Vec<Problem>,
+    /// Objects whose signature did not verify (or could not be checked).
+    pub rejected_count: usize,
+    pub rejected: Vec<Problem>,
     pub by_type: BTreeMap<String, usize>,
     pub by_arm: BTreeMap<String, usize>,
 }
@@ -47,6 +50,13 @@ impl IngestReport {
         self.malformed_count += 1;
         if self.malformed.len() < MAX_PROBLEMS_KEPT {
             self.malformed.push(problem);
+        }
+    }
+
+    fn rejected(&mut self, problem: Problem) {
+        self.rejected_count += 1;
+        if self.rejected.len() < MAX_PROBLEMS_KEPT {
+            self.rejected.push(problem);
         }
     }
 
@@ -114,6 +124,18 @@ pub fn ingest(
     outbox: &Outbox,
     out: &Path,
 ) -> Result<IngestReport> {
+    ingest_checked(inputs, format, outbox, out, &RefuseSigned)
+}
+
+/// [`ingest`], with each object's signature checked by `check` first (where it
+/// carries one): a refused object is counted in `rejected`, never written.
+pub fn ingest_checked(
+    inputs: &[PathBuf],
+    format: InputFormat,
+    outbox: &Outbox,
+    out: &Path,
+    check: &dyn SignatureCheck,
+) -> Result<IngestReport> {
     let mut report = IngestReport::default();
     let existing = read_existing(out)?;
     if existing.iter().any(|e| e.simulated) {
@@ -147,6 +169,20 @@ pub fn ingest(
                     None => format!("line {line}"),
                 };
                 report.events_read += 1;
+                let raw = match (&value, item) {
+                    (Value::Array(items), Some(i)) => items.get(i - 1).unwrap_or(&value),
+                    _ => &value,
+                };
+                if raw.is_object()
+                    && let Err(reason) = check.check(raw)
+                {
+                    report.rejected(Problem {
+                        file: file.clone(),
+                        location,
+                        reason,
+                    });
+                    continue;
+                }
                 let event = match parsed {
                     Ok(Parsed::Event(event)) => event,
                     Ok(Parsed::Ignored(kind)) => {

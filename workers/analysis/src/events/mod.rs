@@ -47,6 +47,40 @@ impl fmt::Display for InputFormat {
     }
 }
 
+/// Which signature an event object carries, if any: an SNS envelope's
+/// `Signature`, a Mailgun body's `signature.signature`.
+pub fn carried_signature(value: &Value) -> Option<InputFormat> {
+    if value.get("Type").is_some()
+        && (value.get("Signature").is_some() || value.get("SigningCertURL").is_some())
+    {
+        Some(InputFormat::Ses)
+    } else if value.pointer("/signature/signature").is_some() {
+        Some(InputFormat::Mailgun)
+    } else {
+        None
+    }
+}
+
+/// Checks the signature an event object carries, before it is parsed. The
+/// `cpo` binary passes in the gateway's verifiers (this crate does not depend
+/// on the gateway); `Err` names why the object is refused.
+pub trait SignatureCheck {
+    fn check(&self, value: &Value) -> Result<(), String>;
+}
+
+/// Without verifiers: an object that carries a signature is refused (it cannot
+/// be checked, so it cannot be trusted); one without passes.
+pub struct RefuseSigned;
+
+impl SignatureCheck for RefuseSigned {
+    fn check(&self, value: &Value) -> Result<(), String> {
+        match carried_signature(value) {
+            Some(format) => Err(format!("{format} signature cannot be verified here")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Recognizes a single event object by the fields only its format has.
 fn detect(value: &Value) -> Option<InputFormat> {
     let has = |key: &str| value.get(key).is_some();
@@ -137,6 +171,16 @@ mod tests {
             Some(InputFormat::Sendgrid)
         );
         assert_eq!(detect(&json!({"hello": 1})), None);
+    }
+
+    #[test]
+    fn signed_objects_are_refused_without_a_verifier() {
+        let sns = json!({"Type": "Notification", "Message": "{}", "Signature": "BOGUS"});
+        assert!(RefuseSigned.check(&sns).is_err());
+        let mailgun = json!({"signature": {"signature": "ab"}, "event-data": {}});
+        assert!(RefuseSigned.check(&mailgun).is_err());
+        let plain = json!({"signature": {}, "event-data": {}});
+        assert!(RefuseSigned.check(&plain).is_ok());
     }
 
     #[test]
