@@ -145,9 +145,29 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     let address_hasher = crate::address_key::for_store(&options.settings, &store_config.url)?;
     let (signer, pseudonymizer) = wiring::keys(&options.settings, true)?;
     let batch_signer = wiring::batch_signer(&options.settings, true)?;
+    let delivery: cpo_delivery::DeliveryConfig = options.settings.section("delivery")?;
+    // Into the file outbox nothing reaches a mailbox: the run's send records
+    // are its own (removed with its other files), so a re-run writes its
+    // outbox again. Suppressions and contacts still come from the record.
+    let send_records = match delivery.sink {
+        cpo_delivery::SinkKind::Outbox => {
+            let url = format!("sqlite://{}", out.join("sends.sqlite").display());
+            cpo_shared::store::connect(&StoreConfig {
+                url,
+                ..store_config.clone()
+            })
+            .await
+            .context("cannot open the run's send records")?
+        }
+        _ => store.clone(),
+    };
     let backends = wiring::Backends {
         settings: &options.settings,
         cache: cache.clone(),
+        store: Some(store.clone()),
+        send_records: Some(send_records),
+        address_hasher: Some(address_hasher),
+        redis: None,
         audit: audit.clone(),
         signer,
         batch_signer: Some(batch_signer),
@@ -156,8 +176,6 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
         outbox: out.join("outbox.jsonl"),
         generator: options.generator.clone(),
         screen: options.screen.clone(),
-        store: Some(store.clone()),
-        address_hasher: Some(address_hasher),
     };
     let mut stages = JoinSet::new();
     wiring::spawn_all(&runtime, &backends, &mut stages)?;

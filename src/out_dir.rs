@@ -35,6 +35,10 @@ pub const RUN_FILES: &[&str] = &[
     "analysis.json",
     "report.md",
     "report.html",
+    // Send records of a run into the file outbox (its sends live and die with the run).
+    "sends.sqlite",
+    "sends.sqlite-wal",
+    "sends.sqlite-shm",
 ];
 
 /// The held lock; the directory is this run's until it is dropped.

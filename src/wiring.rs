@@ -119,6 +119,14 @@ pub fn batch_signer(settings: &Settings, ephemeral_ok: bool) -> anyhow::Result<S
 pub struct Backends<'a> {
     pub settings: &'a Settings,
     pub cache: Arc<dyn Cache>,
+    /// The system of record (suppressions, campaign states); opened only
+    /// for the stages that use it (`None` in the others' workers).
+    pub store: Option<Arc<dyn cpo_shared::store::Store>>,
+    /// Where delivery keeps its send records: the store itself, except for
+    /// `cpo run` into the file outbox, whose records live and die with the run.
+    pub send_records: Option<Arc<dyn cpo_shared::store::Store>>,
+    /// The shared rate limiter's Redis (fleet); `None`: in memory (`cpo run`).
+    pub redis: Option<cpo_shared::redis_cache::RedisConfig>,
     pub audit: Arc<dyn AuditSink>,
     pub signer: Signer,
     /// Signs (experimentation) and verifies (delivery) send batches; `None`
@@ -133,9 +141,6 @@ pub struct Backends<'a> {
     pub generator: Option<Arc<dyn cpo_generation::Generator>>,
     /// Replace the configured safety screen (tests inject failing ones).
     pub screen: Option<Arc<dyn cpo_safety::SafetyScreen>>,
-    /// The system of record (`store.url`): SQLite in `cpo run`, PostgreSQL in
-    /// the fleet. `None` only in workers of stages that do not use it.
-    pub store: Option<Arc<dyn cpo_shared::store::Store>>,
     /// Keyed hashes of addresses, for suppressions (`security.address_key`).
     pub address_hasher: Option<cpo_shared::privacy::AddressHasher>,
 }
@@ -245,20 +250,107 @@ fn batch_key(b: &Backends) -> anyhow::Result<Signer> {
 }
 
 pub fn delivery(b: &Backends) -> anyhow::Result<cpo_delivery::DeliveryStage> {
+    use cpo_delivery::{MailSink, SinkKind};
+    use cpo_shared::rate_limit::{MemoryRateLimiter, RateLimiter};
     let config: cpo_delivery::DeliveryConfig = b.settings.section("delivery")?;
-    let sink = cpo_delivery::FileOutbox::open(&b.outbox)
-        .with_context(|| format!("cannot open the outbox {}", b.outbox.display()))?;
+    config.validate().map_err(anyhow::Error::msg)?;
+    // The composer (and DKIM key) from `delivery.mail`; the embedded mode
+    // (no shared Redis) may make up an unsubscribe key, a worker may not.
+    let mail = crate::mail::mail(
+        &outbox_defaults(b.settings, &config)?,
+        b.content_dir,
+        b.redis.is_none(),
+    )?;
+    let sink: Arc<dyn MailSink> = match config.sink {
+        SinkKind::Outbox => Arc::new(
+            cpo_delivery::FileOutbox::open(&b.outbox)
+                .with_context(|| format!("cannot open the outbox {}", b.outbox.display()))?,
+        ),
+        SinkKind::Smtp => Arc::new(crate::mail::smtp_sink(b.settings, &mail)?),
+        kind @ (SinkKind::Sendgrid | SinkKind::Ses | SinkKind::Mailgun) => {
+            cpo_delivery::esp::build_sink(kind.as_str(), &config.esp)
+                .map_err(anyhow::Error::msg)?
+                .context("an ESP sink")?
+        }
+    };
+    let limiter: Arc<dyn RateLimiter> = match &b.redis {
+        // No limit: nothing to share, no round trip per send.
+        Some(redis) if !config.rate.is_unlimited() => Arc::new(
+            cpo_shared::redis_cache::RedisRateLimiter::new(redis, &config.rate)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        _ => Arc::new(MemoryRateLimiter::new(&config.rate)),
+    };
+    let composer = mail.composer;
     Ok(cpo_delivery::DeliveryStage::new(
         config,
         cpo_delivery::DeliveryBackends {
             signer: b.signer.clone(),
             batch_signer: batch_key(b)?,
-            cache: b.cache.clone(),
-            sink: Arc::new(sink),
+            store: b
+                .send_records
+                .clone()
+                .context("delivery needs the store (store.url)")?,
+            record: b
+                .store
+                .clone()
+                .context("delivery needs the store (store.url)")?,
+            sink,
+            limiter,
+            composer,
+            address_hasher: b
+                .address_hasher
+                .clone()
+                .context("security.address_key is not set (CPO__SECURITY__ADDRESS_KEY)")?,
             audit: b.audit.clone(),
             pseudonymizer: b.pseudonymizer.clone(),
         },
     ))
+}
+
+/// Into the file outbox nothing is mailed: without `delivery.mail.from_address`,
+/// `.postal_address` or `gateway.public_url` it writes as a demo sender, and
+/// without `security.unsubscribe_key` its links use a fixed demo key, so two
+/// runs write identical outboxes. (A gateway never holds that key; any real
+/// sink needs every one of these settings.)
+fn outbox_defaults(
+    settings: &Settings,
+    config: &cpo_delivery::DeliveryConfig,
+) -> anyhow::Result<Settings> {
+    if config.sink != cpo_delivery::SinkKind::Outbox {
+        return Ok(settings.clone());
+    }
+    #[derive(Default, Deserialize)]
+    #[serde(default)]
+    struct PublicUrl {
+        public_url: Option<String>,
+    }
+    let mut settings = settings.clone();
+    if config.mail.from_address.trim().is_empty() {
+        settings = settings.with_override("delivery.mail.from_address", "news@cpo.example")?;
+    }
+    if config.mail.postal_address.trim().is_empty() {
+        settings = settings.with_override(
+            "delivery.mail.postal_address",
+            "cpo demo, nowhere (the file outbox mails no one)",
+        )?;
+    }
+    let gateway: PublicUrl = settings.section("gateway")?;
+    if gateway.public_url.is_none_or(|u| u.trim().is_empty()) {
+        settings =
+            settings.with_override("gateway.public_url", "https://unsubscribe.cpo.example")?;
+    }
+    let security: SecurityConfig = settings.section("security")?;
+    if secret(
+        &security.unsubscribe_key,
+        &security.unsubscribe_key_file,
+        "unsubscribe_key",
+    )?
+    .is_none()
+    {
+        settings = settings.with_override("security.unsubscribe_key", "cpo-outbox-demo-links")?;
+    }
+    Ok(settings)
 }
 
 /// Build all six stages (so configuration errors surface before anything runs),

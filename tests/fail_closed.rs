@@ -193,6 +193,10 @@ fn backends(settings: &Settings) -> wiring::Backends<'_> {
     wiring::Backends {
         settings,
         cache: Arc::new(cpo_shared::cache::MemoryCache::new()),
+        store: None,
+        send_records: None,
+        address_hasher: None,
+        redis: None,
         audit: Arc::new(cpo_shared::audit::MemoryAuditLog::default()),
         signer: cpo_shared::signing::Signer::new(b"k".to_vec()),
         batch_signer: None,
@@ -201,8 +205,6 @@ fn backends(settings: &Settings) -> wiring::Backends<'_> {
         outbox: PathBuf::from("unused-outbox.jsonl"),
         generator: None,
         screen: None,
-        store: None,
-        address_hasher: None,
     }
 }
 

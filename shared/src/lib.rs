@@ -9,6 +9,8 @@
 //! - `phrasing`, `sentences`: the tone phrase banks and the sentence splitter,
 //!   which generation writes with and safety checks claims against;
 //! - `progress`: per-campaign counters behind `cpo status`;
+//! - `rate_limit`: the one send rate every delivery replica shares (in memory;
+//!   `redis_cache::RedisRateLimiter` in the fleet);
 //! - `config`, `metrics`, `shutdown`, `schema`: process plumbing.
 
 pub mod audit;
@@ -28,6 +30,7 @@ pub mod phrasing;
 pub mod privacy;
 pub mod progress;
 pub mod queues;
+pub mod rate_limit;
 pub mod redis_cache;
 pub mod runtime;
 pub mod schema;

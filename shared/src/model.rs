@@ -398,7 +398,11 @@ pub struct OutboxRecord {
     pub variant_id: String,
     pub to: String,
     pub subject: String,
+    /// The text part as sent.
     pub body: String,
+    /// The HTML part as sent (absent in outboxes written before it existed).
+    #[serde(default)]
+    pub html: String,
     pub citations: Vec<String>,
     pub fallback: Option<String>,
 }

@@ -51,6 +51,15 @@ pub const EXCLUDED_AT_ASSIGNMENT: &str = "excluded_at_assignment";
 pub const MESSAGES_DELIVERED: &str = "messages_delivered";
 /// Messages delivery refused (altered, unsigned, unrenderable): dead-lettered.
 pub const MESSAGES_REFUSED: &str = "messages_refused";
+/// Messages the provider refused for good (SMTP 5xx, HTTP 4xx): recorded as
+/// failed with the reason in the store, not retried; the customer is settled.
+pub const MESSAGES_FAILED: &str = "messages_failed";
+/// Messages not sent because the recipient was suppressed when delivery
+/// checked again right before the send (an unsubscribe mid-campaign).
+pub const MESSAGES_SUPPRESSED: &str = "messages_suppressed";
+/// Claims found unconfirmed (their worker stopped mid-send), resolved by
+/// `delivery.on_unconfirmed`; a subset of delivered or failed.
+pub const MESSAGES_UNCONFIRMED: &str = "messages_unconfirmed";
 /// When the campaign was enqueued (ms since the epoch).
 pub const ENQUEUED_MS: &str = "enqueued_ms";
 /// When any stage last reported (ms since the epoch).
@@ -279,9 +288,11 @@ impl CampaignProgress {
             .sum()
     }
 
-    /// Customers delivered or excluded so far.
+    /// Customers delivered, failed for good, suppressed at the send, or excluded so far.
     pub fn settled(&self) -> i64 {
         self.get(MESSAGES_DELIVERED)
+            + self.get(MESSAGES_FAILED)
+            + self.get(MESSAGES_SUPPRESSED)
             + self.get(EXCLUDED_AT_SEGMENTATION)
             + self.get(EXCLUDED_AT_ASSIGNMENT)
     }

@@ -17,8 +17,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod audit_head;
+pub mod rate_limit;
 
 pub use audit_head::RedisAuditHead;
+pub use rate_limit::RedisRateLimiter;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -170,6 +170,10 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
     let backends = Backends {
         settings: &settings,
         cache,
+        store: store.clone(),
+        send_records: store,
+        address_hasher,
+        redis: Some(redis.clone()),
         audit: audit.clone(),
         signer,
         batch_signer,
@@ -178,8 +182,6 @@ async fn serve(args: WorkerArgs, settings: Settings) -> anyhow::Result<()> {
         outbox: worker.outbox.clone(),
         generator: None,
         screen: None,
-        store,
-        address_hasher,
     };
     let launch = match args.stage {
         StageName::Segmentation => launcher(wiring::segmentation(&backends)?),

@@ -74,6 +74,10 @@ pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
         ),
         // The system of record: a PostgreSQL database of this prefix's own.
         ("CPO__STORE__URL".to_string(), pg_database(prefix)),
+        (
+            "CPO__SECURITY__UNSUBSCRIBE_KEY".to_string(),
+            format!("test-unsubscribe-{prefix}"),
+        ),
     ];
     if let Ok(url) = std::env::var("CPO_TEST_AMQP_URL") {
         vars.push(("CPO__AMQP__URL".into(), url));
@@ -207,6 +211,11 @@ impl Fleet {
 
     pub fn cpo(&self) -> Command {
         cpo(&self.vars)
+    }
+
+    /// The metrics port of `stage`'s worker.
+    pub fn port_of(&self, stage: &str) -> u16 {
+        self.port(stage)
     }
 
     fn port(&self, stage: &str) -> u16 {

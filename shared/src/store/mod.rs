@@ -10,6 +10,7 @@ mod postgres;
 mod postgres_engagement;
 mod reads;
 mod record;
+mod sends;
 mod sqlite;
 mod sqlite_engagement;
 
@@ -22,6 +23,7 @@ pub use config::StoreConfig;
 pub use engagement::{ERASED_CUSTOMER, ERASED_RAW, Erasure, ErasureReport, reasons};
 pub use postgres::PostgresStore;
 pub use record::{CampaignCounts, ExclusionRecord};
+pub use sends::{SendMark, UNCONFIRMED_PREFIX};
 pub use sqlite::SqliteStore;
 
 use crate::StageError;
@@ -260,6 +262,63 @@ pub trait Store: Send + Sync {
         now_ms: i64,
     ) -> StoreResult<bool>;
     async fn send(&self, message_id: &str) -> StoreResult<Option<SendRecord>>;
+
+    /// The send records of `message_ids` that exist (batched; see `sends.rs`).
+    async fn sends_for(&self, message_ids: &[String]) -> StoreResult<HashMap<String, SendRecord>> {
+        let mut found = HashMap::with_capacity(message_ids.len());
+        for id in message_ids {
+            if let Some(record) = self.send(id).await? {
+                found.insert(id.clone(), record);
+            }
+        }
+        Ok(found)
+    }
+    /// `claim_send` for each id, in order (SQLite: one transaction).
+    async fn claim_sends(
+        &self,
+        message_ids: &[String],
+        sink: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<Claim>> {
+        let mut claims = Vec::with_capacity(message_ids.len());
+        for id in message_ids {
+            claims.push(self.claim_send(id, sink, now_ms, lease_ms).await?);
+        }
+        Ok(claims)
+    }
+    /// `mark_sent` / `mark_failed` for each (message id, attempt, outcome), in
+    /// order (SQLite: one transaction); false where the claim was lost.
+    async fn mark_sends(
+        &self,
+        marks: &[(String, i32, SendMark)],
+        now_ms: i64,
+    ) -> StoreResult<Vec<bool>> {
+        let mut done = Vec::with_capacity(marks.len());
+        for (id, attempt, mark) in marks {
+            done.push(match mark {
+                SendMark::Sent {
+                    provider_message_id,
+                } => {
+                    self.mark_sent(id, *attempt, provider_message_id, now_ms)
+                        .await?
+                }
+                SendMark::Failed { error } => self.mark_failed(id, *attempt, error, now_ms).await?,
+            });
+        }
+        Ok(done)
+    }
+    /// Sends whose worker stopped between claim and confirmation, resolved by
+    /// delivery's `on_unconfirmed` policy (`last_error` starts with
+    /// `UNCONFIRMED_PREFIX`), most recent first.
+    /// (Both backends implement it; the default serves test doubles of the trait.)
+    async fn unconfirmed_sends(&self, limit: u32) -> StoreResult<Vec<SendRecord>> {
+        let _ = limit;
+        Err(StoreError::Permanent(format!(
+            "{} store does not list unconfirmed sends",
+            self.backend()
+        )))
+    }
 
     /// Store an event unless its (provider, provider event id) is known; true if new.
     async fn record_event(&self, event: &EventRecord) -> StoreResult<bool>;

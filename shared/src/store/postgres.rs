@@ -273,6 +273,14 @@ impl Store for PostgresStore {
         row.as_ref().map(send_from_row).transpose()
     }
 
+    async fn sends_for(&self, ids: &[String]) -> StoreResult<HashMap<String, SendRecord>> {
+        super::sends::pg_sends_for(&self.pool, ids).await
+    }
+
+    async fn unconfirmed_sends(&self, limit: u32) -> StoreResult<Vec<SendRecord>> {
+        super::sends::pg_unconfirmed(&self.pool, limit).await
+    }
+
     async fn record_event(&self, e: &EventRecord) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO events (provider, provider_event_id, event_type, message_id, occurred_at, raw)

@@ -296,6 +296,32 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn sends_for(&self, ids: &[String]) -> StoreResult<HashMap<String, SendRecord>> {
+        super::sends::sqlite_sends_for(&self.pool, ids).await
+    }
+
+    async fn unconfirmed_sends(&self, limit: u32) -> StoreResult<Vec<SendRecord>> {
+        super::sends::sqlite_unconfirmed(&self.pool, limit).await
+    }
+
+    async fn claim_sends(
+        &self,
+        ids: &[String],
+        sink: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<Claim>> {
+        super::sends::sqlite_claim_sends(&self.pool, ids, sink, now_ms, lease_ms).await
+    }
+
+    async fn mark_sends(
+        &self,
+        marks: &[(String, i32, super::SendMark)],
+        now_ms: i64,
+    ) -> StoreResult<Vec<bool>> {
+        super::sends::sqlite_mark_sends(&self.pool, marks, now_ms).await
+    }
+
     async fn record_event(&self, e: &EventRecord) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO events (provider, provider_event_id, event_type, message_id, occurred_at, raw)

@@ -392,3 +392,4 @@ async fn unreachable_postgres_is_transient_and_bad_urls_are_refused() {
 // The campaign record: exclusions, counts, assignments and events per campaign.
 #[path = "tests_record.rs"]
 mod record;
+mod sends;

@@ -4,11 +4,17 @@
 //! re-checks safety's signed approval against the exact content (anything
 //! unsigned or altered is dead-lettered on its own while the rest of the batch
 //! goes on), renders the merge fields with a single-pass renderer that cannot
-//! execute template logic, skips messages already marked as sent in the shared
-//! cache, writes the rest to an `OutboxSink` (a JSONL file in the embedded
-//! mode), appends one audit record per batch listing every send (customer ids
-//! pseudonymized), and only then marks them sent. `canonicalize_outbox` sorts a finished
-//! outbox so runs compare byte for byte.
+//! execute template logic, and looks up the messages' send records in the
+//! store (one query per batch): a message already `sent` is never sent again,
+//! one claimed by a worker that died is resolved by `delivery.on_unconfirmed`.
+//! It re-checks suppressions right before the send, claims each send (a
+//! lease), composes the email, takes the shared rate limit right before each
+//! provider call, sends through the configured `MailSink` (`outbox`, `smtp`,
+//! `sendgrid`, `ses`, `mailgun`), retries what the provider asks to retry
+//! (never skipping it), records `sent` (provider id) or `failed` (reason),
+//! and appends one audit record per batch listing every send (customer ids
+//! pseudonymized). `canonicalize_outbox` sorts a finished outbox so runs
+//! compare byte for byte.
 //!
 //! Mail: `compose::Composer` turns a rendered message into an `OutgoingEmail`
 //! (headers, unsubscribe headers, the text part and the HTML layout of
@@ -28,20 +34,23 @@ mod metrics;
 pub mod outbox;
 pub mod prepare;
 pub mod render;
+mod sending;
 pub mod sink;
 pub mod smtp;
 pub mod stage;
 #[cfg(feature = "test-util")]
 pub mod test_smtp;
+pub mod triage;
 pub mod verify;
 
 pub use audit::{AuditedSend, SEND_BATCH_EVENT, audited_sends};
 pub use canonical::canonicalize_outbox;
 pub use config::DeliveryConfig;
+pub use config::{OnUnconfirmed, SinkKind};
 pub use json_text::JsonText;
-pub use outbox::{FileOutbox, OutboxEntry, OutboxSink, SinkError};
-pub use sink::{MailSink, Mailbox, OutgoingEmail, SendOutcome};
-pub use stage::{DeliveryBackends, DeliveryStage, sent_key};
+pub use outbox::{FileOutbox, OutboxEntry, SinkError};
+pub use sink::{MailSink, Mailbox, MessageMeta, OutgoingEmail, SendOutcome};
+pub use stage::{DeliveryBackends, DeliveryStage};
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -1,5 +1,6 @@
-//! Where rendered messages go: the `OutboxSink` trait and the JSONL file outbox
-//! of the embedded mode. An SMTP or ESP sink implements the same trait.
+//! The JSONL file outbox, the `outbox` sink (`delivery.sink: outbox`, the
+//! default of `cpo run`): a `MailSink` that writes one JSON line per email,
+//! with its text and HTML parts and its assignment, instead of mailing it.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -12,7 +13,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::json_text::{self, JsonText};
+use crate::json_text;
+use crate::sink::{MailSink, MessageMeta, OutgoingEmail, SendOutcome};
 
 /// One outbox line, borrowed from the batch and the rendered text. It encodes
 /// exactly like `cpo_shared::model::OutboxRecord` (a test checks it).
@@ -25,9 +27,11 @@ pub struct OutboxEntry<'a> {
     pub arm: &'a str,
     pub variant_id: &'a str,
     pub to: &'a str,
-    /// Rendered, and kept JSON-escaped: written as it is.
-    pub subject: &'a JsonText,
-    pub body: &'a JsonText,
+    pub subject: &'a str,
+    /// The text part.
+    pub body: &'a str,
+    /// The HTML part.
+    pub html: &'a str,
     pub citations: &'a [String],
     pub fallback: Option<&'a str>,
 }
@@ -45,18 +49,13 @@ impl OutboxEntry<'_> {
             (br#"","arm":""#, self.arm),
             (br#"","variant_id":""#, self.variant_id),
             (br#"","to":""#, self.to),
+            (br#"","subject":""#, self.subject),
+            (br#"","body":""#, self.body),
+            (br#"","html":""#, self.html),
         ];
         for (key, value) in fields {
             out.extend_from_slice(key);
             out.extend_from_slice(json_text::escape(value).as_bytes());
-        }
-        // Rendered text is escaped already.
-        for (key, text) in [
-            (&br#"","subject":""#[..], self.subject),
-            (br#"","body":""#, self.body),
-        ] {
-            out.extend_from_slice(key);
-            out.extend_from_slice(text.escaped().as_bytes());
         }
         out.extend_from_slice(br#"","citations":["#);
         for (i, citation) in self.citations.iter().enumerate() {
@@ -86,14 +85,6 @@ pub enum SinkError {
     Io(#[from] io::Error),
     #[error("outbox record is not serializable: {0}")]
     Encode(#[from] serde_json::Error),
-}
-
-/// Where messages are sent. `write_batch` returns once every entry is stored
-/// (or handed to the provider), and reports how many were new: a sink skips
-/// message ids it has already written, so a retried batch is harmless.
-#[async_trait]
-pub trait OutboxSink: Send + Sync {
-    async fn write_batch(&self, entries: &[OutboxEntry<'_>]) -> Result<usize, SinkError>;
 }
 
 /// The 128-bit key a written message id is remembered by: 1M ids take ~32 MB
@@ -274,10 +265,76 @@ impl FileOutbox {
     }
 }
 
+const NO_CITATIONS: &[String] = &[];
+
+/// The outbox line of `email` with its assignment.
+pub fn entry<'a>(email: &'a OutgoingEmail, meta: &MessageMeta<'a>) -> OutboxEntry<'a> {
+    OutboxEntry {
+        message_id: &email.message_id,
+        campaign_id: &email.campaign_id,
+        customer_id: &email.customer_id,
+        segment: meta.segment,
+        arm: meta.arm,
+        variant_id: meta.variant_id,
+        to: &email.to.address,
+        subject: &email.subject,
+        body: &email.text,
+        html: &email.html,
+        citations: meta.citations,
+        fallback: meta.fallback,
+    }
+}
+
 #[async_trait]
-impl OutboxSink for FileOutbox {
-    async fn write_batch(&self, entries: &[OutboxEntry<'_>]) -> Result<usize, SinkError> {
-        self.write_entries(entries)
+impl MailSink for FileOutbox {
+    fn name(&self) -> &'static str {
+        "outbox"
+    }
+
+    /// A file write takes any batch; the stage's batches are customer batches.
+    fn max_batch(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Without assignments (a caller other than the stage): empty segment and arm.
+    async fn send(&self, emails: &[OutgoingEmail]) -> Vec<SendOutcome> {
+        let meta = MessageMeta {
+            segment: "",
+            arm: "",
+            variant_id: "",
+            citations: NO_CITATIONS,
+            fallback: None,
+        };
+        let metas = vec![meta; emails.len()];
+        self.send_with_meta(emails, &metas).await
+    }
+
+    async fn send_with_meta(
+        &self,
+        emails: &[OutgoingEmail],
+        meta: &[MessageMeta<'_>],
+    ) -> Vec<SendOutcome> {
+        let entries: Vec<OutboxEntry<'_>> = emails
+            .iter()
+            .zip(meta)
+            .map(|(email, meta)| entry(email, meta))
+            .collect();
+        match self.write_entries(&entries) {
+            // An id written before (a retried batch) is in the file already: sent too.
+            Ok(_) => emails
+                .iter()
+                .map(|email| SendOutcome::Sent {
+                    provider_message_id: email.message_id.clone(),
+                })
+                .collect(),
+            Err(e) => emails
+                .iter()
+                .map(|_| SendOutcome::Retry {
+                    after: None,
+                    reason: e.to_string(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -285,13 +342,10 @@ impl OutboxSink for FileOutbox {
 mod tests {
     use cpo_shared::model::OutboxRecord;
 
-    use std::sync::LazyLock;
-
     use super::*;
 
-    static SUBJECT: LazyLock<JsonText> = LazyLock::new(|| JsonText::from_plain("Hi \"Ada\""));
-    static BODY: LazyLock<JsonText> =
-        LazyLock::new(|| JsonText::from_plain("Line 1\nLine 2 [doc-1]"));
+    const SUBJECT: &str = "Hi \"Ada\"";
+    const BODY: &str = "Line 1\nLine 2 [doc-1]";
 
     fn entry<'a>(id: &'a str, cites: &'a [String]) -> OutboxEntry<'a> {
         OutboxEntry {
@@ -302,8 +356,9 @@ mod tests {
             arm: "urgent",
             variant_id: "v-loyal-control",
             to: "ada@example.com",
-            subject: &SUBJECT,
-            body: &BODY,
+            subject: SUBJECT,
+            body: BODY,
+            html: "<p>Line 1</p>",
             citations: cites,
             fallback: Some("urgent variant blocked: x"),
         }
@@ -321,15 +376,16 @@ mod tests {
         );
         assert_eq!(record.subject, "Hi \"Ada\"");
         assert_eq!(record.body, "Line 1\nLine 2 [doc-1]");
+        assert_eq!(record.html, "<p>Line 1</p>");
     }
 
     #[test]
     fn hand_written_json_equals_serde() {
         let cites = vec!["doc-1".to_string(), "d\"2".to_string()];
-        let body =
-            JsonText::from_plain("tab\there \u{1} \u{7f} quote\" back\\slash \u{2028} é 🦀\r\n");
+        let body = "tab\there \u{1} \u{7f} quote\" back\\slash \u{2028} é 🦀\r\n";
         let mut tricky = entry("msg-1", &cites);
-        tricky.body = &body;
+        tricky.body = body;
+        tricky.html = "<a href=\"x\">\u{1}</a>";
         tricky.to = "a@b.c";
         tricky.segment = "seg \"q\" \\ \u{1}";
         tricky.fallback = Some("line\nbreak \u{1f}");

@@ -99,6 +99,18 @@ pub enum SendOutcome {
     Failed { reason: String },
 }
 
+/// What the campaign record keeps of a message beside its email: the
+/// assignment (the outbox line carries it for `cpo analyze`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageMeta<'a> {
+    pub segment: &'a str,
+    pub arm: &'a str,
+    pub variant_id: &'a str,
+    /// The citations of the approved content (the customer's copy may have none).
+    pub citations: &'a [String],
+    pub fallback: Option<&'a str>,
+}
+
 /// A mail provider. `send` answers one outcome per email, in order; an error
 /// that concerns the whole call (connection refused, a timeout) is a `Retry`
 /// for every email of it.
@@ -109,6 +121,17 @@ pub trait MailSink: Send + Sync {
     /// Most emails one `send` call takes (SendGrid: 1000 personalizations).
     fn max_batch(&self) -> usize;
     async fn send(&self, emails: &[OutgoingEmail]) -> Vec<SendOutcome>;
+    /// `send` with each email's assignment (`meta[i]` belongs to `emails[i]`).
+    /// The stage calls this one; providers ignore the assignment (the
+    /// default), the file outbox writes it into its lines.
+    async fn send_with_meta(
+        &self,
+        emails: &[OutgoingEmail],
+        meta: &[MessageMeta<'_>],
+    ) -> Vec<SendOutcome> {
+        let _ = meta;
+        self.send(emails).await
+    }
 }
 
 #[cfg(test)]

@@ -3,24 +3,24 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use common::*;
-use cpo_delivery::{
-    DeliveryBackends, DeliveryConfig, DeliveryStage, canonicalize_outbox, sent_key,
-};
+use cpo_delivery::canonicalize_outbox;
 use cpo_shared::batch_signing::verify_batch;
-use cpo_shared::cache::Cache;
 use cpo_shared::dead_letter::DeadLetterKind;
 use cpo_shared::envelope::message_id;
 use cpo_shared::model::SendBatch;
 use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::rate_limit::MemoryRateLimiter;
 use cpo_shared::signing::{Signer, content_hash};
+use cpo_shared::store::SendState;
 use cpo_shared::{Envelope, StageError, queues};
 
 #[tokio::test]
 async fn renders_and_writes_every_valid_message() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     h.deliver(batch(0, 0..3)).await.unwrap();
     let records = h.records();
     assert_eq!(records.len(), 3);
@@ -37,10 +37,13 @@ async fn renders_and_writes_every_valid_message() {
     assert_eq!(first.message_id, message_id("camp-1", "C00000"));
     assert_eq!(first.to, "person0@example.com");
     assert_eq!(first.subject, "Name0: last days");
+    // The customer's text part: the citation markers left it (the record
+    // keeps the citations), the sender's signature closes it.
     assert_eq!(
         first.body,
-        "Hi Name0,\nour gold offer for Lyon ends soon [doc-1][doc-2].\nhttps://example.com/go"
+        "Hi Name0,\nour gold offer for Lyon ends soon.\nhttps://example.com/go\n\n--\nNorthwind\n"
     );
+    assert!(first.html.contains("Name0") && !first.html.contains("[doc-"));
     assert_eq!(first.citations, ["doc-1", "doc-2"]);
     assert_eq!(
         (first.arm.as_str(), first.segment.as_str()),
@@ -48,13 +51,16 @@ async fn renders_and_writes_every_valid_message() {
     );
     assert!(h.dead_letters().is_empty());
     for id in records.iter().map(|r| &r.message_id) {
-        assert!(h.cache.get(&sent_key(id)).await.unwrap().is_some());
+        let send = h.store.send(id).await.unwrap().expect("a send record");
+        assert_eq!(send.state, SendState::Sent);
+        assert_eq!(send.provider_message_id, Some(format!("prov-{id}")));
+        assert_eq!(send.sink, "smtp");
     }
 }
 
 #[tokio::test]
 async fn altered_or_unsigned_messages_are_dead_lettered_one_by_one() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let mut input = batch(0, 0..7);
     own_template(&mut input, 1, |t| {
         t.body = t.body.replace("ends soon", "is FREE")
@@ -98,7 +104,7 @@ async fn altered_or_unsigned_messages_are_dead_lettered_one_by_one() {
             part.payload.templates[0].variant_id,
             part.payload.messages[0].variant_id
         );
-        assert!(h.cache.get(&sent_key(id)).await.unwrap().is_none());
+        assert!(h.store.send(id).await.unwrap().is_none(), "never claimed");
     }
     let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
     assert!(
@@ -114,7 +120,7 @@ async fn altered_or_unsigned_messages_are_dead_lettered_one_by_one() {
 
 #[tokio::test]
 async fn unknown_merge_field_dead_letters_the_message() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let mut input = batch(0, 0..2);
     // properly signed, so only the renderer can stop it
     let leaky = template(
@@ -137,7 +143,7 @@ async fn unknown_merge_field_dead_letters_the_message() {
 
 #[tokio::test]
 async fn merge_values_cannot_inject_syntax_or_headers() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let mut input = batch(0, 0..1);
     let recipient = &mut input.payload.messages[0].recipient;
     recipient.first_name = "{{cta_url}}\r\nBcc: all@example.com".into();
@@ -155,8 +161,10 @@ async fn merge_values_cannot_inject_syntax_or_headers() {
     assert!(!record.body.contains("{{") && !record.body.contains("{%"));
     assert!(record.body.contains("(% for x in range(9) %)x(% endfor %)"));
     assert!(record.body.contains("our gold  X-Injected: 1 offer"));
-    // the body's own line breaks (from the approved template) are kept: three lines
-    assert_eq!(record.body.lines().count(), 3);
+    // the body's own line breaks (from the approved template) are kept: three
+    // lines, then the signature (a blank line, `--`, the sender)
+    assert_eq!(record.body.lines().count(), 6);
+    assert!(record.body.ends_with("\n\n--\nNorthwind\n"));
     assert!(
         !record.body.contains("https://example.com/go\nhttps"),
         "cta_url not rendered twice"
@@ -165,7 +173,7 @@ async fn merge_values_cannot_inject_syntax_or_headers() {
 
 #[tokio::test]
 async fn redelivery_writes_nothing_twice() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     h.deliver(batch(0, 0..50)).await.unwrap();
     h.deliver(batch(0, 0..50)).await.unwrap();
     // an overlapping batch only adds the new customers
@@ -180,83 +188,69 @@ async fn redelivery_writes_nothing_twice() {
     // one record per batch that sent something: the repeated batch sent nothing
     assert_eq!(h.audit_events().len(), 2);
 
-    // a second worker with an empty outbox but the same dedupe store sends nothing either
-    let other = Harness::new();
-    let other = Harness {
-        cache: h.cache.clone(),
-        stage: DeliveryStage::new(
-            DeliveryConfig::default(),
-            DeliveryBackends {
-                signer: Signer::new(KEY.to_vec()),
-                batch_signer: batch_signer(),
-                cache: h.cache.clone(),
-                sink: other.sink.clone(),
-                audit: other.audit.clone(),
-                pseudonymizer: Pseudonymizer::new(b"pseudonym-key".to_vec()),
-            },
-        ),
-        ..other
-    };
+    // a second worker with an empty outbox but the same store sends nothing either
+    let dir = tempfile::tempdir().unwrap();
+    let other = Harness::on(
+        dir,
+        h.store.clone(),
+        test_config(),
+        Arc::new(MemoryRateLimiter::new(&Default::default())),
+    );
     other.deliver(batch(0, 0..50)).await.unwrap();
     assert!(other.records().is_empty());
+    assert!(other.sink.handed().is_empty());
 }
 
 #[tokio::test]
-async fn cache_down_pauses_sending_and_writes_nothing() {
-    let h = Harness::new();
-    h.cache.down.store(true, Ordering::SeqCst);
-    let err = h.deliver(batch(0, 0..10)).await.unwrap_err();
-    assert!(
-        matches!(&err, StageError::Unavailable(m) if m.contains("sending paused")),
-        "{err}"
-    );
-    assert!(h.records().is_empty());
-    assert!(h.audit_events().is_empty());
-    assert!(h.dead_letters().is_empty());
-
-    h.cache.down.store(false, Ordering::SeqCst);
-    h.deliver(batch(0, 0..10)).await.unwrap();
-    assert_eq!(h.records().len(), 10);
-}
-
-#[tokio::test]
-async fn sink_failure_is_transient_and_marks_nothing() {
-    let h = Harness::new();
+async fn provider_retries_wait_and_are_released_unsent_past_the_hold() {
+    let h = Harness::new().await;
     h.sink.down.store(true, Ordering::SeqCst);
     let err = h.deliver(batch(0, 0..5)).await.unwrap_err();
-    assert!(matches!(err, StageError::Transient(_)), "{err}");
+    assert!(
+        matches!(&err, StageError::Unavailable(m) if m.contains("5 of 5 messages wait")),
+        "{err}"
+    );
+    // tried again with backoff within the hold, never failed
     let first = message_id("camp-1", "C00000");
-    assert!(h.cache.get(&sent_key(&first)).await.unwrap().is_none());
+    assert!(h.sink.handed()[&first] >= 3, "{:?}", h.sink.handed());
+    let send = h.store.send(&first).await.unwrap().unwrap();
+    assert_eq!(send.state, SendState::Failed);
+    assert!(send.last_error.unwrap().starts_with("not sent:"));
     assert!(h.audit_events().is_empty());
     h.sink.down.store(false, Ordering::SeqCst);
     h.deliver(batch(0, 0..5)).await.unwrap();
     assert_eq!(h.records().len(), 5);
+    let send = h.store.send(&first).await.unwrap().unwrap();
+    assert_eq!(send.state, SendState::Sent);
 }
 
 #[tokio::test]
 async fn audit_failure_after_the_sink_wrote_is_retried_without_a_second_line() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     h.audit.down.store(true, Ordering::SeqCst);
     let err = h.deliver(batch(0, 0..4)).await.unwrap_err();
     assert!(
         matches!(&err, StageError::Transient(m) if m.contains("audit")),
         "{err}"
     );
-    // written, but neither audited nor marked
+    // sent and recorded, not audited yet
     assert_eq!(h.records().len(), 4);
     let first = message_id("camp-1", "C00000");
-    assert!(h.cache.get(&sent_key(&first)).await.unwrap().is_none());
-    // the retry audits and marks every send; the sink skips what it already wrote
+    let send = h.store.send(&first).await.unwrap().unwrap();
+    assert_eq!(send.state, SendState::Sent);
+    // the retry (attempt 1) audits what the first attempt sent, without sending again
     h.audit.down.store(false, Ordering::SeqCst);
-    h.deliver(batch(0, 0..4)).await.unwrap();
+    let mut retry = batch(0, 0..4);
+    retry.attempt = 1;
+    h.deliver(retry).await.unwrap();
     assert_eq!(h.records().len(), 4);
     assert_eq!(h.audited_sends().len(), 4);
-    assert!(h.cache.get(&sent_key(&first)).await.unwrap().is_some());
+    assert_eq!(h.sink.handed()[&first], 1);
 }
 
 #[tokio::test]
 async fn audit_events_are_pseudonymized() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     h.deliver(batch(0, 0..2)).await.unwrap();
     let events = h.audit_events();
     assert_eq!(events.len(), 1, "one record for the batch");
@@ -282,7 +276,7 @@ async fn audit_events_are_pseudonymized() {
 
 #[tokio::test]
 async fn a_message_naming_a_template_the_batch_lacks_is_dead_lettered_alone() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let mut input = batch(0, 0..3);
     input.payload.messages[1].variant_id = "v-gone".into();
     h.deliver(input).await.unwrap();
@@ -301,7 +295,7 @@ async fn a_message_naming_a_template_the_batch_lacks_is_dead_lettered_alone() {
 
 #[tokio::test]
 async fn a_replayed_dead_letter_is_checked_like_a_batch_and_a_hand_edit_is_refused() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let mut input = batch(0, 0..2);
     input.payload.messages[1].recipient.email = "not an address".into();
     h.deliver(input).await.unwrap();
@@ -333,7 +327,7 @@ async fn a_replayed_dead_letter_is_checked_like_a_batch_and_a_hand_edit_is_refus
 /// abusive first name, or with no signature at all, never reaches the outbox.
 #[tokio::test]
 async fn forged_or_unsigned_send_batches_are_refused_whole() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let mut genuine = batch(0, 0..4);
     sign(&mut genuine);
     type Forge = fn(&mut SendBatch);
@@ -376,8 +370,8 @@ async fn forged_or_unsigned_send_batches_are_refused_whole() {
 
 #[tokio::test]
 async fn canonical_outboxes_are_identical_whatever_the_batch_order() {
-    let forward = Harness::new();
-    let backward = Harness::new();
+    let forward = Harness::new().await;
+    let backward = Harness::new().await;
     for seq in 0..5u64 {
         let start = seq as usize * 20;
         forward
@@ -414,7 +408,7 @@ async fn canonical_outboxes_agree_across_shuffled_interleavings_and_redeliveries
     let batches = 12u64;
     let size = 25usize;
     let deliver_in = |order: Vec<u64>| async move {
-        let h = Harness::new();
+        let h = Harness::new().await;
         for seq in order {
             let start = seq as usize * size;
             h.deliver(batch(seq, start..start + size)).await.unwrap();

@@ -8,17 +8,18 @@ use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cpo_delivery::compose::Composer;
 use cpo_delivery::{
-    DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, canonicalize_outbox,
+    DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, Mailbox, canonicalize_outbox,
 };
 use cpo_experimentation::{ExperimentationConfig, ExperimentationStage};
 use cpo_shared::audit::{AuditKey, FileAuditLog, FileHead};
-use cpo_shared::cache::MemoryCache;
 use cpo_shared::model::{
     Approval, CampaignContext, CategorySeverities, Customer, CustomerBatch, Decision,
     ExperimentInput, SafetyVerdict, SegmentedCustomer, Variant, VariantDecision,
 };
-use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::privacy::{AddressHasher, Pseudonymizer};
+use cpo_shared::rate_limit::MemoryRateLimiter;
 use cpo_shared::signing::{Signer, content_hash};
 use cpo_shared::transport::MemoryTransport;
 use cpo_shared::{Emitter, Envelope, Stage, queues};
@@ -196,7 +197,7 @@ async fn one_million_customers_through_experimentation_and_delivery() {
     let batch_signer = Signer::new(b"bench-batch-key".to_vec());
     let experimentation = ExperimentationStage::new(
         ExperimentationConfig::default(),
-        Arc::new(MemoryCache::new()),
+        Arc::new(cpo_shared::cache::MemoryCache::new()),
         batch_signer.clone(),
     )
     .unwrap();
@@ -222,13 +223,28 @@ async fn one_million_customers_through_experimentation_and_delivery() {
         )
         .unwrap(),
     );
+    // A run's send records, in SQLite as `cpo run` keeps them.
+    let sends = cpo_shared::store::connect(&cpo_shared::store::StoreConfig {
+        url: format!("sqlite://{}", dir.path().join("sends.sqlite").display()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let delivery = DeliveryStage::new(
         DeliveryConfig::default(),
         DeliveryBackends {
             signer: signer.clone(),
             batch_signer,
-            cache: Arc::new(MemoryCache::new()),
+            store: sends.clone(),
+            record: sends,
             sink: Arc::new(FileOutbox::create(&outbox_path).unwrap()),
+            limiter: Arc::new(MemoryRateLimiter::new(&Default::default())),
+            composer: Composer::new(Mailbox {
+                name: None,
+                address: "news@bench.example".into(),
+            })
+            .unwrap(),
+            address_hasher: AddressHasher::new(b"bench"),
             audit: audit.clone(),
             pseudonymizer: Pseudonymizer::new(b"pseudonym".to_vec()),
         },

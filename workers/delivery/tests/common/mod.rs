@@ -1,13 +1,20 @@
 //! Builders and test doubles shared by the crate-level tests.
 #![allow(dead_code)]
 
+pub mod pg;
+
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
+use cpo_delivery::compose::Composer;
+use cpo_delivery::config::RetryConfig;
 use cpo_delivery::{
-    DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, OutboxEntry, OutboxSink, SinkError,
+    DeliveryBackends, DeliveryConfig, DeliveryStage, FileOutbox, MailSink, Mailbox, MessageMeta,
+    OutgoingEmail, SendOutcome,
 };
 use cpo_shared::audit::{AuditError, AuditSink, MemoryAuditLog};
 use cpo_shared::dead_letter::DeadLetter;
@@ -15,8 +22,11 @@ use cpo_shared::envelope::message_id;
 use cpo_shared::model::{
     Approval, ApprovedTemplate, OutboundMessage, OutboxRecord, Recipient, SendBatch,
 };
+use cpo_shared::privacy::AddressHasher;
 use cpo_shared::privacy::Pseudonymizer;
+use cpo_shared::rate_limit::{MemoryRateLimiter, RateLimiter};
 use cpo_shared::signing::{Signer, content_hash};
+use cpo_shared::store::{Store, StoreConfig};
 use cpo_shared::transport::MemoryTransport;
 use cpo_shared::{Emitter, Envelope, Stage, StageError, queues};
 
@@ -104,8 +114,6 @@ pub fn batch(seq: u64, customers: std::ops::Range<usize>) -> Envelope<SendBatch>
     )
 }
 
-pub use cpo_shared::cache::FlakyCache;
-
 /// An audit log that fails while `down` is set.
 #[derive(Default)]
 pub struct FlakyAudit {
@@ -122,57 +130,175 @@ impl AuditSink for FlakyAudit {
     }
 }
 
-/// A sink that fails while `down` is set and otherwise writes to a file outbox.
-pub struct FlakySink {
+/// The test's mail provider: records every call, writes what it accepts to a
+/// file outbox, and answers from a script per address (then `Sent`), or
+/// `Retry` for everything while `down` is set.
+pub struct TestSink {
     pub inner: FileOutbox,
     pub down: AtomicBool,
+    /// Never answer (a worker killed mid-send): the call hangs.
+    pub hang: AtomicBool,
+    pub script: Mutex<HashMap<String, VecDeque<SendOutcome>>>,
+    /// Message ids of each call, and when it was made.
+    pub calls: Mutex<Vec<(Instant, Vec<String>)>>,
+    pub max_batch: usize,
+}
+
+impl TestSink {
+    pub fn new(outbox: &Path) -> Self {
+        Self {
+            inner: FileOutbox::create(outbox).unwrap(),
+            down: AtomicBool::new(false),
+            hang: AtomicBool::new(false),
+            script: Mutex::default(),
+            calls: Mutex::default(),
+            max_batch: usize::MAX,
+        }
+    }
+
+    /// Answer `outcomes` (in order) for `address`, then send.
+    pub fn answer(&self, address: &str, outcomes: Vec<SendOutcome>) {
+        self.script
+            .lock()
+            .unwrap()
+            .insert(address.to_string(), outcomes.into());
+    }
+
+    /// How many times each message id was handed to the provider.
+    pub fn handed(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for (_, ids) in self.calls.lock().unwrap().iter() {
+            for id in ids {
+                *counts.entry(id.clone()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
 }
 
 #[async_trait]
-impl OutboxSink for FlakySink {
-    async fn write_batch(&self, entries: &[OutboxEntry<'_>]) -> Result<usize, SinkError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(SinkError::Io(std::io::Error::other("disk full")));
-        }
-        self.inner.write_batch(entries).await
+impl MailSink for TestSink {
+    fn name(&self) -> &'static str {
+        "smtp"
     }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    async fn send(&self, _emails: &[OutgoingEmail]) -> Vec<SendOutcome> {
+        unreachable!("the stage calls send_with_meta")
+    }
+
+    async fn send_with_meta(
+        &self,
+        emails: &[OutgoingEmail],
+        meta: &[MessageMeta<'_>],
+    ) -> Vec<SendOutcome> {
+        self.calls.lock().unwrap().push((
+            Instant::now(),
+            emails.iter().map(|e| e.message_id.clone()).collect(),
+        ));
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return emails
+                .iter()
+                .map(|_| SendOutcome::Retry {
+                    after: None,
+                    reason: "421 service not available".into(),
+                })
+                .collect();
+        }
+        let mut answers = Vec::with_capacity(emails.len());
+        let mut accepted = Vec::new();
+        for (i, email) in emails.iter().enumerate() {
+            let scripted = self
+                .script
+                .lock()
+                .unwrap()
+                .get_mut(&email.to.address)
+                .and_then(VecDeque::pop_front);
+            match scripted {
+                Some(answer) => answers.push(answer),
+                None => {
+                    accepted.push(i);
+                    answers.push(SendOutcome::Sent {
+                        provider_message_id: format!("prov-{}", email.message_id),
+                    });
+                }
+            }
+        }
+        let emails: Vec<OutgoingEmail> = accepted.iter().map(|&i| emails[i].clone()).collect();
+        let meta: Vec<MessageMeta<'_>> = accepted.iter().map(|&i| meta[i]).collect();
+        for outcome in self.inner.send_with_meta(&emails, &meta).await {
+            assert!(matches!(outcome, SendOutcome::Sent { .. }), "{outcome:?}");
+        }
+        answers
+    }
+}
+
+/// Fast retries, so tests of waiting take milliseconds.
+pub fn test_config() -> DeliveryConfig {
+    DeliveryConfig {
+        retry: RetryConfig {
+            initial_ms: 5,
+            max_ms: 40,
+            hold_ms: 300,
+        },
+        ..DeliveryConfig::default()
+    }
+}
+
+pub const ADDRESS_KEY: &[u8] = b"address-key";
+
+pub async fn sqlite_store(dir: &Path, name: &str) -> Arc<dyn Store> {
+    cpo_shared::store::connect(&StoreConfig {
+        url: format!("sqlite://{}", dir.join(name).display()),
+        ..StoreConfig::default()
+    })
+    .await
+    .unwrap()
 }
 
 pub struct Harness {
     pub _dir: tempfile::TempDir,
     pub outbox: PathBuf,
-    pub cache: Arc<FlakyCache>,
-    pub sink: Arc<FlakySink>,
+    pub store: Arc<dyn Store>,
+    pub sink: Arc<TestSink>,
     pub audit: Arc<FlakyAudit>,
     pub transport: MemoryTransport,
     pub stage: DeliveryStage,
 }
 
 impl Harness {
-    pub fn new() -> Self {
+    /// A stage on a real SQLite store of its own and the test sink.
+    pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path(), "cpo.sqlite").await;
+        Self::on(
+            dir,
+            store,
+            test_config(),
+            Arc::new(MemoryRateLimiter::new(&Default::default())),
+        )
+    }
+
+    pub fn on(
+        dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        config: DeliveryConfig,
+        limiter: Arc<dyn RateLimiter>,
+    ) -> Self {
         let outbox = dir.path().join("outbox.jsonl");
-        let cache = Arc::new(FlakyCache::default());
-        let sink = Arc::new(FlakySink {
-            inner: FileOutbox::create(&outbox).unwrap(),
-            down: AtomicBool::new(false),
-        });
+        let sink = Arc::new(TestSink::new(&outbox));
         let audit = Arc::new(FlakyAudit::default());
-        let stage = DeliveryStage::new(
-            DeliveryConfig::default(),
-            DeliveryBackends {
-                signer: Signer::new(KEY.to_vec()),
-                batch_signer: batch_signer(),
-                cache: cache.clone(),
-                sink: sink.clone(),
-                audit: audit.clone(),
-                pseudonymizer: Pseudonymizer::new(b"pseudonym-key".to_vec()),
-            },
-        );
+        let stage = stage_on(&store, sink.clone(), audit.clone(), config, limiter);
         Self {
             _dir: dir,
             outbox,
-            cache,
+            store,
             sink,
             audit,
             transport: MemoryTransport::new(64),
@@ -189,10 +315,9 @@ impl Harness {
 
     /// Deliver `batch` with whatever signature it carries (none, stale, forged).
     pub async fn deliver_as_is(&self, batch: Envelope<SendBatch>) -> Result<(), StageError> {
-        let emit = Emitter::new(Arc::new(self.transport.clone()), "delivery", queues::SEND);
-        let outputs = self.stage.handle(batch, &emit).await?;
-        assert!(outputs.is_empty(), "delivery publishes nothing onward");
-        Ok(())
+        deliver_with(&self.stage, &self.transport, batch)
+            .await
+            .map(|_| ())
     }
 
     pub fn records(&self) -> Vec<OutboxRecord> {
@@ -218,6 +343,47 @@ impl Harness {
             .flat_map(cpo_delivery::audited_sends)
             .collect()
     }
+}
+
+/// The stage with the test keys on `store` (send records and suppressions).
+pub fn stage_on(
+    store: &Arc<dyn Store>,
+    sink: Arc<dyn MailSink>,
+    audit: Arc<dyn AuditSink>,
+    config: DeliveryConfig,
+    limiter: Arc<dyn RateLimiter>,
+) -> DeliveryStage {
+    DeliveryStage::new(
+        config,
+        DeliveryBackends {
+            signer: Signer::new(KEY.to_vec()),
+            batch_signer: batch_signer(),
+            store: store.clone(),
+            record: store.clone(),
+            sink,
+            limiter,
+            composer: Composer::new(Mailbox {
+                name: Some("Northwind".into()),
+                address: "news@northwind.example".into(),
+            })
+            .unwrap(),
+            address_hasher: AddressHasher::new(ADDRESS_KEY),
+            audit,
+            pseudonymizer: Pseudonymizer::new(b"pseudonym-key".to_vec()),
+        },
+    )
+}
+
+/// Handle `batch` once, as the runtime would, and return the progress it counted.
+pub async fn deliver_with(
+    stage: &DeliveryStage,
+    transport: &MemoryTransport,
+    batch: Envelope<SendBatch>,
+) -> Result<HashMap<String, i64>, StageError> {
+    let emit = Emitter::new(Arc::new(transport.clone()), "delivery", queues::SEND);
+    let outputs = stage.handle(batch, &emit).await?;
+    assert!(outputs.is_empty(), "delivery publishes nothing onward");
+    Ok(emit.take_counts().add.into_iter().collect())
 }
 
 pub fn read_records(path: &Path) -> Vec<OutboxRecord> {
