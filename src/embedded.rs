@@ -239,7 +239,18 @@ pub async fn run(campaign: CampaignRequest, options: Options) -> anyhow::Result<
     }
     audit.flush()?;
     drop(backends);
-    let messages = wiring::finish_outbox(&out.join("outbox.jsonl"))?;
+    // Into the file outbox, its lines are the messages; into a real sink, the
+    // send records that say `sent` (a 5xx is `failed`, not a message).
+    let messages = match delivery.sink {
+        cpo_delivery::SinkKind::Outbox => wiring::finish_outbox(&out.join("outbox.jsonl"))?,
+        _ => {
+            store
+                .campaign_counts(&campaign_id)
+                .await
+                .context("cannot read the campaign's sends from the store")?
+                .sent
+        }
+    };
 
     let ledger: Vec<LedgerEntry> = transport
         .drain(queues::LEDGER)

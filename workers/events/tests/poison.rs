@@ -26,6 +26,40 @@ impl Store for Refusing {
         }
         self.0.record_events(events).await
     }
+    async fn suppressions_of(&self, keys: &[SuppressionKey]) -> StoreResult<Vec<Suppression>> {
+        self.0.suppressions_of(keys).await
+    }
+    async fn contacts_since_except(
+        &self,
+        customers: &[String],
+        since_ms: i64,
+        except_campaign: &str,
+    ) -> StoreResult<HashMap<String, u64>> {
+        self.0
+            .contacts_since_except(customers, since_ms, except_campaign)
+            .await
+    }
+    async fn record_exclusions(&self, rows: &[ExclusionRecord]) -> StoreResult<BulkOutcome> {
+        self.0.record_exclusions(rows).await
+    }
+    async fn campaign_counts(&self, id: &str) -> StoreResult<CampaignCounts> {
+        self.0.campaign_counts(id).await
+    }
+    async fn assignments_for_campaign(&self, id: &str) -> StoreResult<Vec<Assignment>> {
+        self.0.assignments_for_campaign(id).await
+    }
+    async fn events_for_campaign(&self, id: &str) -> StoreResult<Vec<EventRecord>> {
+        self.0.events_for_campaign(id).await
+    }
+    async fn record_audience(
+        &self,
+        id: &str,
+        total: u64,
+        batches: u64,
+        now: i64,
+    ) -> StoreResult<()> {
+        self.0.record_audience(id, total, batches, now).await
+    }
     async fn put_campaign(&self, c: &CampaignRecord) -> StoreResult<()> {
         self.0.put_campaign(c).await
     }
