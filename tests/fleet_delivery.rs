@@ -85,7 +85,13 @@ fn two_delivery_replicas_share_one_rate_and_one_record() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let sends = runtime.block_on(async {
         let store = cpo_shared::store::connect(&cpo_shared::store::StoreConfig {
-            url: format!("sqlite://{}", fleet.work.join("cpo.sqlite").display()),
+            // The fleet's own record (a PostgreSQL database of its prefix).
+            url: fleet
+                .vars
+                .iter()
+                .find(|(k, _)| k == "CPO__STORE__URL")
+                .map(|(_, v)| v.clone())
+                .expect("the harness sets the store URL"),
             ..Default::default()
         })
         .await

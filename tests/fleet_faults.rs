@@ -102,7 +102,7 @@ fn workers_killed_one_by_one_mid_campaign_lose_and_duplicate_nothing() {
     fleet.start_all();
     fleet.enqueue(Some(&customers));
     let out = tmp.path().join("out");
-    let collect = fleet.spawn_collect(&out, 90);
+    let collect = fleet.spawn_collect(&out, 240);
 
     let outbox_lines = |fleet: &Fleet| {
         std::fs::read_to_string(fleet.outbox())
@@ -497,7 +497,7 @@ fn a_broker_restart_mid_campaign_changes_nothing_in_the_outbox() {
     fleet.start_all();
     fleet.enqueue(Some(&customers));
     let out = tmp.path().join("out");
-    let collect = fleet.spawn_collect(&out, 90);
+    let collect = fleet.spawn_collect(&out, 240);
     std::thread::sleep(Duration::from_millis(2_500));
     let lines_before = std::fs::read_to_string(fleet.outbox())
         .map(|s| s.lines().count())
