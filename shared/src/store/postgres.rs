@@ -1,5 +1,6 @@
 //! The PostgreSQL store of the fleet: a pool, embedded migrations applied under
-//! an advisory lock, bulk writes as one `INSERT ... SELECT FROM UNNEST` per batch.
+//! an advisory lock, bulk writes as one `INSERT ... SELECT FROM UNNEST` per batch
+//! (large ones through `COPY`, in `postgres_bulk.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -16,6 +17,9 @@ use super::{
 };
 use super::{Erasure, ErasureReport, postgres_engagement as engagement};
 use crate::privacy::redact_url;
+
+#[path = "postgres_bulk.rs"]
+mod bulk;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -147,6 +151,9 @@ impl Store for PostgresStore {
     }
 
     async fn insert_assignments(&self, rows: &[Assignment]) -> StoreResult<BulkOutcome> {
+        if rows.len() >= bulk::COPY_MIN_ROWS {
+            return bulk::insert_assignments(&self.pool, rows).await;
+        }
         let mut outcome = BulkOutcome::default();
         for chunk in rows.chunks(BULK_ROWS) {
             let col = |f: fn(&Assignment) -> &String| -> Vec<&str> {
@@ -370,6 +377,9 @@ impl Store for PostgresStore {
     }
 
     async fn record_contacts(&self, rows: &[Contact]) -> StoreResult<BulkOutcome> {
+        if rows.len() >= bulk::COPY_MIN_ROWS {
+            return bulk::record_contacts(&self.pool, rows).await;
+        }
         let mut outcome = BulkOutcome::default();
         for chunk in rows.chunks(BULK_ROWS) {
             let ids: Vec<&str> = chunk.iter().map(|c| c.message_id.as_str()).collect();
