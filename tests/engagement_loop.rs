@@ -18,13 +18,22 @@ use common::*;
 use engagement::*;
 use serde_json::{Value, json};
 
+const SG_SIG: &str = "X-Twilio-Email-Event-Webhook-Signature";
+const SG_TS: &str = "X-Twilio-Email-Event-Webhook-Timestamp";
+const POSTERS: usize = 3;
+const BATCHES: usize = 30;
+const PER_BATCH: usize = 20;
+
 fn read_logs(dir: &Path, files: &[&str]) -> String {
     files
         .iter()
         .map(|f| {
             let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            format!("--- {f}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            format!(
+                "--- {f}\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -76,7 +85,12 @@ fn a_one_click_unsubscribe_over_http_excludes_the_customer_from_the_next_run() {
         .token("autumn-2026", "C0000002");
     assert!(
         matches!(
-            post(port, &format!("/u/{forged}"), &form, b"List-Unsubscribe=One-Click"),
+            post(
+                port,
+                &format!("/u/{forged}"),
+                &form,
+                b"List-Unsubscribe=One-Click"
+            ),
             Answer::Status(400..=499)
         ),
         "a forged token is refused"
@@ -104,8 +118,7 @@ fn a_one_click_unsubscribe_over_http_excludes_the_customer_from_the_next_run() {
         String::from_utf8_lossy(&output.stderr)
     );
     let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let reasons: BTreeMap<String, String> = jsonl(&out.join("exclusions.jsonl"))
         .iter()
         .map(|e| {
@@ -120,8 +133,14 @@ fn a_one_click_unsubscribe_over_http_excludes_the_customer_from_the_next_run() {
         Some("unsubscribed"),
         "{reasons:?}"
     );
-    assert!(!reasons.contains_key("C0000002"), "forged token suppressed: {reasons:?}");
-    assert_eq!(summary["excluded_by_reason"]["unsubscribed"], 1, "{summary}");
+    assert!(
+        !reasons.contains_key("C0000002"),
+        "forged token suppressed: {reasons:?}"
+    );
+    assert_eq!(
+        summary["excluded_by_reason"]["unsubscribed"], 1,
+        "{summary}"
+    );
     assert_eq!(summary["customers_total"], 250, "{summary}");
     assert_eq!(
         summary["customers_assigned"].as_u64().unwrap()
@@ -129,7 +148,10 @@ fn a_one_click_unsubscribe_over_http_excludes_the_customer_from_the_next_run() {
         250,
         "every customer accounted for: {summary}"
     );
-    assert_eq!(summary["customers_excluded"].as_u64().unwrap(), reasons.len() as u64);
+    assert_eq!(
+        summary["customers_excluded"].as_u64().unwrap(),
+        reasons.len() as u64
+    );
     // 8 without consent in the bundled data, plus the unsubscribe.
     assert_eq!(summary["customers_assigned"], 241, "{summary}");
     let outbox = jsonl(&out.join("outbox.jsonl"));
@@ -139,4 +161,153 @@ fn a_one_click_unsubscribe_over_http_excludes_the_customer_from_the_next_run() {
         "the unsubscribed customer got a message"
     );
     let _ = cpo(&vars).arg("teardown").output();
+}
+
+/// A SendGrid batch of `PER_BATCH` open events with unique ids, each for a message of ours.
+fn batch(poster: usize, n: usize) -> Vec<u8> {
+    let events: Vec<Value> = (0..PER_BATCH)
+        .map(|i| {
+            let customer = format!("c-{poster}-{n}-{i}");
+            json!({"email": format!("{customer}@example.com"), "timestamp": 1_765_000_000 + i as i64,
+                "event": "open", "sg_event_id": format!("sg-{customer}"),
+                "sg_message_id": format!("sgm-{customer}"),
+                "message_id": cpo_shared::envelope::message_id("e2e-kill", &customer)})
+        })
+        .collect();
+    serde_json::to_vec(&events).unwrap()
+}
+
+/// Rows of the events table of the PostgreSQL database at `url`: (rows, distinct ids).
+fn stored_events(url: &str) -> (u64, u64) {
+    let db = url.rsplit('/').next().unwrap();
+    let out = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qAtc"])
+        .arg("SELECT count(*) || ' ' || count(DISTINCT (provider, provider_event_id)) FROM events")
+        .output()
+        .expect("psql runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|n| n.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+#[test]
+fn a_gateway_killed_with_9_while_the_esp_posts_loses_nothing_and_stores_nothing_twice() {
+    check_services();
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("e2ek");
+    let mut vars = env(&prefix, tmp.path());
+    let url = vars
+        .iter()
+        .find(|(k, _)| k == "CPO__STORE__URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let key = SendgridKey::new();
+    vars.push((
+        "CPO__GATEWAY__SENDGRID__PUBLIC_KEY".into(),
+        key.public_base64.clone(),
+    ));
+    // A claim left by the killed gateway expires after 2 s (default 30 s).
+    vars.push(("CPO__GATEWAY__PENDING_TTL_S".into(), "2".into()));
+    let [port, events_port] = ports(1);
+    let logs = || read_logs(tmp.path(), &["gateway.log", "events.log"]);
+    let start_gateway = || {
+        let mut command = cpo(&vars);
+        command.args(["worker", "gateway", "--port", &port.to_string()]);
+        Proc::spawn(command, &tmp.path().join("gateway.log"))
+    };
+    let mut command = cpo(&vars);
+    command.args(["worker", "events", "--port", &events_port.to_string()]);
+    let _events = Proc::spawn(command, &tmp.path().join("events.log"));
+    let mut gateway = start_gateway();
+    wait_listening(port, "gateway", logs);
+
+    // The ESP: POSTERS connections, each posting BATCHES signed batches in
+    // turn and retrying each (re-signed, as SendGrid does) until a 2xx.
+    let key = Arc::new(key);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let posters: Vec<_> = (0..POSTERS)
+        .map(|poster| {
+            let (key, answered) = (key.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+                for n in 0..BATCHES {
+                    let body = batch(poster, n);
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    loop {
+                        let (signature, ts) = key.sign_now(&body);
+                        let headers = [
+                            ("Content-Type", "application/json"),
+                            (SG_SIG, signature.as_str()),
+                            (SG_TS, ts.as_str()),
+                        ];
+                        let answer = post(port, "/webhooks/sendgrid", &headers, &body);
+                        *tally.entry(format!("{answer:?}")).or_default() += 1;
+                        match answer {
+                            Answer::Status(200..=299) => break,
+                            Answer::Status(status @ 400..=499) => {
+                                panic!("batch {poster}/{n} refused: {status}")
+                            }
+                            _ => {}
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "batch {poster}/{n} never accepted: {tally:?}"
+                        );
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+                tally
+            })
+        })
+        .collect();
+
+    // Kill -9 mid-stream, with batches in flight; restart a little later.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while answered.load(Ordering::SeqCst) < POSTERS * BATCHES / 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the ESP's posts are not answered\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    gateway.kill9();
+    let at_kill = answered.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(700));
+    let _gateway = start_gateway();
+
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    for poster in posters {
+        for (answer, n) in poster.join().expect("the ESP thread") {
+            *tally.entry(answer).or_default() += n;
+        }
+    }
+    let total = (POSTERS * BATCHES * PER_BATCH) as u64;
+    assert!(
+        at_kill < POSTERS * BATCHES,
+        "the kill came after the last batch: {tally:?}"
+    );
+    // Some POST was written and got no answer from the killed gateway: the ESP
+    // retried it (with the other failures) against the restarted one.
+    assert!(
+        tally.get("None").copied().unwrap_or(0) >= 1,
+        "no request was in flight at the kill: {tally:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (rows, distinct) = loop {
+        let counts = stored_events(&url);
+        if counts.0 >= total || Instant::now() > deadline {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(rows, total, "every event stored: {tally:?}\n{}", logs());
+    assert_eq!(distinct, rows, "no event stored twice");
+    // and no more arrive later (a late duplicate publish would be dropped by the store)
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(stored_events(&url).0, total);
+    eprintln!("answers: {tally:?}; answered before the kill: {at_kill}");
+    let _ = cpo(&vars).arg("teardown").output();
+    drop_pg_database(&prefix);
 }

@@ -90,7 +90,11 @@ pub fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Ans
 pub fn wait_listening(port: u16, what: &str, logs: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} not listening\n{}", logs());
+        assert!(
+            Instant::now() < deadline,
+            "{what} not listening\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
