@@ -307,7 +307,19 @@ fn a_gateway_killed_with_9_while_the_esp_posts_loses_nothing_and_stores_nothing_
     // and no more arrive later (a late duplicate publish would be dropped by the store)
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(stored_events(&url).0, total);
-    eprintln!("answers: {tally:?}; answered before the kill: {at_kill}");
+    // The queue: every event published at least once; a second publish only
+    // for events whose answer the kill lost (confirmed, `done` mark not yet
+    // written), and those the store dropped above.
+    let (_, text) = http_get(events_port, "/metrics").expect("the events stage's metrics");
+    let received = metric(&text, "cpo_stage_messages_received_total{stage=\"events\"}") as u64;
+    let lost_answers = tally.get("None").copied().unwrap_or(0) as u64;
+    assert!(
+        received >= total && received - total <= lost_answers * PER_BATCH as u64,
+        "{received} messages for {total} events ({lost_answers} answers lost)"
+    );
+    eprintln!(
+        "answers: {tally:?}; answered before the kill: {at_kill}; events messages: {received}"
+    );
     let _ = cpo(&vars).arg("teardown").output();
     drop_pg_database(&prefix);
 }
