@@ -130,7 +130,13 @@ async fn failure_reasons_and_unconfirmed_sends_per_campaign() {
             let listed = store.campaign_unconfirmed("c1", 10).await.unwrap();
             assert_eq!(listed.len(), 1);
             assert_eq!(listed[0].message_id, ids[3]);
-            assert!(store.campaign_unconfirmed("c2", 10).await.unwrap().is_empty());
+            assert!(
+                store
+                    .campaign_unconfirmed("c2", 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
         })
     })
     .await;
