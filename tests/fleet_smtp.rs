@@ -79,7 +79,7 @@ fn two_smtp_replicas_mail_every_customer_once_at_the_shared_rate() {
             ("CPO__DELIVERY__SMTP__URL", url.as_str()),
             ("CPO__DELIVERY__RATE__PER_SECOND", rate.as_str()),
             // Enough connections per replica that the limiter, not the round trips, sets the pace.
-            ("CPO__DELIVERY__SMTP__POOL_SIZE", "8"),
+            ("CPO__DELIVERY__SMTP__POOL_SIZE", "16"),
             // What every email says about its sender (as in data/cpo.yaml).
             (
                 "CPO__DELIVERY__MAIL__FROM_ADDRESS",
@@ -90,7 +90,10 @@ fn two_smtp_replicas_mail_every_customer_once_at_the_shared_rate() {
                 "CPO__DELIVERY__MAIL__POSTAL_ADDRESS",
                 "100 Harbor Way, Portland, OR 97209, USA",
             ),
-            ("CPO__GATEWAY__PUBLIC_URL", "https://mail.northwind-outfitters.example.com"),
+            (
+                "CPO__GATEWAY__PUBLIC_URL",
+                "https://mail.northwind-outfitters.example.com",
+            ),
         ],
     );
     // Every stage but delivery first: the rate measured is delivery's own,
@@ -123,7 +126,11 @@ fn two_smtp_replicas_mail_every_customer_once_at_the_shared_rate() {
         if counts.outstanding() == Some(0) {
             break;
         }
-        assert!(secs(queued) < 120.0, "not assigned in 120 s: {counts:?}\n{}", fleet.logs());
+        assert!(
+            secs(queued) < 120.0,
+            "not assigned in 120 s: {counts:?}\n{}",
+            fleet.logs()
+        );
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
     eprintln!("assigned after {:.1} s", secs(queued));
@@ -160,11 +167,19 @@ fn two_smtp_replicas_mail_every_customer_once_at_the_shared_rate() {
     }
     let twice: Vec<_> = per_message.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
-    assert_eq!(arrived.len(), assigned.len(), "one message per assigned customer");
+    assert_eq!(
+        arrived.len(),
+        assigned.len(),
+        "one message per assigned customer"
+    );
     // Message-ID `<msg-...@domain>` is derived from our message id.
     let missing: Vec<&String> = assigned
         .iter()
-        .filter(|m| !per_message.keys().any(|id| id.starts_with(&format!("<{m}@"))))
+        .filter(|m| {
+            !per_message
+                .keys()
+                .any(|id| id.starts_with(&format!("<{m}@")))
+        })
         .take(5)
         .collect();
     assert!(missing.is_empty(), "never arrived: {missing:?}");
@@ -188,7 +203,11 @@ fn two_smtp_replicas_mail_every_customer_once_at_the_shared_rate() {
     let json = fleet.run(&["status", "autumn-2026", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(status["state"], "complete", "{status}");
-    assert_eq!(status["delivery"]["sent"], assigned.len() as u64, "{status}");
+    assert_eq!(
+        status["delivery"]["sent"],
+        assigned.len() as u64,
+        "{status}"
+    );
     assert_eq!(status["delivery"]["failed"], 0, "{status}");
     assert_eq!(status["delivery"]["waiting"], 0, "{status}");
     drop(server);
