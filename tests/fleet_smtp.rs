@@ -4,6 +4,8 @@
 //! assigned customer receives exactly one message, and the rate measured at
 //! the server (the arrival time of each stored message) never exceeds the
 //! limit + 5 % in any one-second window and averages at least 190/s.
+//! Delivery starts once the campaign is assigned, so the rate measured is
+//! delivery's own; `cpo status --json` then reports every message sent.
 
 mod common;
 
