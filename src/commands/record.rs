@@ -11,13 +11,22 @@ use cpo_analysis::cli::AnalyzeArgs;
 use cpo_analysis::run::record::{StoredAssignment, StoredCampaign, StoredEvent};
 use cpo_shared::config::Settings;
 use cpo_shared::model::{AudienceSource, CampaignRequest};
-use cpo_shared::store::{CampaignCounts, CampaignRecord, Store};
+use cpo_shared::store::{CampaignCounts, CampaignRecord, SendRecord, Store};
+
+/// How many failure reasons `cpo status` names.
+pub const TOP_REASONS: u32 = 5;
+/// How many unconfirmed claims `cpo status` lists.
+pub const UNCONFIRMED_LISTED: u32 = 20;
 
 /// What the store says about one campaign.
 #[derive(Debug, Clone, Default)]
 pub struct RecordView {
     pub campaign: Option<CampaignRecord>,
     pub counts: CampaignCounts,
+    /// The most frequent reasons of failed sends (`sends.last_error`), with counts.
+    pub failure_reasons: Vec<(String, u64)>,
+    /// Claims whose worker stopped before confirming them (most recent first).
+    pub unconfirmed: Vec<SendRecord>,
 }
 
 impl RecordView {
@@ -31,7 +40,24 @@ impl RecordView {
                 .campaign_counts(campaign_id)
                 .await
                 .context("cannot count the campaign in the store")?,
+            failure_reasons: store
+                .failure_reasons(campaign_id, TOP_REASONS)
+                .await
+                .context("cannot summarize the campaign's failed sends")?,
+            unconfirmed: store
+                .campaign_unconfirmed(campaign_id, UNCONFIRMED_LISTED)
+                .await
+                .context("cannot list the campaign's unconfirmed sends")?,
         })
+    }
+
+    /// The campaign state delivery wrote when the daily quota was spent
+    /// (`paused until ...`), if it is paused.
+    pub fn paused_until(&self) -> Option<&str> {
+        self.campaign
+            .as_ref()
+            .map(|c| c.state.as_str())
+            .filter(|s| s.starts_with("paused until"))
     }
 
     /// Whether the store knows anything of the campaign.
@@ -232,3 +258,134 @@ pub fn record_line(view: &RecordView) -> String {
         c.events
     )
 }
+
+/// Messages assigned but without an outcome, a live claim or a suppression at
+/// the send: queued for delivery, or waiting there on the shared rate limit.
+pub fn waiting_to_send(
+    progress: Option<&cpo_shared::progress::CampaignProgress>,
+    view: &RecordView,
+) -> u64 {
+    let c = &view.counts;
+    let suppressed = progress.map_or(0, |p| {
+        p.get(cpo_shared::progress::MESSAGES_SUPPRESSED).max(0) as u64
+    });
+    c.assigned
+        .saturating_sub(c.sent + c.failed + c.in_flight)
+        .saturating_sub(suppressed)
+}
+
+/// The delivery part of `cpo status --json`: outcomes, top failure reasons,
+/// suppressed at the send, waiting, paused, and the unconfirmed claims.
+pub fn delivery_json(
+    progress: Option<&cpo_shared::progress::CampaignProgress>,
+    view: &RecordView,
+) -> serde_json::Value {
+    use cpo_shared::progress as p;
+    let counter = |field: &str| progress.map_or(0, |pr| pr.get(field).max(0) as u64);
+    let reasons: Vec<serde_json::Value> = view
+        .failure_reasons
+        .iter()
+        .map(|(reason, count)| serde_json::json!({"reason": reason, "count": count}))
+        .collect();
+    let unconfirmed: Vec<serde_json::Value> = view
+        .unconfirmed
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "message_id": s.message_id,
+                "sink": s.sink,
+                "state": s.state.as_str(),
+                "attempts": s.attempts,
+                "last_error": s.last_error,
+                "updated_at_ms": s.updated_at_ms,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "sent": view.counts.sent,
+        "failed": view.counts.failed,
+        "failure_reasons": reasons,
+        "suppressed_at_send": counter(p::MESSAGES_SUPPRESSED),
+        "in_flight": view.counts.in_flight,
+        "waiting": waiting_to_send(progress, view),
+        "paused_until": view.paused_until().map(|s| s.trim_start_matches("paused until ").to_string()),
+        "unconfirmed_count": counter(p::MESSAGES_UNCONFIRMED).max(view.unconfirmed.len() as u64),
+        "unconfirmed": unconfirmed,
+    })
+}
+
+/// The delivery lines of the human `cpo status` report.
+pub fn delivery_lines(
+    progress: Option<&cpo_shared::progress::CampaignProgress>,
+    view: &RecordView,
+) -> String {
+    use std::fmt::Write;
+    let json = delivery_json(progress, view);
+    let n = |key: &str| json[key].as_u64().unwrap_or(0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  sends          {} sent, {} failed, {} suppressed at send, {} in flight, {} waiting (queued or on the rate limit)",
+        n("sent"),
+        n("failed"),
+        n("suppressed_at_send"),
+        n("in_flight"),
+        n("waiting"),
+    );
+    if !view.failure_reasons.is_empty() {
+        let parts: Vec<String> = view
+            .failure_reasons
+            .iter()
+            .map(|(reason, count)| format!("{count} × {}", one_line(reason)))
+            .collect();
+        let _ = writeln!(out, "  failed         {}", parts.join("; "));
+    }
+    if let Some(until) = json["paused_until"].as_str() {
+        let _ = writeln!(
+            out,
+            "  paused         until {until} (the daily quota is spent; sending resumes then)"
+        );
+    }
+    let unconfirmed = n("unconfirmed_count");
+    if unconfirmed > 0 {
+        let _ = writeln!(
+            out,
+            "  unconfirmed    {unconfirmed} claims whose worker stopped mid-send (resolved by delivery.on_unconfirmed):"
+        );
+        for s in &view.unconfirmed {
+            let _ = writeln!(
+                out,
+                "    {} {} attempt {}: {}",
+                s.message_id,
+                s.state.as_str(),
+                s.attempts,
+                one_line(s.last_error.as_deref().unwrap_or(""))
+            );
+        }
+        if unconfirmed > view.unconfirmed.len() as u64 {
+            let _ = writeln!(
+                out,
+                "    ... (the {} most recent listed)",
+                view.unconfirmed.len()
+            );
+        }
+    }
+    out
+}
+
+/// A reason on one line: a server's multi-line reply is joined, control
+/// characters (hostile input from a provider) are dropped.
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;

@@ -139,6 +139,7 @@ pub fn status_json(
         "dead_letters_pending": progress.map_or(0, |p| p.dead_letters_pending()),
         "counters": progress.map(|p| p.counters.clone()).unwrap_or_default(),
         "record": record::record_json(view),
+        "delivery": record::delivery_json(progress, view),
     })
 }
 
@@ -175,6 +176,7 @@ fn render(
         }
     }
     out.push_str(&record::record_line(view));
+    out.push_str(&record::delivery_lines(progress, view));
     let Some(p) = progress else {
         let _ = writeln!(
             out,
@@ -280,6 +282,7 @@ mod tests {
                 sent,
                 ..CampaignCounts::default()
             },
+            ..RecordView::default()
         }
     }
 

@@ -319,6 +319,31 @@ pub trait Store: Send + Sync {
             self.backend()
         )))
     }
+    /// A campaign's failed sends grouped by `last_error` (cut to 200
+    /// characters), most frequent first, at most `limit` reasons.
+    async fn failure_reasons(
+        &self,
+        campaign_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        let _ = (campaign_id, limit);
+        Err(StoreError::Permanent(format!(
+            "{} store does not summarize failed sends",
+            self.backend()
+        )))
+    }
+    /// `unconfirmed_sends` of one campaign's messages, most recent first.
+    async fn campaign_unconfirmed(
+        &self,
+        campaign_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<SendRecord>> {
+        let _ = (campaign_id, limit);
+        Err(StoreError::Permanent(format!(
+            "{} store does not list unconfirmed sends",
+            self.backend()
+        )))
+    }
 
     /// Store an event unless its (provider, provider event id) is known; true if new.
     async fn record_event(&self, event: &EventRecord) -> StoreResult<bool>;

@@ -288,6 +288,22 @@ impl Store for PostgresStore {
         super::sends::pg_unconfirmed(&self.pool, limit).await
     }
 
+    async fn failure_reasons(
+        &self,
+        campaign_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        super::sends::pg_failure_reasons(&self.pool, campaign_id, limit).await
+    }
+
+    async fn campaign_unconfirmed(
+        &self,
+        campaign_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<SendRecord>> {
+        super::sends::pg_campaign_unconfirmed(&self.pool, campaign_id, limit).await
+    }
+
     async fn record_event(&self, e: &EventRecord) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO events (provider, provider_event_id, event_type, message_id, occurred_at, raw)

@@ -205,3 +205,88 @@ pub(crate) async fn sqlite_mark_sends(
     tx.commit().await.map_err(err("commit marks"))?;
     Ok(done)
 }
+
+/// A failure reason is cut to this many characters, so one long reply groups with its kin.
+const REASON_CHARS: i64 = 200;
+
+pub(crate) async fn pg_failure_reasons(
+    pool: &sqlx::PgPool,
+    campaign_id: &str,
+    limit: u32,
+) -> StoreResult<Vec<(String, u64)>> {
+    let rows = sqlx::query(
+        "SELECT left(coalesce(s.last_error, 'no reason recorded'), $3) AS reason, count(*) AS n
+         FROM sends s JOIN assignments a ON a.message_id = s.message_id
+         WHERE a.campaign_id = $1 AND s.state = 'failed'
+         GROUP BY 1 ORDER BY n DESC, reason LIMIT $2",
+    )
+    .bind(campaign_id)
+    .bind(i64::from(limit))
+    .bind(REASON_CHARS as i32)
+    .fetch_all(pool)
+    .await
+    .map_err(err("summarize failed sends"))?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("reason"), row.get::<i64, _>("n").max(0) as u64))
+        .collect())
+}
+
+pub(crate) async fn sqlite_failure_reasons(
+    pool: &sqlx::SqlitePool,
+    campaign_id: &str,
+    limit: u32,
+) -> StoreResult<Vec<(String, u64)>> {
+    let rows = sqlx::query(
+        "SELECT substr(coalesce(s.last_error, 'no reason recorded'), 1, ?3) AS reason, count(*) AS n
+         FROM sends s JOIN assignments a ON a.message_id = s.message_id
+         WHERE a.campaign_id = ?1 AND s.state = 'failed'
+         GROUP BY 1 ORDER BY n DESC, reason LIMIT ?2",
+    )
+    .bind(campaign_id)
+    .bind(i64::from(limit))
+    .bind(REASON_CHARS)
+    .fetch_all(pool)
+    .await
+    .map_err(err("summarize failed sends"))?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("reason"), row.get::<i64, _>("n").max(0) as u64))
+        .collect())
+}
+
+pub(crate) async fn pg_campaign_unconfirmed(
+    pool: &sqlx::PgPool,
+    campaign_id: &str,
+    limit: u32,
+) -> StoreResult<Vec<SendRecord>> {
+    let rows = sqlx::query(
+        "SELECT s.* FROM sends s JOIN assignments a ON a.message_id = s.message_id
+         WHERE a.campaign_id = $1 AND s.last_error LIKE 'unconfirmed%'
+         ORDER BY s.updated_at DESC, s.message_id LIMIT $2",
+    )
+    .bind(campaign_id)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(err("list the campaign's unconfirmed sends"))?;
+    rows.iter().map(|row| send_record!(row)).collect()
+}
+
+pub(crate) async fn sqlite_campaign_unconfirmed(
+    pool: &sqlx::SqlitePool,
+    campaign_id: &str,
+    limit: u32,
+) -> StoreResult<Vec<SendRecord>> {
+    let rows = sqlx::query(
+        "SELECT s.* FROM sends s JOIN assignments a ON a.message_id = s.message_id
+         WHERE a.campaign_id = ?1 AND s.last_error LIKE 'unconfirmed%'
+         ORDER BY s.updated_at DESC, s.message_id LIMIT ?2",
+    )
+    .bind(campaign_id)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(err("list the campaign's unconfirmed sends"))?;
+    rows.iter().map(|row| send_record!(row)).collect()
+}

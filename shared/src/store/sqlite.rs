@@ -304,6 +304,22 @@ impl Store for SqliteStore {
         super::sends::sqlite_unconfirmed(&self.pool, limit).await
     }
 
+    async fn failure_reasons(
+        &self,
+        campaign_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        super::sends::sqlite_failure_reasons(&self.pool, campaign_id, limit).await
+    }
+
+    async fn campaign_unconfirmed(
+        &self,
+        campaign_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<SendRecord>> {
+        super::sends::sqlite_campaign_unconfirmed(&self.pool, campaign_id, limit).await
+    }
+
     async fn claim_sends(
         &self,
         ids: &[String],

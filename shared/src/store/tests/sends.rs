@@ -75,3 +75,69 @@ async fn batched_claims_marks_lookups_and_the_unconfirmed_list() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn failure_reasons_and_unconfirmed_sends_per_campaign() {
+    on_both(|store| {
+        Box::pin(async move {
+            let mut rows: Vec<Assignment> = (0..6).map(assignment).collect();
+            let mut other = assignment(99);
+            other.campaign_id = "c2".into();
+            rows.push(other);
+            store.insert_assignments(&rows).await.unwrap();
+            let ids: Vec<String> = rows.iter().map(|a| a.message_id.clone()).collect();
+            store.claim_sends(&ids, "smtp", 1_000, 500).await.unwrap();
+            let failed = |error: &str| SendMark::Failed {
+                error: error.into(),
+            };
+            let unconfirmed = format!("{UNCONFIRMED_PREFIX}: worker stopped; skipped");
+            let marks = vec![
+                (ids[0].clone(), 1, failed("550 5.1.1 no such user")),
+                (ids[1].clone(), 1, failed("550 5.1.1 no such user")),
+                (ids[2].clone(), 1, failed("552 mailbox full")),
+                (ids[3].clone(), 1, failed(&unconfirmed)),
+                (
+                    ids[4].clone(),
+                    1,
+                    SendMark::Sent {
+                        provider_message_id: "p4".into(),
+                    },
+                ),
+                // another campaign's failures are not this one's
+                (ids[6].clone(), 1, failed("550 5.1.1 no such user")),
+            ];
+            store.mark_sends(&marks, 1_200).await.unwrap();
+            let reasons = store.failure_reasons("c1", 10).await.unwrap();
+            assert_eq!(
+                reasons,
+                vec![
+                    ("550 5.1.1 no such user".to_string(), 2),
+                    ("552 mailbox full".to_string(), 1),
+                    (unconfirmed.clone(), 1),
+                ]
+            );
+            assert_eq!(store.failure_reasons("c1", 1).await.unwrap().len(), 1);
+            assert!(store.failure_reasons("nope", 10).await.unwrap().is_empty());
+            // a long reply is cut, so the summary stays readable
+            let long = format!("550 {}", "x".repeat(500));
+            store
+                .mark_sends(&[(ids[5].clone(), 1, failed(&long))], 1_300)
+                .await
+                .unwrap();
+            let reasons = store.failure_reasons("c1", 10).await.unwrap();
+            assert!(reasons.iter().any(|(r, n)| r.len() == 200 && *n == 1));
+
+            let listed = store.campaign_unconfirmed("c1", 10).await.unwrap();
+            assert_eq!(listed.len(), 1);
+            assert_eq!(listed[0].message_id, ids[3]);
+            assert!(
+                store
+                    .campaign_unconfirmed("c2", 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        })
+    })
+    .await;
+}
