@@ -3,7 +3,7 @@ CARGO ?= cargo
 OUT ?= out/demo
 N ?= 1000000
 
-.PHONY: help demo fleet-demo test test-rules lint fmt schemas bench bench-data bench-safety clean
+.PHONY: help demo fleet-demo test test-rules lint fmt schemas bench bench-data bench-safety bench-smtp clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,6 +46,13 @@ HATECHECK ?= ../shared/benchmarks/hatecheck/test_suite_cases.csv
 
 bench-safety: ## Score the embedded screen on HateCheck per functionality; fails below the floors (HATECHECK=CSV)
 	$(CARGO) run --release --quiet -p cpo-safety --example hatecheck -- $(HATECHECK) --gate
+
+SMTP_MESSAGES ?= 20000
+SMTP_POOLS ?= 1 2 4 8
+
+bench-smtp: ## One SMTP sink (lettre, pooled) vs Postfix smtp-source into Postfix smtp-sink, 3 runs per pool size (needs Debian postfix)
+	$(CARGO) build --release --quiet -p cpo-delivery --example smtp_bench
+	deploy/bench-smtp.sh $(SMTP_MESSAGES) "$(SMTP_POOLS)" 3
 
 clean:
 	rm -rf out target/bench
