@@ -289,7 +289,11 @@ fn delivery_without_redis(tag: &str, customers: Option<u32>, cut_after: usize) {
             .iter()
             .filter_map(|m| m["message_id"].as_str())
             .collect();
-        assert_eq!(unique.len(), raw.len(), "a message was sent twice during the outage");
+        assert_eq!(
+            unique.len(),
+            raw.len(),
+            "a message was sent twice during the outage"
+        );
         fleet.assert_running();
         std::thread::sleep(Duration::from_millis(200));
     }

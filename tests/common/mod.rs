@@ -81,7 +81,10 @@ pub fn env(prefix: &str, work: &Path) -> Vec<(String, String)> {
         // A killed delivery worker's claims resolve after their lease: 20 s here
         // (600 s by default), so the kill tests finish in minutes, not ten.
         ("CPO__DELIVERY__LEASE_SECONDS".to_string(), "20".to_string()),
-        ("CPO__DELIVERY__RETRY__HOLD_MS".to_string(), "5000".to_string()),
+        (
+            "CPO__DELIVERY__RETRY__HOLD_MS".to_string(),
+            "5000".to_string(),
+        ),
     ];
     if let Ok(url) = std::env::var("CPO_TEST_AMQP_URL") {
         vars.push(("CPO__AMQP__URL".into(), url));
