@@ -305,7 +305,6 @@ fn delivery_without_redis(tag: &str, customers: Option<u32>, cut_after: usize) {
         secs(cut)
     );
 
-    let accepted = proxy.accepted();
     proxy.on();
     fleet.finish_collect(collect);
     let (summary, outbox) = check_collected(&out, total);
@@ -314,10 +313,6 @@ fn delivery_without_redis(tag: &str, customers: Option<u32>, cut_after: usize) {
     let raw = common::jsonl(&fleet.outbox());
     assert_eq!(raw.len(), assigned, "the fleet's outbox has extra lines");
     assert_eq!(outbox.len(), assigned);
-    assert!(
-        proxy.accepted() > accepted,
-        "delivery did not reconnect through the proxy"
-    );
     let letters = letters_of(&fleet, "delivery");
     assert!(letters.is_empty(), "delivery dead-lettered: {letters:#?}");
     fleet.assert_running();
